@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny random images and a cached random-weight extractor (offline)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+from tfstyle import StyleConfig
+
+WEIGHTS_ENV = "TFSTYLE_TEST_WEIGHTS"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def content_image(rng):
+    """A 40x56 smooth-ish RGB image (a gradient plus noise), float32 in [0, 1]."""
+    y, x = np.mgrid[0:40, 0:56] / 56.0
+    base = np.stack([x, y, 1 - x], axis=-1)
+    return np.clip(base + 0.1 * rng.standard_normal(base.shape), 0, 1).astype(np.float32)
+
+
+@pytest.fixture
+def style_image(rng):
+    """A 48x48 striped RGB image, float32 in [0, 1]."""
+    stripes = (np.sin(np.arange(48) / 2.0)[None, :, None] + 1) / 2
+    colours = np.array([0.9, 0.4, 0.1])[None, None, :]
+    return (stripes * colours + 0.05 * rng.uniform(size=(48, 48, 3))).astype(np.float32)
+
+
+@pytest.fixture
+def tiny_config():
+    """Random weights, 48 px, few steps: fast enough for 2 CPU cores."""
+    return StyleConfig(weights=None, max_size=48, iterations=6, steps_per_call=3)
+
+
+@pytest.fixture(scope="session")
+def real_weights():
+    path = os.environ.get(WEIGHTS_ENV)
+    if not path or not os.path.isfile(path):
+        pytest.skip(f"set {WEIGHTS_ENV} to a VGG16 include_top=False weights file")
+    return path

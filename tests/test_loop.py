@@ -1,0 +1,199 @@
+"""stylize(): convergence per optimizer, determinism, callbacks, inits, scales, colours, errors."""
+
+import numpy as np
+import pytest
+
+from tfstyle import ConfigError, NonFiniteLossError, stylize
+from tfstyle import preprocessing as pp
+from tfstyle.loop import scale_sizes
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "learning_rate"), [("sgd", None), ("adam", None), ("lbfgs", None)]
+)
+def test_loss_falls_for_each_optimizer(
+    content_image, style_image, tiny_config, optimizer, learning_rate
+):
+    config = tiny_config.replace(optimizer=optimizer, iterations=8, init="noise")
+    result = stylize(content_image, style_image, config=config)
+    total = result.history["total"]
+    assert len(total) == 8
+    assert total[-1] < 0.7 * total[0]
+    assert result.image.shape == (40, 56, 3)
+    assert result.image.dtype == np.float32
+    assert result.image.min() >= 0.0 and result.image.max() <= 1.0
+
+
+def test_lbfgs_counts_evaluations(content_image, style_image, tiny_config):
+    result = stylize(
+        content_image, style_image, config=tiny_config.replace(optimizer="lbfgs", iterations=5)
+    )
+    assert result.evaluations >= len(result.history["total"]) >= 1
+
+
+def test_same_seed_same_result_on_cpu(content_image, style_image, tiny_config):
+    config = tiny_config.replace(init="noise", seed=7, iterations=4)
+    first = stylize(content_image, style_image, config=config).image
+    second = stylize(content_image, style_image, config=config).image
+    np.testing.assert_array_equal(first, second)
+    other = stylize(content_image, style_image, config=config.replace(seed=8)).image
+    assert np.abs(first - other).mean() > 1e-3
+
+
+def test_callbacks_get_one_record_per_step(content_image, style_image, tiny_config):
+    records = []
+    stylize(
+        content_image,
+        style_image,
+        config=tiny_config.replace(iterations=7),
+        callbacks=[records.append],
+    )
+    assert [r.step for r in records] == list(range(1, 8))
+    assert all(r.total_steps == 7 for r in records)
+    # steps_per_call=3: images come with steps 3, 6 and the last one, 7.
+    assert [r.step for r in records if r.image is not None] == [3, 6, 7]
+    assert records[-1].is_last and records[-1].image.shape == (40, 56, 3)
+    assert set(records[0].losses) == {"content", "style", "tv", "total"}
+
+
+def test_content_init_starts_with_zero_content_loss(content_image, style_image, tiny_config):
+    result = stylize(content_image, style_image, config=tiny_config.replace(iterations=2))
+    assert result.history["content"][0] == pytest.approx(0.0, abs=1e-6)
+    noise = stylize(
+        content_image, style_image, config=tiny_config.replace(iterations=2, init="noise")
+    )
+    assert noise.history["content"][0] > 0.05
+
+
+def test_init_image_and_noise_ratio(content_image, style_image, tiny_config):
+    from tfstyle.loop import initial_image
+
+    grey = np.full_like(content_image, 0.5)
+    config = tiny_config.replace(init="image", init_noise_ratio=0.0)
+    np.testing.assert_allclose(initial_image(config, content_image, [style_image], grey), 0.5)
+    mixed = initial_image(config.replace(init_noise_ratio=0.5), content_image, [style_image], grey)
+    assert 0.05 < np.abs(mixed - 0.5).mean() < 0.2
+    with pytest.raises(ConfigError, match="needs an init_image"):
+        stylize(content_image, style_image, config=config)
+
+
+def test_style_and_blurred_noise_inits(content_image, style_image, tiny_config):
+    from tfstyle.loop import initial_image
+
+    style_init = initial_image(tiny_config.replace(init="style"), content_image, [style_image])
+    np.testing.assert_allclose(style_init, pp.resize(style_image, 40, 56))
+    blurred = initial_image(tiny_config.replace(init="blurred_noise"), content_image, [style_image])
+    noise = initial_image(tiny_config.replace(init="noise"), content_image, [style_image])
+    # Blurring removes high frequencies: neighbouring pixels are much closer.
+    assert np.abs(np.diff(blurred, axis=1)).mean() < 0.3 * np.abs(np.diff(noise, axis=1)).mean()
+
+
+def test_texture_synthesis_and_reconstruction(content_image, style_image, tiny_config):
+    texture = stylize(
+        content_image,
+        style_image,
+        config=tiny_config.replace(content_weight=0.0, init="noise", iterations=8),
+    )
+    assert texture.history["style"][-1] < 0.7 * texture.history["style"][0]
+    reconstruction = stylize(
+        content_image,
+        style_image,
+        config=tiny_config.replace(style_weight=0.0, init="noise", iterations=8, optimizer="adam"),
+    )
+    assert reconstruction.history["content"][-1] < 0.9 * reconstruction.history["content"][0]
+
+
+def test_multi_scale_sizes_and_history(content_image, style_image, tiny_config):
+    assert scale_sizes((400, 600), max_size=512, scales=3) == [(85, 128), (171, 256), (341, 512)]
+    assert scale_sizes((40, 56), max_size=512, scales=1) == [(40, 56)]
+    config = tiny_config.replace(scales=2, iterations=3, max_size=56, steps_per_call=3)
+    records = []
+    result = stylize(content_image, style_image, config=config, callbacks=[records.append])
+    assert len(result.history["total"]) == 6
+    assert [r.size for r in records] == [(20, 28)] * 3 + [(40, 56)] * 3
+    assert result.image.shape == (40, 56, 3)
+
+
+def test_too_small_image_names_the_minimum(style_image, tiny_config):
+    tiny = np.zeros((8, 30, 3), np.float32)
+    with pytest.raises(ConfigError, match="needs at least 16 px"):
+        stylize(tiny, style_image, config=tiny_config)
+
+
+def test_blend_weights_select_styles(content_image, style_image, tiny_config):
+    other = np.ascontiguousarray(style_image[::-1, ::-1, ::-1])
+    config = tiny_config.replace(iterations=3)
+    only_first = stylize(
+        content_image, [style_image, other], config=config.replace(style_blend_weights=(1.0, 0.0))
+    ).image
+    single = stylize(content_image, style_image, config=config).image
+    np.testing.assert_allclose(only_first, single, atol=1e-5)
+    blended = stylize(content_image, [style_image, other], config=config).image
+    assert np.abs(blended - single).mean() > 1e-4
+    with pytest.raises(ConfigError, match="2 values for 1 style image"):
+        stylize(content_image, style_image, config=config.replace(style_blend_weights=(1, 2)))
+
+
+def test_style_scale_changes_result(content_image, style_image, tiny_config):
+    config = tiny_config.replace(iterations=3, init="noise")
+    base = stylize(content_image, style_image, config=config).image
+    scaled = stylize(content_image, style_image, config=config.replace(style_scale=2.0)).image
+    assert np.abs(base - scaled).mean() > 1e-4
+
+
+def test_luminance_preservation_keeps_content_chroma(content_image, style_image, tiny_config):
+    config = tiny_config.replace(preserve_colors="luminance", iterations=4, optimizer="adam")
+    result = stylize(content_image, style_image, config=config)
+    out_uv = pp.rgb_to_yuv(result.image)[..., 1:]
+    content_uv = pp.rgb_to_yuv(content_image)[..., 1:]
+    # Clipping to [0, 1] after recombining is the only source of chroma change.
+    assert np.abs(out_uv - content_uv).mean() < 0.02
+    plain = stylize(content_image, style_image, config=config.replace(preserve_colors="none"))
+    assert (
+        np.abs(pp.rgb_to_yuv(plain.image)[..., 1:] - content_uv).mean()
+        > np.abs(out_uv - content_uv).mean()
+    )
+
+
+def test_histogram_preservation_matches_style_colours_to_content(content_image, style_image):
+    matched = pp.match_color(style_image, content_image)
+    content = content_image.reshape(-1, 3)
+    np.testing.assert_allclose(matched.reshape(-1, 3).mean(0), content.mean(0), atol=0.03)
+    np.testing.assert_allclose(
+        np.cov(matched.reshape(-1, 3), rowvar=False), np.cov(content, rowvar=False), atol=0.01
+    )
+
+
+@pytest.mark.parametrize("average", ["ema", "best"])
+def test_averaging(content_image, style_image, tiny_config, average):
+    config = tiny_config.replace(iterations=6, init="noise", optimizer="adam")
+    plain = stylize(content_image, style_image, config=config).image
+    averaged = stylize(content_image, style_image, config=config.replace(average=average)).image
+    assert np.abs(plain - averaged).mean() > 1e-5
+    if average == "ema":
+        # The moving average of noisy iterates is smoother than the last iterate.
+        assert np.abs(np.diff(averaged, axis=1)).mean() < np.abs(np.diff(plain, axis=1)).mean()
+
+
+def test_non_finite_loss_stops_with_last_good_image(content_image, style_image, tiny_config):
+    config = tiny_config.replace(learning_rate=1e30, schedule="constant", iterations=6)
+    pattern = r"non-finite at step .*smaller learning rate"
+    with pytest.raises(NonFiniteLossError, match=pattern) as e:
+        stylize(content_image, style_image, config=config)
+    assert e.value.image is not None and np.all(np.isfinite(e.value.image))
+
+
+def test_does_not_mutate_inputs(content_image, style_image, tiny_config):
+    content_copy, style_copy = content_image.copy(), style_image.copy()
+    stylize(content_image, style_image, config=tiny_config.replace(iterations=2))
+    np.testing.assert_array_equal(content_image, content_copy)
+    np.testing.assert_array_equal(style_image, style_copy)
+
+
+def test_uint8_inputs_accepted(content_image, style_image, tiny_config):
+    result = stylize(
+        (content_image * 255).astype(np.uint8),
+        (style_image * 255).astype(np.uint8),
+        config=tiny_config.replace(iterations=2),
+    )
+    assert result.image.shape == (40, 56, 3)

@@ -1,0 +1,30 @@
+"""tfstyle: neural style transfer (Gatys et al.) for TensorFlow and Keras 3."""
+
+from tfstyle.config import StyleConfig
+from tfstyle.errors import (
+    ConfigError,
+    ImageError,
+    NonFiniteLossError,
+    OutputError,
+    TfstyleError,
+    WeightsError,
+)
+from tfstyle.features import build_feature_extractor
+from tfstyle.loop import StyleResult, stylize
+from tfstyle.progress import Progress
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "ImageError",
+    "NonFiniteLossError",
+    "OutputError",
+    "Progress",
+    "StyleConfig",
+    "StyleResult",
+    "TfstyleError",
+    "WeightsError",
+    "build_feature_extractor",
+    "stylize",
+]

@@ -1,0 +1,211 @@
+"""Every setting of a stylization, its default and its validation, in one frozen dataclass.
+
+The CLI maps flags onto `StyleConfig`, the library reads only `StyleConfig`: a default lives here
+and nowhere else. `DEFAULTS` is an instance holding them, for keyword defaults of lower-level
+functions.
+"""
+
+import dataclasses
+import math
+
+from tfstyle.errors import ConfigError
+
+NETWORKS = ("vgg19", "vgg16")
+POOLINGS = ("max", "avg")
+OPTIMIZERS = ("sgd", "adam", "lbfgs")
+SCHEDULES = (
+    "constant",
+    "exponential",
+    "piecewise",
+    "polynomial",
+    "cosine",
+    "cosine_restarts",
+    "one_cycle",
+)
+INITS = ("content", "noise", "blurred_noise", "style", "image")
+COLOR_MODES = ("none", "luminance", "histogram")
+LAYER_WEIGHT_PRESETS = ("equal", "decreasing")
+AVERAGING = ("none", "ema", "best")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+# Learning rates for images in [0, 1] with the gradient scaled as `step.py` describes.
+DEFAULT_LEARNING_RATES = {"sgd": 0.5, "adam": 0.02, "lbfgs": 1.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleConfig:
+    """Settings of one stylization. All fields are keyword arguments with validated defaults.
+
+    Network and layers:
+        network: "vgg19" or "vgg16".
+        weights: "imagenet", None (random, for tests), or a path to a local weights file.
+        pooling: "max" or "avg".
+        content_layers, style_layers: VGG conv layer names (their ReLU outputs).
+        style_layer_weights: "equal", "decreasing" (1/1, 1/2, 1/4... by depth, as crowsonkb's
+            style-transfer-pytorch weights shallow layers more) or one weight per style layer.
+    Loss weights (see `losses.py` for the normalisation that makes them size-independent):
+        content_weight, style_weight, tv_weight.
+    Images:
+        max_size: longest side of the output in pixels.
+        style_scale: style image's longest side relative to the output's.
+        style_blend_weights: one weight per style image (None: equal).
+        preserve_colors: "none", "luminance" (transfer luminance only, keep the content's
+            chroma) or "histogram" (match the style's colours to the content's first).
+    Optimisation:
+        iterations: steps per scale (L-BFGS: iterations).
+        optimizer: "sgd" (with `schedule`, default "exponential" as in the Keras example),
+            "adam" or "lbfgs" (scipy L-BFGS-B with pixel bounds).
+        learning_rate: None for the optimizer's default (`DEFAULT_LEARNING_RATES`).
+        schedule: learning-rate schedule for SGD and Adam.
+        scales: number of sizes, coarse to fine, ending at max_size (1: single scale).
+        init: "content", "noise", "blurred_noise", "style", or "image" (pass init_image).
+        init_noise_ratio: fraction of noise mixed into the initial image.
+        average: "none", "ema" (exponential moving average of the image as output) or
+            "best" (the image with the lowest total loss).
+        seed: seeds the noise; runs are deterministic for a seed on the CPU.
+        precision: Keras dtype policy for the network.
+        steps_per_call: optimisation steps in one compiled call (callbacks see every step).
+    """
+
+    network: str = "vgg19"
+    weights: str | None = "imagenet"
+    pooling: str = "max"
+    content_layers: tuple[str, ...] = ("block4_conv2",)
+    style_layers: tuple[str, ...] = (
+        "block1_conv1",
+        "block2_conv1",
+        "block3_conv1",
+        "block4_conv1",
+        "block5_conv1",
+    )
+    style_layer_weights: str | tuple[float, ...] = "equal"
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 1.0
+    max_size: int = 512
+    style_scale: float = 1.0
+    style_blend_weights: tuple[float, ...] | None = None
+    preserve_colors: str = "none"
+    iterations: int = 300
+    optimizer: str = "sgd"
+    learning_rate: float | None = None
+    schedule: str = "exponential"
+    scales: int = 1
+    init: str = "content"
+    init_noise_ratio: float = 0.0
+    average: str = "none"
+    ema_decay: float = 0.9
+    seed: int = 0
+    precision: str = "float32"
+    steps_per_call: int = 10
+
+    def __post_init__(self):
+        for name, allowed in (
+            ("network", NETWORKS),
+            ("pooling", POOLINGS),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("init", INITS),
+            ("preserve_colors", COLOR_MODES),
+            ("average", AVERAGING),
+            ("precision", PRECISIONS),
+        ):
+            _check_choice(name, getattr(self, name), allowed)
+        for name in ("content_layers", "style_layers"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not self.content_layers and not self.style_layers:
+            raise ConfigError("at least one content or style layer is needed")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _check_number(name, getattr(self, name), low=0.0)
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise ConfigError("content_weight and style_weight are both 0: nothing to optimise")
+        for name in ("max_size", "iterations", "scales", "steps_per_call"):
+            _check_int(name, getattr(self, name), low=1)
+        _check_number("style_scale", self.style_scale, low=0.0, low_open=True, high=10.0)
+        _check_number("init_noise_ratio", self.init_noise_ratio, low=0.0, high=1.0)
+        _check_number("ema_decay", self.ema_decay, low=0.0, high=1.0, high_open=True)
+        if self.learning_rate is not None:
+            _check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        _check_int("seed", self.seed, low=0)
+        self._check_layer_weights()
+        if self.style_blend_weights is not None:
+            weights = tuple(float(w) for w in self.style_blend_weights)
+            for w in weights:
+                _check_number("style_blend_weights", w, low=0.0)
+            if not any(weights):
+                raise ConfigError("style_blend_weights must not all be 0")
+            object.__setattr__(self, "style_blend_weights", weights)
+
+    def _check_layer_weights(self):
+        weights = self.style_layer_weights
+        if isinstance(weights, str):
+            _check_choice("style_layer_weights", weights, LAYER_WEIGHT_PRESETS)
+            return
+        weights = tuple(float(w) for w in weights)
+        if len(weights) != len(self.style_layers):
+            raise ConfigError(
+                f"style_layer_weights has {len(weights)} values but there are "
+                f"{len(self.style_layers)} style layers; give one weight per layer"
+            )
+        for w in weights:
+            _check_number("style_layer_weights", w, low=0.0)
+        if self.style_layers and not any(weights):
+            raise ConfigError("style_layer_weights must not all be 0")
+        object.__setattr__(self, "style_layer_weights", weights)
+
+    @property
+    def lr(self):
+        """The learning rate in force: `learning_rate`, or the optimizer's default."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return DEFAULT_LEARNING_RATES[self.optimizer]
+
+    def style_layer_weight_map(self):
+        """`{style layer: weight}` with presets expanded (normalised later, in the loss)."""
+        if self.style_layer_weights == "equal":
+            weights = [1.0] * len(self.style_layers)
+        elif self.style_layer_weights == "decreasing":
+            weights = [2.0**-i for i in range(len(self.style_layers))]
+        else:
+            weights = list(self.style_layer_weights)
+        return dict(zip(self.style_layers, weights, strict=True))
+
+    def replace(self, **changes):
+        """A copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """Plain-JSON dict of every setting."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _check_number(name, value, *, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number; got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        bounds = (
+            f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
+        )
+        raise ConfigError(f"{name} must be in {bounds}; got {value!r}")
+
+
+def _check_int(name, value, *, low):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer; got {value!r}")
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}; got {value}")
+
+
+DEFAULTS = StyleConfig()

@@ -1,0 +1,162 @@
+"""VGG feature extractors: RGB images in [0, 1] in, a dict of named activations out.
+
+`build_feature_extractor` returns a frozen functional `keras.Model` whose output is
+`{layer_name: activation}` for exactly the requested layers. It stops at the deepest requested
+layer, so the unused tail of VGG is never computed. Caffe preprocessing (RGB to BGR, ImageNet mean
+subtracted, 0-255 scale) runs inside the model, so callers never preprocess and input arrays are
+never mutated (Keras' own `preprocess_input` edits float NumPy arrays in place).
+"""
+
+import functools
+import os
+
+import keras
+from keras import ops
+
+from tfstyle.config import DEFAULTS
+from tfstyle.errors import ConfigError, WeightsError
+
+# Caffe-trained VGG expects BGR pixels in 0..255 minus this per-channel mean (BGR order).
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+
+_APPLICATIONS = {"vgg16": "VGG16", "vgg19": "VGG19"}
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class CaffePreprocess(keras.layers.Layer):
+    """RGB in [0, 1] to caffe input: scale to 0..255, reverse to BGR, subtract the ImageNet mean."""
+
+    def call(self, inputs):
+        bgr = ops.flip(inputs * 255.0, axis=-1)
+        mean = ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=bgr.dtype)
+        return bgr - mean
+
+
+def layer_names(network):
+    """Return the conv layer names of `network` ("vgg16" or "vgg19") in forward order."""
+    _check_network(network)
+    counts = (2, 2, 3, 3, 3) if network == "vgg16" else (2, 2, 4, 4, 4)
+    return tuple(
+        f"block{block}_conv{i}" for block, n in enumerate(counts, start=1) for i in range(1, n + 1)
+    )
+
+
+def min_input_size(network, layers):
+    """Smallest image side (pixels) for which every layer in `layers` has at least 1x1 output."""
+    names = layer_names(network)
+    _check_layers(network, names, layers)
+    deepest_block = max(int(name[5]) for name in layers)
+    return 2 ** (deepest_block - 1)
+
+
+def build_feature_extractor(
+    *,
+    layers,
+    network=DEFAULTS.network,
+    weights=DEFAULTS.weights,
+    pooling=DEFAULTS.pooling,
+    dtype=None,
+):
+    """Build a frozen dict-output VGG feature extractor.
+
+    Args:
+        layers: conv layer names to return, e.g. `("block1_conv1", "block4_conv2")`.
+        network: `"vgg19"` (default) or `"vgg16"`.
+        weights: `"imagenet"` (downloaded once by Keras and cached under `~/.keras/models`),
+            `None` (random initialisation, for tests), or a path to a local `include_top=False`
+            weights file of the same network.
+        pooling: `"max"` (as trained) or `"avg"` (Gatys et al. found average pooling gives
+            slightly smoother results).
+        dtype: optional Keras dtype policy name (e.g. `"mixed_bfloat16"`) for the conv layers.
+
+    Returns:
+        A `keras.Model` mapping a `[batch, height, width, 3]` RGB batch in [0, 1] to
+        `{name: activation}`.
+
+    Example:
+        >>> extractor = build_feature_extractor(layers=("block1_conv1",), weights=None)
+        >>> extractor(np.zeros((1, 32, 32, 3)))["block1_conv1"].shape
+        TensorShape([1, 32, 32, 64])
+    """
+    layers = tuple(dict.fromkeys(layers))
+    names = layer_names(network)
+    _check_layers(network, names, layers)
+    if pooling not in ("max", "avg"):
+        raise ConfigError(f"pooling must be 'max' or 'avg', got {pooling!r}")
+    return _build_cached(layers, network, _normalise_weights(weights), pooling, dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _build_cached(layers, network, weights, pooling, dtype):
+    # Building VGG and loading ~80 MB of weights takes seconds; stylize() and the tests call this
+    # repeatedly with the same arguments, and the model is frozen, so sharing it is safe.
+    base = _load_base(network, weights)
+    deepest = max(layer_names(network).index(name) for name in layers)
+    wanted = layer_names(network)[: deepest + 1]
+    inputs = keras.Input(shape=(None, None, 3), name="rgb")
+    x = CaffePreprocess(name="caffe_preprocess")(inputs)
+    outputs = {}
+    for layer in base.layers[1:]:
+        if isinstance(layer, keras.layers.MaxPooling2D):
+            pool = keras.layers.AveragePooling2D if pooling == "avg" else keras.layers.MaxPooling2D
+            x = pool(2, strides=2, name=layer.name, dtype=dtype)(x)
+            continue
+        conv = keras.layers.Conv2D.from_config({**layer.get_config(), "dtype": dtype or "float32"})
+        x = conv(x)
+        conv.set_weights(layer.get_weights())
+        if conv.name in layers:
+            outputs[conv.name] = x
+        if conv.name == wanted[-1]:
+            break
+    model = keras.Model(
+        inputs, {name: outputs[name] for name in layers}, name=f"{network}_features"
+    )
+    model.trainable = False
+    return model
+
+
+def _normalise_weights(weights):
+    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    return os.path.abspath(os.path.expanduser(os.fspath(weights)))
+
+
+def _load_base(network, weights):
+    factory = getattr(keras.applications, _APPLICATIONS[network])
+    if weights is not None and weights != "imagenet" and not os.path.isfile(weights):
+        raise WeightsError(f"weights file not found: {weights}")
+    try:
+        return factory(include_top=False, weights=weights, input_shape=(None, None, 3))
+    except Exception as exc:  # download and h5 failures come in many types
+        raise WeightsError(_weights_message(network, weights, exc)) from exc
+
+
+def _weights_message(network, weights, exc):
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if weights == "imagenet":
+        return (
+            f"could not get the ImageNet {network.upper()} weights ({reason}); download them on a "
+            f"machine with internet into ~/.keras/models, or pass a local include_top=False "
+            f"weights file with --weights PATH (weights=PATH in Python)"
+        )
+    return (
+        f"could not load {network.upper()} weights from {weights} ({reason}); the file must be "
+        f"a Keras include_top=False weights file for {network} (name ending in .weights.h5 or .h5)"
+    )
+
+
+def _check_network(network):
+    if network not in _APPLICATIONS:
+        raise ConfigError(f"network must be one of {sorted(_APPLICATIONS)}, got {network!r}")
+
+
+def _check_layers(network, names, layers):
+    if not layers:
+        raise ConfigError("at least one layer is needed")
+    unknown = [name for name in layers if name not in names]
+    if unknown:
+        raise ConfigError(
+            f"unknown {network} layer(s) {', '.join(unknown)}; valid: {', '.join(names)}"
+        )

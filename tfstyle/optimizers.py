@@ -1,0 +1,96 @@
+"""Keras optimizers and learning-rate schedules for image optimisation.
+
+`make_optimizer` builds SGD or Adam with one of the `config.SCHEDULES`; L-BFGS is not a Keras
+optimizer and lives in `lbfgs.py`.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from tfstyle.config import DEFAULTS
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """Smith's one-cycle policy as fastai runs it: cosine warm-up from `max_lr / div_factor` to
+    `max_lr` over `pct_start` of the steps, then cosine annealing to `max_lr / final_div_factor`.
+    """
+
+    def __init__(self, max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div=1e4):
+        self.max_lr = float(max_lr)
+        self.total_steps = int(total_steps)
+        self.pct_start = float(pct_start)
+        self.div_factor = float(div_factor)
+        self.final_div = float(final_div)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warm = max(1.0, self.pct_start * self.total_steps)
+        cool = max(1.0, self.total_steps - warm)
+        start, end = self.max_lr / self.div_factor, self.max_lr / self.final_div
+        up = ops.clip(step / warm, 0.0, 1.0)
+        down = ops.clip((step - warm) / cool, 0.0, 1.0)
+        rising = start + (self.max_lr - start) * (1 - ops.cos(math.pi * up)) / 2
+        falling = end + (self.max_lr - end) * (1 + ops.cos(math.pi * down)) / 2
+        return ops.where(step < warm, rising, falling)
+
+    def get_config(self):
+        return {
+            "max_lr": self.max_lr,
+            "total_steps": self.total_steps,
+            "pct_start": self.pct_start,
+            "div_factor": self.div_factor,
+            "final_div": self.final_div,
+        }
+
+
+def make_schedule(name, learning_rate, total_steps):
+    """A Keras `LearningRateSchedule` (or a float for "constant") over `total_steps` steps."""
+    schedules = keras.optimizers.schedules
+    total_steps = max(1, int(total_steps))
+    if name == "constant":
+        return float(learning_rate)
+    if name == "exponential":
+        # The Keras example's schedule: x0.96 every 100 steps.
+        return schedules.ExponentialDecay(learning_rate, decay_steps=100, decay_rate=0.96)
+    if name == "piecewise":
+        bounds = [max(1, total_steps // 2), max(2, (3 * total_steps) // 4)]
+        return schedules.PiecewiseConstantDecay(
+            bounds, [learning_rate, learning_rate / 3, learning_rate / 10]
+        )
+    if name == "polynomial":
+        return schedules.PolynomialDecay(
+            learning_rate, total_steps, end_learning_rate=learning_rate / 100, power=1.0
+        )
+    if name == "cosine":
+        return schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
+    if name == "cosine_restarts":
+        return schedules.CosineDecayRestarts(
+            learning_rate, max(1, total_steps // 4), t_mul=1.0, m_mul=0.7, alpha=0.01
+        )
+    if name == "one_cycle":
+        return OneCycle(learning_rate, total_steps)
+    raise ValueError(f"unknown schedule {name!r}")
+
+
+def make_optimizer(
+    *,
+    name=DEFAULTS.optimizer,
+    learning_rate=DEFAULTS.lr,
+    schedule=DEFAULTS.schedule,
+    total_steps=DEFAULTS.iterations,
+):
+    """A fresh Keras optimizer ("sgd" or "adam") with its learning-rate schedule.
+
+    Adam uses beta_1=0.99 and epsilon=0.1, the TensorFlow style-transfer tutorial's settings:
+    the large epsilon damps the first steps, where Adam's normalised update is otherwise as large
+    for a pixel with a tiny gradient as for one with a large one.
+    """
+    rate = make_schedule(schedule, learning_rate, total_steps)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=rate, beta_1=0.99, epsilon=0.1)
+    raise ValueError(f"make_optimizer handles 'sgd' and 'adam', not {name!r}")

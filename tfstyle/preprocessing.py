@@ -1,0 +1,136 @@
+"""Array-to-array image operations on the host: sizes, colour spaces, initial images.
+
+Everything here takes and returns float32 NumPy images `[H, W, 3]` in [0, 1] and never mutates
+its input. (The caffe preprocessing the network needs runs inside the feature extractor.)
+"""
+
+import numpy as np
+from PIL import Image
+
+from tfstyle.errors import ImageError
+
+# ITU-R BT.601 RGB -> YUV (the YIQ-like space Gatys et al. 2016 use for luminance-only transfer).
+_RGB_TO_YUV = np.array(
+    [[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]],
+    dtype=np.float64,
+)
+_YUV_TO_RGB = np.linalg.inv(_RGB_TO_YUV)
+
+
+def as_float_image(image):
+    """Copy of `image` as float32 `[H, W, 3]` in [0, 1]; accepts uint8, `[1, H, W, 3]`, tensors."""
+    array = np.asarray(image)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ImageError(f"an image must be an [H, W, 3] RGB array; got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ImageError(f"an image must be uint8 or float in [0, 1]; got dtype {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        raise ImageError("the image array contains NaN or infinite values")
+    return np.clip(array, 0.0, 1.0).astype(np.float32)
+
+
+def resize(image, height, width):
+    """Resize to `height` x `width` with Lanczos filtering, channel by channel in float."""
+    image = as_float_image(image)
+    if image.shape[:2] == (height, width):
+        return image.copy()
+    channels = [
+        np.asarray(
+            Image.fromarray(image[..., c], mode="F").resize(
+                (width, height), Image.Resampling.LANCZOS
+            )
+        )
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def scaled_shape(shape, longest):
+    """(height, width) with the longer side equal to `longest`, aspect ratio kept."""
+    height, width = shape[:2]
+    scale = longest / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def fit_to_max_size(image, max_size):
+    """Downscale so the longer side is at most `max_size` (never upscales)."""
+    image = as_float_image(image)
+    if max(image.shape[:2]) <= max_size:
+        return image
+    return resize(image, *scaled_shape(image.shape, max_size))
+
+
+def scale_style(style, content_shape, style_scale=1.0):
+    """Resize a style image so its longer side is `style_scale` times the content's longer side.
+
+    Unlike the Keras example, which squashes the style image to the content's height and width,
+    the style's own aspect ratio is kept: Gram matrices do not need matching shapes.
+    """
+    longest = max(16, round(style_scale * max(content_shape[:2])))
+    return resize(style, *scaled_shape(np.shape(style), longest))
+
+
+def rgb_to_yuv(image):
+    """RGB in [0, 1] to YUV (BT.601): Y in [0, 1], U and V centred on 0."""
+    return (np.asarray(image, np.float64) @ _RGB_TO_YUV.T).astype(np.float32)
+
+
+def yuv_to_rgb(image):
+    """Inverse of `rgb_to_yuv`, clipped to [0, 1]."""
+    return np.clip(np.asarray(image, np.float64) @ _YUV_TO_RGB.T, 0.0, 1.0).astype(np.float32)
+
+
+def luminance_transfer(stylized, content):
+    """Keep the luminance of `stylized` and the chroma (U, V) of `content`.
+
+    Gatys et al. (2016) "Preserving Color in Neural Artistic Style Transfer", luminance-only
+    transfer: the output's colours are the content photo's. `content` is resized to match.
+    """
+    stylized = as_float_image(stylized)
+    content = resize(content, *stylized.shape[:2])
+    yuv = rgb_to_yuv(content)
+    yuv[..., 0] = rgb_to_yuv(stylized)[..., 0]
+    return yuv_to_rgb(yuv)
+
+
+def match_color(source, reference, *, eps=1e-5):
+    """Linear colour transfer: give `source` the mean and covariance of `reference`'s pixels.
+
+    Gatys et al. (2016), colour histogram matching, with the symmetric matrix square root
+    (the "Image Analogies" variant they found best) rather than the Cholesky factor.
+    """
+    source = as_float_image(source)
+    src = source.reshape(-1, 3).astype(np.float64)
+    ref = as_float_image(reference).reshape(-1, 3).astype(np.float64)
+    src_mean, ref_mean = src.mean(0), ref.mean(0)
+    src_cov = np.cov(src, rowvar=False) + eps * np.eye(3)
+    ref_cov = np.cov(ref, rowvar=False) + eps * np.eye(3)
+    transform = _sqrtm(ref_cov) @ np.linalg.inv(_sqrtm(src_cov))
+    out = (src - src_mean) @ transform.T + ref_mean
+    return np.clip(out, 0.0, 1.0).reshape(source.shape).astype(np.float32)
+
+
+def _sqrtm(matrix):
+    values, vectors = np.linalg.eigh(matrix)
+    return vectors @ np.diag(np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def noise_image(shape, *, seed, blur_sigma=0.0):
+    """Uniform noise in [0, 1] of `shape` (H, W); Gaussian-blurred and re-stretched if asked.
+
+    Blurred noise starts optimisation from low-frequency blobs rather than pixel noise, which
+    converges to smoother results (an init offered by crowsonkb's style-transfer-pytorch).
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0.0, 1.0, size=(*shape[:2], 3))
+    if blur_sigma > 0:
+        from scipy import ndimage  # local: scipy is only needed for this init and for L-BFGS
+
+        noise = ndimage.gaussian_filter(noise, sigma=(blur_sigma, blur_sigma, 0), mode="reflect")
+        low, high = noise.min(), noise.max()
+        noise = (noise - low) / max(high - low, 1e-8)
+    return noise.astype(np.float32)

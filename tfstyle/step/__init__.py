@@ -1,0 +1,54 @@
+"""The optimisation step: the only backend-specific code in tfstyle.
+
+A runner holds the image being optimised and the optimizer state, and offers:
+
+* `run(targets, steps)`: `steps` optimisation updates in one compiled call; returns
+  `{loss name: float32 array of shape [steps]}`, the losses of the image each update started from.
+* `image(averaged=False)`: the current image, float32 `[H, W, 3]` in [0, 1]; with
+  `averaged=True`, the moving average or best image when averaging is on.
+* `assign(image)`: replace the current image (keeps the optimizer state).
+* `value_and_grad(image, targets)`: `(losses, gradient)` of the objective at a NumPy image,
+  for L-BFGS.
+
+The objective the optimizer sees is `total * H * W`: the losses are means (see `losses.py`),
+so without the factor each pixel's gradient would shrink as the image grows and SGD learning
+rates would not carry across sizes. The recorded losses are the unscaled ones.
+
+The backend is read once, from `keras.backend.backend()`.
+"""
+
+import keras
+
+
+def make_runner(
+    *, extractor, loss_fn, optimizer, image, average="none", ema_decay=0.9, jit_compile=None
+):
+    """Build the runner for the active Keras backend.
+
+    Args:
+        extractor: frozen dict-output feature model.
+        loss_fn: `loss_fn(features, image, targets) -> {"content", "style", "tv", "total"}`.
+        optimizer: a Keras optimizer (unbuilt; the runner builds it for the image), or None
+            when only `value_and_grad` is used (L-BFGS).
+        image: initial float32 `[H, W, 3]` image in [0, 1].
+        average: "none", "ema" or "best": what `image(averaged=True)` returns (the moving
+            average with `ema_decay`, or the lowest-loss image seen by `run`).
+        ema_decay: decay of the moving average per step.
+        jit_compile: compile with XLA; None chooses per backend (see each backend's module).
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        from tfstyle.step.tensorflow import TensorFlowRunner as runner_class
+    elif backend == "jax":
+        from tfstyle.step.jax import JaxRunner as runner_class
+    else:
+        raise NotImplementedError(f"tfstyle runs on the tensorflow and jax backends, not {backend}")
+    return runner_class(
+        extractor=extractor,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        image=image,
+        average=average,
+        ema_decay=ema_decay,
+        jit_compile=jit_compile,
+    )

@@ -1,0 +1,82 @@
+"""TensorFlow runner: a `tf.function` with `GradientTape`, several steps per call."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfstyle.losses import LOSS_NAMES
+
+
+class TensorFlowRunner:
+    """See `tfstyle.step` for the interface.
+
+    `run` traces once per distinct number of steps (in practice two: `steps_per_call` and the
+    last, shorter chunk) and once per image size; targets are arguments, not captured constants,
+    so new content and style images of the same size reuse the traced graph.
+    """
+
+    def __init__(self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile):
+        self._extractor = extractor
+        self._loss_fn = loss_fn
+        self._optimizer = optimizer
+        self._average = average
+        self._ema_decay = float(ema_decay)
+        image = np.asarray(image, np.float32)[None]
+        self._variable = tf.Variable(image, name="image")
+        # The averaged image: an exponential moving average, or the lowest-loss image so far.
+        self._averaged = tf.Variable(image, name="averaged_image")
+        self._best_loss = tf.Variable(np.inf, dtype=tf.float32, name="best_loss")
+        if optimizer is not None:
+            optimizer.build([self._variable])
+        # XLA is not faster than TensorFlow's own CPU kernels for VGG's big convolutions
+        # (scripts/benchmark.py), so it is used only when asked for or on a GPU.
+        if jit_compile is None:
+            jit_compile = bool(tf.config.list_physical_devices("GPU"))
+        self._run = tf.function(self._run_steps, jit_compile=jit_compile, reduce_retracing=True)
+        self._value_and_grad = tf.function(self._losses_and_grad, reduce_retracing=True)
+
+    def _losses_and_grad(self, image, targets):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            losses = self._loss_fn(self._extractor(image, training=False), image, targets)
+            pixels = tf.cast(tf.shape(image)[1] * tf.shape(image)[2], tf.float32)
+            objective = losses["total"] * pixels
+        return losses, tape.gradient(objective, image)
+
+    def _run_steps(self, targets, steps):
+        history = {k: tf.TensorArray(tf.float32, size=steps) for k in LOSS_NAMES}
+        for i in tf.range(steps):
+            current = tf.identity(self._variable)
+            losses, grad = self._losses_and_grad(current, targets)
+            self._optimizer.apply_gradients([(grad, self._variable)])
+            # Projected gradient descent: keep pixels in the valid range after every update.
+            self._variable.assign(tf.clip_by_value(self._variable, 0.0, 1.0))
+            self._update_average(current, losses["total"])
+            history = {k: history[k].write(i, losses[k]) for k in history}
+        return {k: v.stack() for k, v in history.items()}
+
+    def _update_average(self, current, loss):
+        if self._average == "ema":
+            decay = self._ema_decay
+            self._averaged.assign(decay * self._averaged + (1.0 - decay) * self._variable)
+        elif self._average == "best":
+            # `loss` belongs to `current`, the image before this update.
+            better = loss < self._best_loss
+            self._averaged.assign(tf.where(better, current, self._averaged))
+            self._best_loss.assign(tf.where(better, loss, self._best_loss))
+
+    def run(self, targets, steps):
+        history = self._run(targets, int(steps))
+        return {k: v.numpy() for k, v in history.items()}
+
+    def image(self, averaged=False):
+        if averaged and self._average != "none":
+            return self._averaged.numpy()[0]
+        return self._variable.numpy()[0]
+
+    def assign(self, image):
+        self._variable.assign(np.asarray(image, np.float32)[None])
+
+    def value_and_grad(self, image, targets):
+        batch = tf.constant(np.asarray(image, np.float32)[None])
+        losses, grad = self._value_and_grad(batch, targets)
+        return {k: float(v) for k, v in losses.items()}, grad.numpy()[0]
