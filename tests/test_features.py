@@ -124,13 +124,12 @@ def test_local_weights_file_is_loaded(tmp_path):
 
 
 def test_imagenet_download_failure_is_one_clear_error(monkeypatch):
+    import keras.src.utils.file_utils as file_utils
+
     def offline(*args, **kwargs):
         raise OSError("URL fetch failure: no network")
 
-    monkeypatch.setattr(keras.utils, "get_file", offline)
-    import keras.src.applications.vgg19 as vgg19_module
-
-    monkeypatch.setattr(vgg19_module.file_utils, "get_file", offline)
+    monkeypatch.setattr(file_utils, "get_file", offline)
     with pytest.raises(WeightsError, match=r"ImageNet VGG19 weights.*--weights PATH") as info:
         build_feature_extractor(layers=("block2_conv2",), weights="imagenet")
     assert "\n" not in str(info.value)

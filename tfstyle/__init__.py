@@ -1,30 +1,39 @@
-"""tfstyle: neural style transfer (Gatys et al.) for TensorFlow and Keras 3."""
+"""tfstyle: neural style transfer (Gatys et al.) for TensorFlow and Keras 3.
 
-from tfstyle.config import StyleConfig
-from tfstyle.errors import (
-    ConfigError,
-    ImageError,
-    NonFiniteLossError,
-    OutputError,
-    TfstyleError,
-    WeightsError,
-)
-from tfstyle.features import build_feature_extractor
-from tfstyle.loop import StyleResult, stylize
-from tfstyle.progress import Progress
+The public names below are imported on first use (PEP 562), so `import tfstyle` and the light
+modules (config, errors, image_io) do not load TensorFlow until a name that needs it is used.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConfigError",
-    "ImageError",
-    "NonFiniteLossError",
-    "OutputError",
-    "Progress",
-    "StyleConfig",
-    "StyleResult",
-    "TfstyleError",
-    "WeightsError",
-    "build_feature_extractor",
-    "stylize",
-]
+_EXPORTS = {
+    "ConfigError": "tfstyle.errors",
+    "ImageError": "tfstyle.errors",
+    "NonFiniteLossError": "tfstyle.errors",
+    "OutputError": "tfstyle.errors",
+    "TfstyleError": "tfstyle.errors",
+    "WeightsError": "tfstyle.errors",
+    "StyleConfig": "tfstyle.config",
+    "Progress": "tfstyle.progress",
+    "load_image": "tfstyle.image_io",
+    "save_image": "tfstyle.image_io",
+    "build_feature_extractor": "tfstyle.features",
+    "StyleResult": "tfstyle.loop",
+    "stylize": "tfstyle.loop",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tfstyle' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

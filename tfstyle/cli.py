@@ -74,11 +74,35 @@ _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    _import_backend_quietly()
     try:
         return _stylize_command()
     except TfstyleError as exc:
         print(f"tfstyle: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _import_backend_quietly():
+    """Import Keras' backend and initialise its devices with stderr (fd 2) silenced.
+
+    TensorFlow's C++ start-up lines (CUDA probing, absl's "All log messages before
+    absl::InitializeLog()") ignore TF_CPP_MIN_LOG_LEVEL; a user should see only tfstyle's lines.
+    """
+    stderr_fd = 2
+    saved, devnull = os.dup(stderr_fd), os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, stderr_fd)
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.constant(0.0) + 1.0  # creates the eager context, which logs on first use
+    finally:
+        os.dup2(saved, stderr_fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _stylize_command():

@@ -291,6 +291,12 @@ def _check_sizes(config, sizes, styles):
             "use a larger image, a larger max_size or fewer scales"
         )
     for style in styles:
+        if min(style.shape[:2]) < minimum:
+            # Upscaling a style image this small to the output's size would invent its texture.
+            raise ConfigError(
+                f"the style image is too small: {style.shape[1]}x{style.shape[0]} px, and "
+                f"{config.network} with layers up to {max(layers)} needs at least {minimum} px"
+            )
         style_size = pp.scaled_shape(style.shape, round(config.style_scale * max(sizes[0])))
         if min(style_size) < minimum:
             raise ConfigError(

@@ -1,0 +1,176 @@
+"""The tfstyle command end to end, and every user error of issue 2 as one line with exit 1."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+from PIL import Image
+
+from tfstyle import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = ["--weights", "none", "--max_size", "32", "--iterations", "2", "--quiet"]
+
+
+def run_cli(args, capsys):
+    """Run the CLI in-process (as absl would) and return (exit status, stderr lines)."""
+    flags.FLAGS.unparse_flags()
+    argv = flags.FLAGS(["tfstyle", *args])
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    return status, [line for line in err.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    content = tmp_path / "content.png"
+    style = tmp_path / "style.jpg"
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(content)
+    Image.fromarray(rng.integers(0, 255, (36, 36, 3), dtype=np.uint8)).save(style)
+    return str(content), str(style)
+
+
+def test_end_to_end_writes_image_and_json(images, tmp_path, capsys):
+    content, style = images
+    output = tmp_path / "out.png"
+    status, err = run_cli(
+        ["--content", content, "--style", style, "--output", str(output), *FAST], capsys
+    )
+    assert status == 0, err
+    assert Image.open(output).size == (32, 27)
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["settings"]["iterations"] == 2 and report["settings"]["weights"] is None
+    assert report["steps"] == 2
+    assert set(report["final_losses"]) == {"content", "style", "tv", "total"}
+    assert report["content"] == os.path.abspath(content)
+
+
+def test_save_every_writes_snapshots(images, tmp_path, capsys):
+    content, style = images
+    output = tmp_path / "out.jpg"
+    args = ["--content", content, "--style", style, "--output", str(output), *FAST]
+    status, err = run_cli([*args, "--iterations", "4", "--save_every", "2"], capsys)
+    assert status == 0, err
+    assert (tmp_path / "out_step00002.jpg").exists() and (tmp_path / "out_step00004.jpg").exists()
+
+
+def _bad_file(tmp_path, kind):
+    path = tmp_path / f"bad_{kind}.png"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path = tmp_path / "notes.jpg"
+        path.write_text("this is not an image\n")
+    elif kind == "truncated":
+        Image.fromarray(np.zeros((64, 64, 3), np.uint8) + 90).save(path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "tiny":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", "not found"),
+        ("empty", "empty"),
+        ("text", "not an image"),
+        ("truncated", "truncated|corrupt"),
+        ("tiny", "too small.*at least 16 px"),
+    ],
+)
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_bad_input_images(images, tmp_path, capsys, kind, message, role):
+    content, style = images
+    bad = str(tmp_path / "missing.png") if kind == "missing" else _bad_file(tmp_path, kind)
+    paths = {"content": content, "style": style, role: bad}
+    output = tmp_path / "out.png"
+    args = ["--content", paths["content"], "--style", paths["style"], "--output", str(output)]
+    status, err = run_cli([*args, *FAST], capsys)
+    assert status == 1
+    assert len(err) == 1 and err[0].startswith("tfstyle: error:"), err
+    assert __import__("re").search(message, err[0]), err[0]
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--iterations", "0"], "iterations must be at least 1"),
+        (["--max_size", "-5"], "max_size must be at least 1"),
+        (["--style_weight", "-1"], "style_weight must be in"),
+        (["--content_layers", "block9_conv1"], "unknown vgg19 layer"),
+        (["--style_blend_weights", "1,2"], "2 values for 1 style image"),
+        (["--weights", "/nonexistent/vgg.weights.h5"], "weights file not found"),
+        (["--save_every", "-1"], "save_every must be 0 or more"),
+    ],
+)
+def test_bad_settings(images, tmp_path, capsys, extra, message):
+    content, style = images
+    output = tmp_path / "out.png"
+    args = ["--content", content, "--style", style, "--output", str(output), *FAST, *extra]
+    status, err = run_cli(args, capsys)
+    assert status == 1
+    assert len(err) == 1 and message in err[0], err
+    assert not output.exists()
+
+
+def test_output_directory_missing_or_bad_extension(images, tmp_path, capsys):
+    content, style = images
+    for output, message in [
+        (tmp_path / "no" / "such" / "dir" / "out.png", "does not exist"),
+        (tmp_path / "out.gif", ".png"),
+        (content, "input"),
+    ]:
+        args = ["--content", content, "--style", style, "--output", str(output), *FAST]
+        status, err = run_cli(args, capsys)
+        assert status == 1 and len(err) == 1 and message in err[0], err
+
+
+def test_weights_not_downloadable_says_how_to_pass_a_file(images, tmp_path, capsys, monkeypatch):
+    import keras.src.utils.file_utils as file_utils
+
+    def offline(*args, **kwargs):
+        raise OSError("URL fetch failure: network unreachable")
+
+    # keras.applications fetches through this module attribute at call time.
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    content, style = images
+    output = tmp_path / "out.png"
+    args = ["--content", content, "--style", style, "--output", str(output), *FAST[2:]]
+    status, err = run_cli([*args, "--weights", "imagenet"], capsys)
+    assert status == 1 and len(err) == 1
+    assert "ImageNet VGG19 weights" in err[0] and "--weights PATH" in err[0]
+    assert not output.exists()
+
+
+def test_script_runs_as_a_subprocess_with_one_error_line(tmp_path):
+    """The real entry point: no traceback, one line, exit 1, for a missing content file."""
+    script = os.path.join(ROOT, "scripts", "stylize.py")
+    result = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--content",
+            str(tmp_path / "nope.png"),
+            "--style",
+            str(tmp_path / "nope2.png"),
+            "--output",
+            str(tmp_path / "o.png"),
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tfstyle: error:") and "nope.png" in lines[0]
+    assert "not found" in lines[0] and "Traceback" not in result.stderr
