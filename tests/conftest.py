@@ -35,8 +35,8 @@ def style_image(rng):
 
 @pytest.fixture
 def tiny_config():
-    """Random weights, 48 px, few steps: fast enough for 2 CPU cores."""
-    return StyleConfig(weights=None, max_size=48, iterations=6, steps_per_call=3)
+    """Random weights, 56 px (the content fixture's width), few steps: fast on 2 CPU cores."""
+    return StyleConfig(weights=None, max_size=56, iterations=6, steps_per_call=3)
 
 
 @pytest.fixture(scope="session")

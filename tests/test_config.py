@@ -26,6 +26,7 @@ from tfstyle import ConfigError, StyleConfig
         ({"content_weight": 0.0, "style_weight": 0.0}, "nothing to optimise"),
         ({"content_layers": (), "style_layers": ()}, "at least one content or style layer"),
         ({"iterations": 2.5}, "iterations must be an integer"),
+        ({"optimizer": "lbfgs", "learning_rate": 0.1}, "learning_rate does not apply to lbfgs"),
     ],
 )
 def test_bad_values_are_refused(changes, message):

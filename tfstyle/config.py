@@ -28,8 +28,9 @@ LAYER_WEIGHT_PRESETS = ("equal", "decreasing")
 AVERAGING = ("none", "ema", "best")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
-# Learning rates for images in [0, 1] with the gradient scaled as `step.py` describes.
-DEFAULT_LEARNING_RATES = {"sgd": 0.5, "adam": 0.02, "lbfgs": 1.0}
+# Learning rates for images in [0, 1] with the gradient scaled as `tfstyle.step` describes
+# (L-BFGS has none: its line search sets the step).
+DEFAULT_LEARNING_RATES = {"sgd": 4e-4, "adam": 0.02}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +127,8 @@ class StyleConfig:
         _check_number("ema_decay", self.ema_decay, low=0.0, high=1.0, high_open=True)
         if self.learning_rate is not None:
             _check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
+            if self.optimizer == "lbfgs":
+                raise ConfigError("learning_rate does not apply to lbfgs (its line search sets it)")
         _check_int("seed", self.seed, low=0)
         self._check_layer_weights()
         if self.style_blend_weights is not None:
@@ -155,10 +158,11 @@ class StyleConfig:
 
     @property
     def lr(self):
-        """The learning rate in force: `learning_rate`, or the optimizer's default."""
+        """The learning rate in force: `learning_rate`, or the optimizer's default (None for
+        L-BFGS)."""
         if self.learning_rate is not None:
             return self.learning_rate
-        return DEFAULT_LEARNING_RATES[self.optimizer]
+        return DEFAULT_LEARNING_RATES.get(self.optimizer)
 
     def style_layer_weight_map(self):
         """`{style layer: weight}` with presets expanded (normalised later, in the loss)."""

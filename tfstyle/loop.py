@@ -209,10 +209,10 @@ def _optimise_keras(config, runner, targets, clock, scale):
         steps = min(config.steps_per_call, config.iterations - done)
         chunk = runner.run(targets, steps)
         if not np.all(np.isfinite(chunk["total"])):
-            bad = done + int(np.argmin(np.isfinite(chunk["total"])))
+            bad = clock.step + int(np.argmin(np.isfinite(chunk["total"]))) + 1
             raise NonFiniteLossError(
-                f"the loss became non-finite at step {clock.step + bad - done + 1}; try a smaller "
-                f"learning rate (now {config.lr:g}) or optimizer='adam'",
+                f"the loss became non-finite at step {bad}; try a smaller learning rate (now "
+                f"{config.lr:g}), smaller loss weights, or the adam optimizer",
                 image=last_good,
             )
         done += steps
@@ -233,7 +233,8 @@ def _optimise_lbfgs(config, runner, targets, image, clock, scale):
         nonlocal last_good
         if not np.isfinite(losses["total"]):
             raise NonFiniteLossError(
-                f"the loss became non-finite at step {clock.step + 1}", image=last_good
+                f"the loss became non-finite at step {clock.step + 1}; try smaller loss weights",
+                image=last_good,
             )
         last_good = iterate
         for name in LOSS_NAMES:

@@ -22,9 +22,12 @@ class TensorFlowRunner:
         self._ema_decay = float(ema_decay)
         image = np.asarray(image, np.float32)[None]
         self._variable = tf.Variable(image, name="image")
-        # The averaged image: an exponential moving average, or the lowest-loss image so far.
-        self._averaged = tf.Variable(image, name="averaged_image")
+        # The averaged image: an exponential moving average (started at zero and bias-corrected,
+        # as Adam's moments are, so the initial image does not linger), or the lowest-loss image.
+        start = np.zeros_like(image) if average == "ema" else image
+        self._averaged = tf.Variable(start, name="averaged_image")
         self._best_loss = tf.Variable(np.inf, dtype=tf.float32, name="best_loss")
+        self._ema_steps = tf.Variable(0.0, dtype=tf.float32, name="ema_steps")
         if optimizer is not None:
             optimizer.build([self._variable])
         # XLA is not faster than TensorFlow's own CPU kernels for VGG's big convolutions
@@ -58,6 +61,7 @@ class TensorFlowRunner:
         if self._average == "ema":
             decay = self._ema_decay
             self._averaged.assign(decay * self._averaged + (1.0 - decay) * self._variable)
+            self._ema_steps.assign_add(1.0)
         elif self._average == "best":
             # `loss` belongs to `current`, the image before this update.
             better = loss < self._best_loss
@@ -69,7 +73,10 @@ class TensorFlowRunner:
         return {k: v.numpy() for k, v in history.items()}
 
     def image(self, averaged=False):
-        if averaged and self._average != "none":
+        if averaged and self._average == "ema" and self._ema_steps.numpy() > 0:
+            correction = 1.0 - self._ema_decay ** float(self._ema_steps.numpy())
+            return np.clip(self._averaged.numpy()[0] / correction, 0.0, 1.0)
+        if averaged and self._average == "best":
             return self._averaged.numpy()[0]
         return self._variable.numpy()[0]
 
