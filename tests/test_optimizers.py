@@ -1,0 +1,80 @@
+"""Learning-rate schedules and optimizer construction."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from tfstyle.config import SCHEDULES
+from tfstyle.optimizers import OneCycle, make_optimizer, make_schedule
+
+
+def _at(schedule, step):
+    if isinstance(schedule, float):
+        return schedule
+    return float(ops.convert_to_numpy(schedule(step)))
+
+
+def test_one_cycle_hand_computed():
+    schedule = OneCycle(1.0, 100, pct_start=0.3, div_factor=25.0, final_div=1e4)
+    assert _at(schedule, 0) == pytest.approx(1.0 / 25.0, rel=1e-5)
+    assert _at(schedule, 30) == pytest.approx(1.0, rel=1e-5)
+    # Halfway up the cosine warm-up: start + (max - start) / 2.
+    assert _at(schedule, 15) == pytest.approx(0.04 + 0.96 / 2, rel=1e-5)
+    # Halfway down: end + (max - end) / 2.
+    assert _at(schedule, 65) == pytest.approx(1e-4 + (1 - 1e-4) / 2, rel=1e-4)
+    assert _at(schedule, 100) == pytest.approx(1e-4, rel=1e-3)
+
+
+def test_one_cycle_serialises():
+    schedule = OneCycle(0.5, 40, pct_start=0.25)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+    assert isinstance(restored, OneCycle)
+    assert _at(restored, 7) == pytest.approx(_at(schedule, 7))
+
+
+@pytest.mark.parametrize(
+    ("name", "start", "end"),
+    [
+        ("constant", 1.0, 1.0),
+        ("exponential", 1.0, 0.96 ** (200 / 100)),
+        ("piecewise", 1.0, 0.1),
+        ("polynomial", 1.0, 0.01),
+        ("cosine", 1.0, 0.01),
+        ("one_cycle", 0.04, 1e-4),
+    ],
+)
+def test_schedule_start_and_end(name, start, end):
+    schedule = make_schedule(name, 1.0, 200)
+    assert _at(schedule, 0) == pytest.approx(start, rel=1e-3)
+    assert _at(schedule, 200) == pytest.approx(end, rel=1e-2)
+
+
+def test_cosine_restarts_restarts():
+    schedule = make_schedule("cosine_restarts", 1.0, 200)
+    values = [_at(schedule, s) for s in range(0, 200, 5)]
+    assert any(later > earlier * 1.5 for earlier, later in zip(values, values[1:], strict=False))
+    assert math.isclose(values[0], 1.0, rel_tol=1e-5)
+
+
+def test_every_configured_schedule_is_built():
+    for name in SCHEDULES:
+        for optimizer in ("sgd", "adam"):
+            built = make_optimizer(name=optimizer, learning_rate=0.1, schedule=name, total_steps=50)
+            assert isinstance(built, keras.optimizers.Optimizer)
+
+
+def test_sgd_step_follows_the_schedule():
+    """One SGD update moves a variable by exactly lr * gradient at step 0."""
+    optimizer = make_optimizer(name="sgd", learning_rate=0.5, schedule="one_cycle", total_steps=10)
+    variable = keras.Variable(np.zeros(3, np.float32))
+    optimizer.build([variable])
+    optimizer.apply_gradients([(ops.ones(3), variable)])
+    np.testing.assert_allclose(ops.convert_to_numpy(variable), -0.5 / 25.0, rtol=1e-5)
+
+
+def test_lbfgs_is_not_a_keras_optimizer():
+    with pytest.raises(ValueError, match="sgd' and 'adam'"):
+        make_optimizer(name="lbfgs", learning_rate=1.0, schedule="constant", total_steps=5)
