@@ -1,0 +1,124 @@
+"""Regenerate the README gallery: content x style grid plus colour preservation, texture
+synthesis and a multi-scale 1024 px result.
+
+    python scripts/gallery.py --network vgg16 \
+        --weights ~/.cache/tfstyle-dev/vgg16_hed_notop.weights.h5
+
+Each panel is saved under --panels (reused on the next run unless --overwrite, so the slow ones
+need computing once); the grid goes to --output.
+"""
+
+import os
+import time
+
+from absl import app, flags
+from PIL import Image, ImageDraw
+
+from tfstyle import StyleConfig, image_io, stylize
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("network", "vgg19", "Feature network.")
+flags.DEFINE_string("weights", "imagenet", "Weights: imagenet, none or a file.")
+flags.DEFINE_string("images", "examples/images", "Folder with the example images.")
+flags.DEFINE_string("panels", "docs/gallery", "Folder for the individual panels.")
+flags.DEFINE_string("output", "docs/gallery.png", "The grid image.")
+flags.DEFINE_integer("size", 256, "Longest side of the grid panels.")
+flags.DEFINE_integer("iterations", 300, "Steps for the grid panels.")
+flags.DEFINE_integer("large_size", 1024, "Longest side of the multi-scale panel (0: skip).")
+flags.DEFINE_integer("large_iterations", 100, "Steps per scale for the multi-scale panel.")
+flags.DEFINE_integer("thumb", 256, "Longest side of each panel in the grid.")
+flags.DEFINE_boolean("overwrite", False, "Recompute panels that exist.")
+
+CONTENTS = ("content_chelsea.png", "content_coffee.png")
+STYLES = ("style_starry_night.jpg", "style_the_scream.jpg")
+
+
+def panels():
+    """(file name, caption, content, style, StyleConfig changes) of every panel."""
+    grid = [
+        (f"{c[8:-4]}__{s[6:-4]}.png", f"{c[8:-4]} + {s[6:-4]}", c, s, {})
+        for c in CONTENTS
+        for s in STYLES
+    ]
+    coffee, starry = CONTENTS[1], STYLES[0]
+    extras = [
+        (
+            "coffee__luminance.png",
+            "colours kept: luminance",
+            coffee,
+            starry,
+            {"preserve_colors": "luminance"},
+        ),
+        (
+            "coffee__histogram.png",
+            "colours kept: histogram",
+            coffee,
+            starry,
+            {"preserve_colors": "histogram"},
+        ),
+        (
+            "texture__starry.png",
+            "texture synthesis",
+            coffee,
+            starry,
+            {"content_weight": 0.0, "init": "noise"},
+        ),
+    ]
+    if FLAGS.large_size:
+        extras.append(
+            (
+                f"chelsea__starry_{FLAGS.large_size}.png",
+                f"{FLAGS.large_size} px, 3 scales",
+                CONTENTS[0],
+                starry,
+                {"max_size": FLAGS.large_size, "scales": 3, "iterations": FLAGS.large_iterations},
+            )
+        )
+    return grid + extras
+
+
+def render(name, content, style, changes):
+    path = os.path.join(FLAGS.panels, name)
+    if os.path.exists(path) and not FLAGS.overwrite:
+        return path
+    weights = None if FLAGS.weights == "none" else os.path.expanduser(FLAGS.weights)
+    config = StyleConfig(
+        network=FLAGS.network,
+        weights=weights,
+        max_size=FLAGS.size,
+        iterations=FLAGS.iterations,
+    ).replace(**changes)
+    load = lambda f: image_io.load_image(os.path.join(FLAGS.images, f))  # noqa: E731
+    start = time.perf_counter()
+    result = stylize(load(content), load(style), config=config)
+    image_io.save_image(result.image, path)
+    print(f"{name}: {time.perf_counter() - start:.0f} s, losses {result.final_losses()}")
+    return path
+
+
+def compose(items, columns=4):
+    thumb = FLAGS.thumb
+    cell_h = thumb + 18
+    rows = -(-len(items) // columns)
+    sheet = Image.new("RGB", (columns * thumb, rows * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (path, caption) in enumerate(items):
+        image = Image.open(path).convert("RGB")
+        image.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
+        x, y = (index % columns) * thumb, (index // columns) * cell_h
+        sheet.paste(image, (x + (thumb - image.width) // 2, y + (thumb - image.height) // 2))
+        draw.text((x + 4, y + thumb + 3), caption, fill="black")
+    return sheet
+
+
+def main(argv):
+    del argv
+    os.makedirs(FLAGS.panels, exist_ok=True)
+    items = [(render(name, c, s, changes), caption) for name, caption, c, s, changes in panels()]
+    sheet = compose(items)
+    sheet.save(FLAGS.output)
+    print(f"wrote {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)
