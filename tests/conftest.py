@@ -45,3 +45,13 @@ def real_weights():
     if not path or not os.path.isfile(path):
         pytest.skip(f"set {WEIGHTS_ENV} to a VGG16 include_top=False weights file")
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` run only with TFSTYLE_SLOW=1 (the default run stays short)."""
+    if os.environ.get("TFSTYLE_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set TFSTYLE_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
