@@ -88,27 +88,10 @@ def style_transfer_losses(
         `{"content", "style", "tv", "total"}`, each a float32 scalar. The first three are
         unweighted, so they can be compared across runs with different weights.
     """
-    losses = {}
-    losses["content"] = (
-        weighted_mean(
-            {
-                name: (content_loss(features[name], target), content_layer_weights[name])
-                for name, target in content_targets.items()
-            }
-        )
-        if content_targets
-        else ops.zeros((), "float32")
-    )
-    losses["style"] = (
-        weighted_mean(
-            {
-                name: (style_loss(features[name], target), style_layer_weights[name])
-                for name, target in style_targets.items()
-            }
-        )
-        if style_targets
-        else ops.zeros((), "float32")
-    )
+    losses = {
+        "content": _layer_mean(content_loss, features, content_targets, content_layer_weights),
+        "style": _layer_mean(style_loss, features, style_targets, style_layer_weights),
+    }
     losses["tv"] = total_variation_loss(image)
     losses["total"] = (
         content_weight * losses["content"]
@@ -116,3 +99,12 @@ def style_transfer_losses(
         + tv_weight * losses["tv"]
     )
     return losses
+
+
+def _layer_mean(loss_fn, features, targets, layer_weights):
+    """Weighted mean over layers of `loss_fn(features[layer], target)`; 0 for no layers."""
+    if not targets:
+        return ops.zeros((), "float32")
+    return weighted_mean(
+        {name: (loss_fn(features[name], t), layer_weights[name]) for name, t in targets.items()}
+    )
