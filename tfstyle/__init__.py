@@ -10,6 +10,7 @@ from tfstyle.errors import (
     WeightsError,
 )
 from tfstyle.features import build_feature_extractor
+from tfstyle.keras_losses import ContentLoss, PerceptualLoss, StyleLoss
 from tfstyle.loop import StyleResult, stylize
 from tfstyle.progress import Progress
 
@@ -17,11 +18,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "ContentLoss",
     "ImageError",
     "NonFiniteLossError",
+    "PerceptualLoss",
     "OutputError",
     "Progress",
     "StyleConfig",
+    "StyleLoss",
     "StyleResult",
     "TfstyleError",
     "WeightsError",
