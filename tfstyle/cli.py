@@ -67,6 +67,11 @@ flags.DEFINE_enum("precision", _D.precision, config_lib.PRECISIONS, "Network dty
 flags.DEFINE_integer("save_every", 0, "Also save the image every N steps (0: only at the end).")
 flags.DEFINE_integer("max_pixels", None, "Refuse input images with more pixels than this.")
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
+flags.DEFINE_string(
+    "tensorboard_dir", None, "Write TensorBoard logs (losses, images) to this directory."
+)
+flags.DEFINE_string("history", None, "Write the per-step losses to this .json or .csv file.")
+flags.DEFINE_boolean("plot_losses", False, "Also write a loss plot, <output stem>_losses.png.")
 
 _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
 
@@ -106,6 +111,7 @@ def _run(config, content, styles, init_image, output, image_io):
     callbacks = [] if FLAGS.quiet else [_ProgressBar()]
     if FLAGS.save_every:
         callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
+    callbacks += _logging_callbacks(output, history=FLAGS.history, logdir=FLAGS.tensorboard_dir)
     try:
         result = stylize(content, styles, config=config, callbacks=callbacks, init_image=init_image)
     except NonFiniteLossError as exc:
@@ -118,6 +124,22 @@ def _run(config, content, styles, init_image, output, image_io):
     if not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _logging_callbacks(output, *, history, logdir):
+    """The callbacks asked for by --history, --tensorboard_dir and --plot_losses."""
+    from tfstyle import callbacks
+
+    made = []
+    if history:
+        if os.path.abspath(history) == os.path.splitext(output)[0] + ".json":
+            raise TfstyleError(f"--history {history} would overwrite the run's report; rename it")
+        made.append(callbacks.HistoryLogger(history))
+    if logdir:
+        made.append(callbacks.TensorBoard(logdir))
+    if FLAGS.plot_losses:
+        made.append(callbacks.LossPlot(os.path.splitext(output)[0] + "_losses.png"))
+    return made
 
 
 def config_from_flags():

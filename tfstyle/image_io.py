@@ -9,6 +9,7 @@ then renamed onto the target, so an interrupted run never leaves a half-written 
 """
 
 import contextlib
+import csv
 import functools
 import io
 import json
@@ -359,6 +360,52 @@ def save_json(data: object, path: str | os.PathLike) -> str:
     """
     text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
     return atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def save_csv(rows: list[dict], path: str | os.PathLike, *, columns: list[str]) -> str:
+    """Write rows as a CSV file atomically (UTF-8, a header line, `\n` line ends).
+
+    Args:
+        rows: one dict per line; keys missing from a row are left empty, extra keys ignored.
+        path: the output file.
+        columns: the header, in order.
+
+    Returns:
+        The absolute path written.
+
+    Raises:
+        OutputError: missing directory or a failed write.
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_bytes(buffer.getvalue().encode("utf-8"), path)
+
+
+def check_output_file(path: str | os.PathLike, *, extensions: tuple[str, ...]) -> str:
+    """Check, before any work, that a non-image output file (a log, a plot) can be written.
+
+    Args:
+        path: the intended file.
+        extensions: the allowed extensions, lower case with the dot (".json", ".csv").
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: a wrong extension, the path is a directory, or its directory is missing.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    extension = os.path.splitext(target)[1].lower()
+    if extension not in extensions:
+        raise OutputError(
+            f"cannot write {_quote(target)}: use a name ending in {' or '.join(extensions)}"
+        )
+    if os.path.isdir(target):
+        raise OutputError(f"cannot write {_quote(target)}: it is a directory")
+    _check_directory(target)
+    return target
 
 
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> str:
