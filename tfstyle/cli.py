@@ -67,6 +67,7 @@ flags.DEFINE_enum("precision", _D.precision, config_lib.PRECISIONS, "Network dty
 flags.DEFINE_integer("save_every", 0, "Also save the image every N steps (0: only at the end).")
 flags.DEFINE_integer("max_pixels", None, "Refuse input images with more pixels than this.")
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
+flags.DEFINE_boolean("overwrite", False, "Replace outputs that already exist.")
 flags.DEFINE_string(
     "tensorboard_dir", None, "Write TensorBoard logs (losses, images) to this directory."
 )
@@ -77,10 +78,13 @@ _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
 
 
 def main(argv):
+    command = _stylize_command
+    if argv[1:2] == ["export"]:
+        command, argv = _export_command, argv[1:]
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        return _stylize_command()
+        return command()
     except TfstyleError as exc:
         print(f"tfstyle: error: {exc}", file=sys.stderr)
         return 1
@@ -103,6 +107,26 @@ def _stylize_command():
     styles = [load(path) for path in FLAGS.style]
     init_image = load(init_path) if init_path else None
     return _run(config, content, styles, init_image, output, image_io)
+
+
+def _export_command():
+    """`tfstyle export --output DIR [settings]`: write a SavedModel stylizer (see export.py)."""
+    for name in ("content", "style"):
+        if getattr(FLAGS, name):
+            raise TfstyleError(f"export takes no --{name}: images come with each request")
+    if not FLAGS.output:
+        raise TfstyleError("--output is required: the SavedModel directory to write")
+    config = config_from_flags()
+    from tfstyle.export import export_stylizer
+
+    path = export_stylizer(FLAGS.output, config=config, overwrite=FLAGS.overwrite)
+    if not FLAGS.quiet:
+        print(
+            f"exported {path}: serving_default takes content and style (uint8 [H, W, 3]) and "
+            f"returns stylized_image after {config.iterations} steps",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _run(config, content, styles, init_image, output, image_io):

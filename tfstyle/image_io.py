@@ -15,9 +15,11 @@ import io
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -452,6 +454,66 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> str:
             raise OutputError(f"cannot write {_quote(target)}: {_reason(exc)}") from exc
         raise
     _fsync_directory(os.path.dirname(target))
+    return target
+
+
+def write_directory(
+    path: str | os.PathLike,
+    write: Callable[[str], object],
+    *,
+    overwrite: bool = False,
+) -> str:
+    """Create a directory whole or not at all: `write` fills a hidden temporary directory beside
+    it, which is then renamed into place (a SavedModel export, for instance).
+
+    Missing parent directories are created. With `overwrite`, an existing directory is replaced
+    only after the new one is complete.
+
+    Args:
+        path: the directory to create.
+        write: called with the temporary directory's path; writes the content there.
+        overwrite: replace `path` if it exists.
+
+    Returns:
+        The absolute path written.
+
+    Raises:
+        OutputError: `path` exists and `overwrite` is false, is a file, or cannot be written.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    if os.path.isfile(target):
+        raise OutputError(f"cannot write directory {_quote(target)}: a file has that name")
+    if os.path.exists(target) and not overwrite:
+        raise OutputError(f"{_quote(target)} already exists; remove it or pass --overwrite")
+    parent = os.path.dirname(target)
+    hidden = "." + os.path.basename(target)[:100] + "."
+    try:
+        os.makedirs(parent, exist_ok=True)
+        temporary = tempfile.mkdtemp(prefix=hidden, dir=parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {_quote(target)}: {_reason(exc)}") from exc
+    old = None
+    try:
+        write(temporary)
+        if os.path.exists(target):
+            # Moved aside, not deleted, until the new directory is in place.
+            old = tempfile.mkdtemp(prefix=hidden + "old.", dir=parent)
+            os.replace(target, os.path.join(old, "previous"))
+        try:
+            os.replace(temporary, target)
+        except OSError:
+            if old is not None:
+                os.replace(os.path.join(old, "previous"), target)
+            raise
+    except BaseException as exc:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {_quote(target)}: {_reason(exc)}") from exc
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    _fsync_directory(parent)
     return target
 
 
