@@ -11,7 +11,7 @@ from tfstyle.errors import (
 )
 from tfstyle.features import build_feature_extractor
 from tfstyle.keras_losses import ContentLoss, PerceptualLoss, StyleLoss
-from tfstyle.loop import StyleResult, stylize
+from tfstyle.loop import RunnerCache, StyleResult, stylize
 from tfstyle.progress import Progress
 
 __version__ = "0.1.0"
@@ -24,6 +24,7 @@ __all__ = [
     "OutputError",
     "PerceptualLoss",
     "Progress",
+    "RunnerCache",
     "StyleConfig",
     "StyleLoss",
     "StyleResult",
