@@ -11,6 +11,7 @@ then renamed onto the target, so an interrupted run never leaves a half-written 
 import contextlib
 import csv
 import functools
+import glob
 import io
 import json
 import os
@@ -60,6 +61,34 @@ def is_image_file(path: str | os.PathLike) -> bool:
         True for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff and .webp (any case).
     """
     return os.path.splitext(os.fsdecode(path))[1].lower() in IMAGE_EXTENSIONS
+
+
+def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
+    """The files a list of command-line specs names: files, directories and glob patterns.
+
+    A directory gives its image files (by extension, not recursive) in sorted order, a pattern
+    with `*`, `?` or `[` its matches in sorted order, anything else itself, existing or not (so
+    that loading it reports what is wrong). Order is kept and duplicates dropped.
+
+    Raises:
+        ImageError: a directory holds no image files, or a pattern matches nothing.
+    """
+    found = []
+    for spec in specs:
+        spec = os.fsdecode(spec)
+        if os.path.isdir(spec):
+            names = sorted(n for n in os.listdir(spec) if is_image_file(n))
+            paths = [p for p in (os.path.join(spec, n) for n in names) if os.path.isfile(p)]
+            if not paths:
+                raise ImageError(f"directory {_quote(spec)} holds no image files")
+        elif any(char in spec for char in "*?["):
+            paths = sorted(p for p in glob.glob(os.path.expanduser(spec)) if os.path.isfile(p))
+            if not paths:
+                raise ImageError(f"no files match {_quote(spec)}")
+        else:
+            paths = [spec]
+        found.extend(paths)
+    return list(dict.fromkeys(found))
 
 
 # ---------------------------------------------------------------------------------------------
