@@ -10,7 +10,8 @@ from cli_runner import TINY, run_cli
 from tfstyle import RunnerCache, image_io, stylize
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd", "lbfgs"])
+# Adam: its moments and step count must start afresh; L-BFGS: a different compiled function.
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_runner_reused_for_images_of_one_size(content_image, style_image, tiny_config, optimizer):
     config = tiny_config.replace(optimizer=optimizer, iterations=4, steps_per_call=2)
     other_content = np.ascontiguousarray(content_image[::-1, ::-1])
@@ -31,7 +32,7 @@ def test_runner_reused_for_images_of_one_size(content_image, style_image, tiny_c
 
 
 def test_runner_cache_keys_on_size_and_settings(content_image, style_image, tiny_config):
-    config = tiny_config.replace(iterations=2, steps_per_call=2)
+    config = tiny_config.replace(iterations=1, steps_per_call=1)
     cache = RunnerCache(maxsize=2)
     stylize(content_image, style_image, config=config, runners=cache)
     stylize(content_image[:32], style_image, config=config, runners=cache)  # another size

@@ -1,5 +1,9 @@
 """The `tfstyle` command (also `scripts/stylize.py`): flags -> StyleConfig -> stylize() -> files.
 
+    tfstyle --content photo.jpg --style painting.jpg --output out.png      # one image
+    tfstyle --content photos/ --style 'art/*.jpg' --output_dir out/        # every pair
+    tfstyle export --output saved_models/NAME/1 [settings]                 # a SavedModel
+
 A thin shell: it parses flags, loads the images, calls the library once and saves. Every
 `TfstyleError` becomes one line on stderr and exit status 1; flag errors exit with status 1
 through absl. The library itself never reads flags or prints.
