@@ -20,6 +20,10 @@ _EXPORTS = {
     "load_image": "tfstyle.image_io",
     "save_image": "tfstyle.image_io",
     "build_feature_extractor": "tfstyle.features",
+    "ContentLoss": "tfstyle.keras_losses",
+    "PerceptualLoss": "tfstyle.keras_losses",
+    "StyleLoss": "tfstyle.keras_losses",
+    "RunnerCache": "tfstyle.loop",
     "StyleResult": "tfstyle.loop",
     "stylize": "tfstyle.loop",
 }

@@ -1,10 +1,15 @@
 """The `tfstyle` command (also `scripts/stylize.py`): flags -> StyleConfig -> stylize() -> files.
 
+    tfstyle --content photo.jpg --style painting.jpg --output out.png      # one image
+    tfstyle --content photos/ --style 'art/*.jpg' --output_dir out/        # every pair
+    tfstyle export --output saved_models/NAME/1 [settings]                 # a SavedModel
+
 A thin shell: it parses flags, loads the images, calls the library once and saves. Every
 `TfstyleError` becomes one line on stderr and exit status 1; flag errors exit with status 1
 through absl. The library itself never reads flags or prints.
 """
 
+import dataclasses
 import math
 import os
 import sys
@@ -22,9 +27,25 @@ from tfstyle.errors import NonFiniteLossError, TfstyleError
 FLAGS = flags.FLAGS
 _D = config_lib.DEFAULTS
 
-flags.DEFINE_string("content", None, "Content image file.")
-flags.DEFINE_list("style", None, "Style image file(s), comma-separated; several are blended.")
+flags.DEFINE_list(
+    "content",
+    None,
+    "Content image(s): files, directories or glob patterns, comma-separated (several need "
+    "--output_dir).",
+)
+flags.DEFINE_list(
+    "style",
+    None,
+    "Style image(s): files, directories or glob patterns, comma-separated; with --output they "
+    "are blended, with --output_dir each is applied to each content image.",
+)
 flags.DEFINE_string("output", None, "Output image (.png, .jpg or .jpeg).")
+flags.DEFINE_string(
+    "output_dir",
+    None,
+    "Batch mode: write every content x every style to <content stem>__<style stem>.png here, "
+    "skipping outputs that exist (unless --overwrite).",
+)
 flags.DEFINE_enum("network", _D.network, config_lib.NETWORKS, "Feature network.")
 flags.DEFINE_string(
     "weights", _D.weights, "'imagenet' (Keras download, cached), 'none' (random) or a file path."
@@ -67,16 +88,25 @@ flags.DEFINE_enum("precision", _D.precision, config_lib.PRECISIONS, "Network dty
 flags.DEFINE_integer("save_every", 0, "Also save the image every N steps (0: only at the end).")
 flags.DEFINE_integer("max_pixels", None, "Refuse input images with more pixels than this.")
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
+flags.DEFINE_boolean("overwrite", False, "Replace outputs that already exist.")
+flags.DEFINE_string(
+    "tensorboard_dir", None, "Write TensorBoard logs (losses, images) to this directory."
+)
+flags.DEFINE_string("history", None, "Write the per-step losses to this .json or .csv file.")
+flags.DEFINE_boolean("plot_losses", False, "Also write a loss plot, <output stem>_losses.png.")
 
 _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
 
 
 def main(argv):
+    command = _stylize_command
+    if argv[1:2] == ["export"]:
+        command, argv = _export_command, argv[1:]
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     _import_backend_quietly()
     try:
-        return _stylize_command()
+        return command()
     except TfstyleError as exc:
         print(f"tfstyle: error: {exc}", file=sys.stderr)
         return 1
@@ -108,28 +138,63 @@ def _import_backend_quietly():
 def _stylize_command():
     from tfstyle import image_io
 
-    for name in ("content", "style", "output"):
+    for name in ("content", "style"):
         if not getattr(FLAGS, name):
             raise TfstyleError(f"--{name} is required")
+    if FLAGS.output and FLAGS.output_dir:
+        raise TfstyleError("give --output (one image) or --output_dir (a batch), not both")
+    if not (FLAGS.output or FLAGS.output_dir):
+        raise TfstyleError("--output is required (or --output_dir for a batch)")
     config = config_from_flags()
-    init_path = None if FLAGS.init in _INIT_KEYWORDS else FLAGS.init
-    inputs = [FLAGS.content, *FLAGS.style] + ([init_path] if init_path else [])
-    output = image_io.check_output_path(FLAGS.output, inputs=inputs)
     if FLAGS.save_every < 0:
         raise TfstyleError(f"--save_every must be 0 or more; got {FLAGS.save_every}")
+    init_path = None if FLAGS.init in _INIT_KEYWORDS else FLAGS.init
+    contents = image_io.expand_image_paths(FLAGS.content)
+    styles = image_io.expand_image_paths(FLAGS.style)
+    if FLAGS.output_dir:
+        return _batch_command(config, contents, styles, init_path, image_io)
+    if len(contents) != 1:
+        raise TfstyleError(
+            f"--output takes one content image but {len(contents)} were given; "
+            "use --output_dir for a batch"
+        )
+    inputs = [*contents, *styles] + ([init_path] if init_path else [])
+    output = image_io.check_output_path(FLAGS.output, inputs=inputs)
     load = _loader(image_io)
-    content = load(FLAGS.content)
-    styles = [load(path) for path in FLAGS.style]
+    content = load(contents[0])
+    style_images = [load(path) for path in styles]
     init_image = load(init_path) if init_path else None
-    return _run(config, content, styles, init_image, output, image_io)
+    sources = (contents[0], styles)
+    return _run(config, content, style_images, init_image, output, image_io, sources=sources)
 
 
-def _run(config, content, styles, init_image, output, image_io):
+def _export_command():
+    """`tfstyle export --output DIR [settings]`: write a SavedModel stylizer (see export.py)."""
+    for name in ("content", "style"):
+        if getattr(FLAGS, name):
+            raise TfstyleError(f"export takes no --{name}: images come with each request")
+    if not FLAGS.output:
+        raise TfstyleError("--output is required: the SavedModel directory to write")
+    config = config_from_flags()
+    from tfstyle.export import export_stylizer
+
+    path = export_stylizer(FLAGS.output, config=config, overwrite=FLAGS.overwrite)
+    if not FLAGS.quiet:
+        print(
+            f"exported {path}: serving_default takes content and style (uint8 [H, W, 3]) and "
+            f"returns stylized_image after {config.iterations} steps",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _run(config, content, styles, init_image, output, image_io, *, sources):
     from tfstyle.loop import stylize
 
     callbacks = [] if FLAGS.quiet else [_ProgressBar()]
     if FLAGS.save_every:
         callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
+    callbacks += _logging_callbacks(output, history=FLAGS.history, logdir=FLAGS.tensorboard_dir)
     try:
         result = stylize(content, styles, config=config, callbacks=callbacks, init_image=init_image)
     except NonFiniteLossError as exc:
@@ -138,10 +203,162 @@ def _run(config, content, styles, init_image, output, image_io):
             raise TfstyleError(f"{exc}; the last finite image was saved to {output}") from exc
         raise
     image_io.save_image(result.image, output)
-    image_io.save_json(_report(result, output), os.path.splitext(output)[0] + ".json")
+    image_io.save_json(_report(result, output, *sources), os.path.splitext(output)[0] + ".json")
     if not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _batch_command(config, contents, styles, init_path, image_io):
+    """Every content x every style into --output_dir, under one progress bar. A pair that fails
+    is reported in one line and skipped; the exit status is 1 if any failed. Outputs that
+    exist are skipped unless --overwrite, so rerunning a stopped batch resumes it."""
+    from tfstyle.loop import RunnerCache, stylize
+
+    jobs = _plan_batch(contents, styles, FLAGS.output_dir, image_io)
+    if FLAGS.history:
+        image_io.check_output_file(FLAGS.history, extensions=(".json", ".csv"))
+    todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[2])]
+    if len(todo) < len(jobs) and not FLAGS.quiet:
+        print(
+            f"skipping {len(jobs) - len(todo)} of {len(jobs)} outputs that already exist "
+            "(--overwrite redoes them)",
+            file=sys.stderr,
+        )
+    inputs = _BatchInputs(_loader(image_io), keep=styles)
+    init_image = _loader(image_io)(init_path) if init_path else None
+    bar = None if FLAGS.quiet else _ProgressBar()
+    steps = config.iterations * config.scales
+    runners = RunnerCache()  # one compiled step per image size for the whole batch
+    failed = 0
+    for index, (content, style, output) in enumerate(todo):
+        stem = os.path.splitext(output)[0]
+        callbacks = [] if bar is None else [_BatchStep(bar, index * steps, len(todo) * steps)]
+        try:
+            callbacks += _batch_logging_callbacks(stem)
+            if FLAGS.save_every:
+                callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
+            result = stylize(
+                inputs(content),
+                [inputs(style)],
+                config=config,
+                callbacks=callbacks,
+                init_image=init_image,
+                runners=runners,
+            )
+            image_io.save_image(result.image, output)
+            image_io.save_json(_report(result, output, content, [style]), stem + ".json")
+        except TfstyleError as exc:
+            failed += 1
+            message = inputs.first_report(exc) if isinstance(exc, _BatchInputs.Failed) else exc
+            if message:
+                _fresh_line(bar)
+                print(f"tfstyle: error: {os.path.basename(output)}: {message}", file=sys.stderr)
+    if failed:
+        raise TfstyleError(f"{failed} of {len(todo)} outputs failed; rerun to retry them")
+    if not FLAGS.quiet:
+        print(f"saved {len(todo)} outputs to {os.path.abspath(FLAGS.output_dir)}", file=sys.stderr)
+    return 0
+
+
+def _batch_logging_callbacks(stem):
+    """Per output of a batch: <stem>_history.json/.csv, TensorBoard logs in a subdirectory."""
+    history = FLAGS.history and stem + "_history" + os.path.splitext(FLAGS.history)[1]
+    logdir = FLAGS.tensorboard_dir and os.path.join(FLAGS.tensorboard_dir, os.path.basename(stem))
+    return _logging_callbacks(stem + ".png", history=history, logdir=logdir)
+
+
+def _plan_batch(contents, styles, output_dir, image_io):
+    """`(content, style, output)` for every pair, named `<content stem>__<style stem>.png`."""
+    jobs, made_by = [], {}
+    for content in contents:
+        for style in styles:
+            name = f"{_stem(content)}__{_stem(style)}.png"
+            if name in made_by:
+                raise TfstyleError(
+                    f"{made_by[name][0]} + {made_by[name][1]} and {content} + {style} would both "
+                    f"be saved as {name}; rename one of the files"
+                )
+            made_by[name] = (content, style)
+            output = os.path.join(output_dir, name)
+            jobs.append(
+                (content, style, image_io.check_output_path(output, inputs=(content, style)))
+            )
+    return jobs
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+class _BatchInputs:
+    """Loads each input once per batch: style images are kept, content images one at a time
+    (the jobs come content by content). A file that failed to load fails its other jobs too,
+    and is reported only the first time."""
+
+    class Failed(TfstyleError):
+        pass
+
+    def __init__(self, load, *, keep):
+        self.load = load
+        self.keep = set(keep)
+        self.images = {}
+        self.errors = {}
+        self.reported = set()
+
+    def __call__(self, path):
+        if path in self.errors:
+            raise self.Failed(path)
+        if path not in self.images:
+            try:
+                image = self.load(path)
+            except TfstyleError as exc:
+                self.errors[path] = exc
+                raise self.Failed(path) from exc
+            self.images = {k: v for k, v in self.images.items() if k in self.keep}
+            self.images[path] = image
+        return self.images[path]
+
+    def first_report(self, failure):
+        """The load error's message the first time `failure`'s file is met, else None."""
+        path = str(failure)
+        if path in self.reported:
+            return None
+        self.reported.add(path)
+        return self.errors[path]
+
+
+class _BatchStep:
+    """Passes a job's progress records to the batch's one progress bar as steps of the batch."""
+
+    def __init__(self, bar, offset, total):
+        self.bar, self.offset, self.total = bar, offset, total
+
+    def __call__(self, progress):
+        self.bar(
+            dataclasses.replace(progress, step=self.offset + progress.step, total_steps=self.total)
+        )
+
+
+def _fresh_line(bar):
+    if bar is not None and bar.tty:
+        bar.stream.write("\n")
+
+
+def _logging_callbacks(output, *, history, logdir):
+    """The callbacks asked for by --history, --tensorboard_dir and --plot_losses."""
+    from tfstyle import callbacks
+
+    made = []
+    if history:
+        if os.path.abspath(history) == os.path.splitext(output)[0] + ".json":
+            raise TfstyleError(f"--history {history} would overwrite the run's report; rename it")
+        made.append(callbacks.HistoryLogger(history))
+    if logdir:
+        made.append(callbacks.TensorBoard(logdir))
+    if FLAGS.plot_losses:
+        made.append(callbacks.LossPlot(os.path.splitext(output)[0] + "_losses.png"))
+    return made
 
 
 def config_from_flags():
@@ -201,7 +418,7 @@ def _loader(image_io):
     return lambda path: image_io.load_image(path, **kwargs)
 
 
-def _report(result, output):
+def _report(result, output, content, styles):
     import keras
 
     from tfstyle import __version__
@@ -209,8 +426,8 @@ def _report(result, output):
     return {
         "tfstyle_version": __version__,
         "backend": keras.backend.backend(),
-        "content": os.path.abspath(FLAGS.content),
-        "style": [os.path.abspath(path) for path in FLAGS.style],
+        "content": os.path.abspath(content),
+        "style": [os.path.abspath(path) for path in styles],
         "output": output,
         "size": list(result.image.shape[:2]),
         "settings": result.config.to_dict(),
@@ -224,10 +441,11 @@ def _report(result, output):
 class _ProgressBar:
     """One self-rewriting line on a terminal; a line every 10% otherwise (logs, CI)."""
 
-    def __init__(self, stream=sys.stderr, width=30):
-        self.stream = stream
+    def __init__(self, stream=None, width=30):
+        # Looked up at call time: a default of sys.stderr would pin the stream at import.
+        self.stream = stream or sys.stderr
         self.width = width
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.start = time.perf_counter()
 
     def __call__(self, progress):

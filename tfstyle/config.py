@@ -28,6 +28,9 @@ LAYER_WEIGHT_PRESETS = ("equal", "decreasing")
 AVERAGING = ("none", "ema", "best")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
+# How often (in steps) callbacks that show the image do so: TensorBoard images, Colab previews.
+PREVIEW_EVERY = 50
+
 # Learning rates for images in [0, 1] with the gradient scaled as `tfstyle.step` describes
 # (L-BFGS has none: its line search sets the step).
 DEFAULT_LEARNING_RATES = {"sgd": 4e-4, "adam": 0.02}

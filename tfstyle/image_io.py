@@ -9,14 +9,18 @@ then renamed onto the target, so an interrupted run never leaves a half-written 
 """
 
 import contextlib
+import csv
 import functools
+import glob
 import io
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -57,6 +61,34 @@ def is_image_file(path: str | os.PathLike) -> bool:
         True for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff and .webp (any case).
     """
     return os.path.splitext(os.fsdecode(path))[1].lower() in IMAGE_EXTENSIONS
+
+
+def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
+    """The files a list of command-line specs names: files, directories and glob patterns.
+
+    A directory gives its image files (by extension, not recursive) in sorted order, a pattern
+    with `*`, `?` or `[` its matches in sorted order, anything else itself, existing or not (so
+    that loading it reports what is wrong). Order is kept and duplicates dropped.
+
+    Raises:
+        ImageError: a directory holds no image files, or a pattern matches nothing.
+    """
+    found = []
+    for spec in specs:
+        spec = os.fsdecode(spec)
+        if os.path.isdir(spec):
+            names = sorted(n for n in os.listdir(spec) if is_image_file(n))
+            paths = [p for p in (os.path.join(spec, n) for n in names) if os.path.isfile(p)]
+            if not paths:
+                raise ImageError(f"directory {_quote(spec)} holds no image files")
+        elif any(char in spec for char in "*?["):
+            paths = sorted(p for p in glob.glob(os.path.expanduser(spec)) if os.path.isfile(p))
+            if not paths:
+                raise ImageError(f"no files match {_quote(spec)}")
+        else:
+            paths = [spec]
+        found.extend(paths)
+    return list(dict.fromkeys(found))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +393,52 @@ def save_json(data: object, path: str | os.PathLike) -> str:
     return atomic_write_bytes(text.encode("utf-8"), path)
 
 
+def save_csv(rows: list[dict], path: str | os.PathLike, *, columns: list[str]) -> str:
+    """Write rows as a CSV file atomically (UTF-8, a header line, `\n` line ends).
+
+    Args:
+        rows: one dict per line; keys missing from a row are left empty, extra keys ignored.
+        path: the output file.
+        columns: the header, in order.
+
+    Returns:
+        The absolute path written.
+
+    Raises:
+        OutputError: missing directory or a failed write.
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_bytes(buffer.getvalue().encode("utf-8"), path)
+
+
+def check_output_file(path: str | os.PathLike, *, extensions: tuple[str, ...]) -> str:
+    """Check, before any work, that a non-image output file (a log, a plot) can be written.
+
+    Args:
+        path: the intended file.
+        extensions: the allowed extensions, lower case with the dot (".json", ".csv").
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: a wrong extension, the path is a directory, or its directory is missing.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    extension = os.path.splitext(target)[1].lower()
+    if extension not in extensions:
+        raise OutputError(
+            f"cannot write {_quote(target)}: use a name ending in {' or '.join(extensions)}"
+        )
+    if os.path.isdir(target):
+        raise OutputError(f"cannot write {_quote(target)}: it is a directory")
+    _check_directory(target)
+    return target
+
+
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> str:
     """Write bytes to a file so that it holds either its old content or all of the new one.
 
@@ -405,6 +483,66 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> str:
             raise OutputError(f"cannot write {_quote(target)}: {_reason(exc)}") from exc
         raise
     _fsync_directory(os.path.dirname(target))
+    return target
+
+
+def write_directory(
+    path: str | os.PathLike,
+    write: Callable[[str], object],
+    *,
+    overwrite: bool = False,
+) -> str:
+    """Create a directory whole or not at all: `write` fills a hidden temporary directory beside
+    it, which is then renamed into place (a SavedModel export, for instance).
+
+    Missing parent directories are created. With `overwrite`, an existing directory is replaced
+    only after the new one is complete.
+
+    Args:
+        path: the directory to create.
+        write: called with the temporary directory's path; writes the content there.
+        overwrite: replace `path` if it exists.
+
+    Returns:
+        The absolute path written.
+
+    Raises:
+        OutputError: `path` exists and `overwrite` is false, is a file, or cannot be written.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    if os.path.isfile(target):
+        raise OutputError(f"cannot write directory {_quote(target)}: a file has that name")
+    if os.path.exists(target) and not overwrite:
+        raise OutputError(f"{_quote(target)} already exists; remove it or pass --overwrite")
+    parent = os.path.dirname(target)
+    hidden = "." + os.path.basename(target)[:100] + "."
+    try:
+        os.makedirs(parent, exist_ok=True)
+        temporary = tempfile.mkdtemp(prefix=hidden, dir=parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {_quote(target)}: {_reason(exc)}") from exc
+    old = None
+    try:
+        write(temporary)
+        if os.path.exists(target):
+            # Moved aside, not deleted, until the new directory is in place.
+            old = tempfile.mkdtemp(prefix=hidden + "old.", dir=parent)
+            os.replace(target, os.path.join(old, "previous"))
+        try:
+            os.replace(temporary, target)
+        except OSError:
+            if old is not None:
+                os.replace(os.path.join(old, "previous"), target)
+            raise
+    except BaseException as exc:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {_quote(target)}: {_reason(exc)}") from exc
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    _fsync_directory(parent)
     return target
 
 

@@ -1,5 +1,6 @@
 """`stylize()`: targets once, initial image, optimisation over one or more scales, callbacks."""
 
+import collections
 import dataclasses
 import functools
 import time
@@ -39,7 +40,9 @@ class StyleResult:
         return {name: float(values[-1]) for name, values in self.history.items()}
 
 
-def stylize(content, style, *, config=None, callbacks=(), init_image=None, extractor=None):
+def stylize(
+    content, style, *, config=None, callbacks=(), init_image=None, extractor=None, runners=None
+):
     """Paint `content` in the style of `style` (Gatys et al., 2016).
 
     Args:
@@ -49,6 +52,8 @@ def stylize(content, style, *, config=None, callbacks=(), init_image=None, extra
         callbacks: callables, each called with a `Progress` record after every step.
         init_image: starting image when `config.init == "image"` (resized to fit).
         extractor: a feature extractor to reuse (built from `config` if None).
+        runners: a `RunnerCache` to reuse compiled steps across calls (images of one size
+            then compile once); None builds fresh ones.
 
     Returns:
         A `StyleResult` with the image and the per-step loss history.
@@ -87,7 +92,7 @@ def stylize(content, style, *, config=None, callbacks=(), init_image=None, extra
         else:
             image = pp.resize(image, *size)
         image, scale_history, scale_evals = _optimise(
-            config, extractor, targets, image, clock, index
+            config, extractor, targets, image, clock, index, runners
         )
         for name in LOSS_NAMES:
             history[name].append(scale_history[name])
@@ -169,8 +174,57 @@ def make_loss_fn(config):
     )
 
 
-def _optimise(config, extractor, targets, image, clock, scale):
-    loss_fn = make_loss_fn(config)
+class RunnerCache:
+    """Runners (compiled steps with their image and optimizer state) kept across `stylize`
+    calls: a runner is reused, reset to the new image, when the extractor, the image size and
+    every setting its compiled step depends on are the same. Targets are arguments of the
+    step, so new content and style images do not retrace it. Keeps the `maxsize` most recently
+    used runners.
+    """
+
+    # Settings a runner's compiled step or optimizer depends on (the targets are arguments).
+    KEY_FIELDS = (
+        "content_layers",
+        "style_layers",
+        "style_layer_weights",
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+        "optimizer",
+        "learning_rate",
+        "schedule",
+        "iterations",
+        "average",
+        "ema_decay",
+    )
+
+    def __init__(self, maxsize=8):
+        self.maxsize = maxsize
+        self._runners = collections.OrderedDict()
+
+    def get(self, config, extractor, image):
+        """A runner for `image`: a cached one reset to it, or a new one (then cached)."""
+        # The cached runner holds `extractor`, so its id cannot be reused by another object.
+        key = (id(extractor), image.shape, *(getattr(config, f) for f in self.KEY_FIELDS))
+        runner = self._runners.get(key)
+        if runner is not None and hasattr(runner, "reset"):
+            self._runners.move_to_end(key)
+            runner.reset(image)
+            return runner
+        runner = _new_runner(config, extractor, image)
+        self._runners[key] = runner
+        while len(self._runners) > self.maxsize:
+            self._runners.popitem(last=False)
+        return runner
+
+    def __len__(self):
+        return len(self._runners)
+
+    def runners(self):
+        return list(self._runners.values())
+
+
+def _new_runner(config, extractor, image):
     optimizer = None
     if config.optimizer != "lbfgs":
         optimizer = make_optimizer(
@@ -179,14 +233,21 @@ def _optimise(config, extractor, targets, image, clock, scale):
             schedule=config.schedule,
             total_steps=config.iterations,
         )
-    runner = make_runner(
+    return make_runner(
         extractor=extractor,
-        loss_fn=loss_fn,
+        loss_fn=make_loss_fn(config),
         optimizer=optimizer,
         image=image,
         average=config.average,
         ema_decay=config.ema_decay,
     )
+
+
+def _optimise(config, extractor, targets, image, clock, scale, runners=None):
+    if runners is None:
+        runner = _new_runner(config, extractor, image)
+    else:
+        runner = runners.get(config, extractor, image)
     if config.optimizer == "lbfgs":
         return _optimise_lbfgs(config, runner, targets, image, clock, scale)
     return _optimise_keras(config, runner, targets, clock, scale)

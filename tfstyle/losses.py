@@ -31,11 +31,16 @@ def gram_matrix(features):
     return ops.einsum("bnc,bnd->bcd", flat, flat) / positions
 
 
-def relative_squared_error(value, target):
-    """`sum((value - target)^2) / (sum(target^2) + eps)`, in float32."""
+def relative_squared_error(value, target, *, axis=None):
+    """`sum((value - target)^2) / (sum(target^2) + eps)`, in float32.
+
+    `axis`: the axes summed over (None: all, a scalar); `axis=(1, 2, 3)` gives one value per
+    batch item, as a `keras.losses.Loss` needs.
+    """
     value = ops.cast(value, "float32")
     target = ops.cast(target, "float32")
-    return ops.sum(ops.square(value - target)) / (ops.sum(ops.square(target)) + EPSILON)
+    error = ops.sum(ops.square(value - target), axis=axis)
+    return error / (ops.sum(ops.square(target), axis=axis) + EPSILON)
 
 
 def content_loss(features, target):
@@ -48,12 +53,15 @@ def style_loss(features, target_gram):
     return relative_squared_error(gram_matrix(features), target_gram)
 
 
-def total_variation_loss(image):
-    """Mean squared difference between vertically and horizontally adjacent pixels."""
+def total_variation_loss(image, *, axis=None):
+    """Mean squared difference between vertically and horizontally adjacent pixels.
+
+    `axis`: the axes averaged over (None: all; `(1, 2, 3)`: one value per batch item).
+    """
     image = ops.cast(image, "float32")
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return ops.mean(ops.square(dy)) + ops.mean(ops.square(dx))
+    return ops.mean(ops.square(dy), axis=axis) + ops.mean(ops.square(dx), axis=axis)
 
 
 def weighted_mean(losses):

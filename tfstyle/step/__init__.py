@@ -7,6 +7,8 @@ A runner holds the image being optimised and the optimizer state, and offers:
 * `image(averaged=False)`: the current image, float32 `[H, W, 3]` in [0, 1]; with
   `averaged=True`, the moving average or best image when averaging is on.
 * `assign(image)`: replace the current image (keeps the optimizer state).
+* `reset(image)`: start afresh from `image` (same shape): image, averages and optimizer state
+  as new, compiled functions kept, so the next image of this size does not compile again.
 * `value_and_grad(image, targets)`: `(losses, gradient)` of the objective at a NumPy image,
   for L-BFGS.
 

@@ -30,6 +30,8 @@ class TensorFlowRunner:
         self._ema_steps = tf.Variable(0.0, dtype=tf.float32, name="ema_steps")
         if optimizer is not None:
             optimizer.build([self._variable])
+        # The optimizer's fresh state (step count, moments), restored by `reset`.
+        self._initial_state = [v.numpy() for v in optimizer.variables] if optimizer else []
         # XLA is not faster than TensorFlow's own CPU kernels for VGG's big convolutions
         # (scripts/benchmark.py), so it is used only when asked for or on a GPU.
         if jit_compile is None:
@@ -82,6 +84,17 @@ class TensorFlowRunner:
 
     def assign(self, image):
         self._variable.assign(np.asarray(image, np.float32)[None])
+
+    def reset(self, image):
+        # Variables are assigned, never replaced, so the traced functions stay valid.
+        image = np.asarray(image, np.float32)[None]
+        self._variable.assign(image)
+        self._averaged.assign(np.zeros_like(image) if self._average == "ema" else image)
+        self._best_loss.assign(np.inf)
+        self._ema_steps.assign(0.0)
+        if self._optimizer is not None:
+            for variable, value in zip(self._optimizer.variables, self._initial_state, strict=True):
+                variable.assign(value)
 
     def value_and_grad(self, image, targets):
         batch = tf.constant(np.asarray(image, np.float32)[None])

@@ -1,0 +1,159 @@
+"""SavedModel export: the in-graph optimisation matches stylize(), limits, atomic writes, and the
+exported model loads and runs in a Python where tfstyle cannot be imported."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from cli_runner import run_cli
+
+from tfstyle import ConfigError, OutputError, StyleConfig, image_io, stylize
+from tfstyle.export import MAX_INPUT_SIDE, Stylizer
+
+SMALL = {
+    "weights": None,
+    "max_size": 32,
+    "content_layers": ("block2_conv2",),
+    "style_layers": ("block1_conv1", "block2_conv1"),
+}
+
+# Run with `python -I` in an empty directory: no project on sys.path, and tfstyle (installed
+# or not) blocked, so anything the SavedModel needed from tfstyle would fail to load.
+LOADER = r"""
+import importlib.abc, json, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tfstyle" or name.startswith("tfstyle."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+
+sys.meta_path.insert(0, Block())
+try:
+    import tfstyle
+    raise SystemExit("tfstyle is importable here")
+except ImportError:
+    pass
+import numpy as np
+import tensorflow as tf
+
+model = tf.saved_model.load(sys.argv[1])
+serve = model.signatures["serving_default"]
+rng = np.random.default_rng(0)
+content = (rng.uniform(size=(40, 64, 3)) * 255).astype(np.uint8)
+style = (rng.uniform(size=(30, 30, 3)) * 255).astype(np.uint8)
+out = serve(content=tf.constant(content), style=tf.constant(style))
+print(json.dumps({
+    "inputs": sorted(serve.structured_input_signature[1]),
+    "outputs": sorted(out),
+    "shape": out["stylized_image"].shape.as_list(),
+    "dtype": out["stylized_image"].dtype.name,
+    "history": out["loss_history"].numpy().tolist(),
+    "sys_path": sys.path,
+    "tfstyle_modules": [m for m in sys.modules if m.startswith("tfstyle")],
+}))
+"""
+
+
+def _uint8(rng, shape):
+    return (rng.uniform(size=shape) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("optimizer", "learning_rate"), [("adam", None), ("sgd", 0.02)])
+def test_graph_matches_stylize(rng, optimizer, learning_rate):
+    # 32x32 images at max_size 32: no resizing, so both paths see the same pixels.
+    content, style = _uint8(rng, (32, 32, 3)), _uint8(rng, (32, 32, 3))
+    config = StyleConfig(
+        **SMALL, iterations=4, optimizer=optimizer, learning_rate=learning_rate, steps_per_call=4
+    )
+    out = Stylizer(config).serve(tf.constant(content), tf.constant(style))
+    reference = stylize(content, style, config=config)
+    np.testing.assert_allclose(out["loss_history"].numpy(), reference.history["total"], rtol=1e-4)
+    if optimizer == "adam":  # (SGD on random weights overshoots; only the match matters)
+        assert out["loss_history"].numpy()[-1] < out["loss_history"].numpy()[0]
+    expected = np.rint(reference.image * 255).astype(int)
+    assert np.abs(out["stylized_image"].numpy().astype(int) - expected).max() <= 1
+
+
+def test_resize_and_limits(rng):
+    module = Stylizer(StyleConfig(**SMALL, iterations=1, optimizer="adam"))
+    out = module.serve(tf.constant(_uint8(rng, (48, 64, 3))), tf.constant(_uint8(rng, (9, 90, 3))))
+    assert out["stylized_image"].shape == (24, 32, 3) and out["stylized_image"].dtype == tf.uint8
+    # Layers up to block2 need 2 px: 2x64 fitted to 32 px is 1x32.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="content too small"):
+        module.serve(tf.constant(_uint8(rng, (2, 64, 3))), tf.constant(_uint8(rng, (32, 32, 3))))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="style image too large"):
+        too_long = np.zeros((MAX_INPUT_SIDE + 1, 1, 3), np.uint8)
+        module.serve(tf.constant(_uint8(rng, (32, 32, 3))), tf.constant(too_long))
+
+
+def test_unsupported_settings_are_named():
+    with pytest.raises(ConfigError, match=r"optimizer lbfgs .*scales=2"):
+        Stylizer(StyleConfig(**SMALL, optimizer="lbfgs", scales=2))
+
+
+def test_write_directory_is_all_or_nothing(tmp_path):
+    def fail(directory):
+        open(os.path.join(directory, "half"), "w").close()
+        raise OutputError("disk full")
+
+    with pytest.raises(OutputError, match="disk full"):
+        image_io.write_directory(tmp_path / "m" / "1", fail)
+    assert os.listdir(tmp_path / "m") == []
+    image_io.write_directory(
+        tmp_path / "m" / "1", lambda d: open(os.path.join(d, "a"), "w").close()
+    )
+    with pytest.raises(OutputError, match="already exists"):
+        image_io.write_directory(tmp_path / "m" / "1", lambda d: None)
+    image_io.write_directory(
+        tmp_path / "m" / "1", lambda d: open(os.path.join(d, "b"), "w").close(), overwrite=True
+    )
+    assert os.listdir(tmp_path / "m") == ["1"] and os.listdir(tmp_path / "m" / "1") == ["b"]
+
+
+def test_cli_export_loads_without_tfstyle(tmp_path, capsys):
+    target = tmp_path / "saved_models" / "tiny" / "1"
+    args = (
+        "export", "--output", target, "--weights", "none", "--max_size", "32",
+        "--iterations", "3", "--optimizer", "adam", "--content_layers", "block2_conv2",
+        "--style_layers", "block1_conv1,block2_conv1",
+    )  # fmt: skip
+    assert run_cli(*args) == 0, capsys.readouterr().err
+    assert "serving_default" in capsys.readouterr().err
+    assert sorted(os.listdir(target)) == ["assets", "fingerprint.pb", "saved_model.pb", "variables"]
+
+    script = tmp_path / "load.py"
+    script.write_text(LOADER)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run(
+        [sys.executable, "-I", str(script), str(target)],
+        cwd=tmp_path,
+        env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert root not in result["sys_path"] and result["tfstyle_modules"] == []
+    assert result["inputs"] == ["content", "style"]
+    assert result["outputs"] == ["loss_history", "stylized_image"]
+    assert result["shape"] == [20, 32, 3] and result["dtype"] == "uint8"
+    assert len(result["history"]) == 3 and result["history"][-1] < result["history"][0]
+
+    # A second export to the same place is refused in one line, unless --overwrite.
+    assert run_cli(*args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already exists" in err and "--overwrite" in err
+
+
+def test_cli_export_refuses_images(tmp_path, capsys):
+    status = run_cli(
+        "export", "--output", tmp_path / "m", "--content", "a.png", "--weights", "none"
+    )
+    err = capsys.readouterr().err
+    assert status == 1 and "export takes no --content" in err and not (tmp_path / "m").exists()
