@@ -223,3 +223,18 @@ def test_uint8_inputs_accepted(content_image, style_image, tiny_config):
         config=tiny_config.replace(iterations=2),
     )
     assert result.image.shape == (40, 56, 3)
+
+
+def test_style_layer_weights_select_layers(content_image, style_image, tiny_config):
+    layers = ("block1_conv1", "block2_conv1", "block3_conv1")
+    config = tiny_config.replace(iterations=3, style_layers=layers)
+    only_first = stylize(
+        content_image, style_image, config=config.replace(style_layer_weights=(1.0, 0.0, 0.0))
+    )
+    single = stylize(content_image, style_image, config=config.replace(style_layers=layers[:1]))
+    np.testing.assert_allclose(only_first.history["style"], single.history["style"], rtol=1e-4)
+    decreasing = stylize(
+        content_image, style_image, config=config.replace(style_layer_weights="decreasing")
+    )
+    equal = stylize(content_image, style_image, config=config)
+    assert abs(decreasing.history["style"][0] - equal.history["style"][0]) > 1e-4

@@ -11,6 +11,7 @@ import functools
 import os
 
 import keras
+import numpy as np
 from keras import ops
 
 from tfstyle.config import DEFAULTS
@@ -63,8 +64,8 @@ def build_feature_extractor(
         layers: conv layer names to return, e.g. `("block1_conv1", "block4_conv2")`.
         network: `"vgg19"` (default) or `"vgg16"`.
         weights: `"imagenet"` (downloaded once by Keras and cached under `~/.keras/models`),
-            `None` (random initialisation, for tests), or a path to a local `include_top=False`
-            weights file of the same network.
+            `None` (random weights drawn from a fixed seed, for tests), or a path to a local
+            `include_top=False` weights file of the same network.
         pooling: `"max"` (as trained) or `"avg"` (Gatys et al. found average pooling gives
             slightly smoother results).
         dtype: optional Keras dtype policy name (e.g. `"mixed_bfloat16"`) for the conv layers.
@@ -128,9 +129,30 @@ def _load_base(network, weights):
     if weights is not None and weights != "imagenet" and not os.path.isfile(weights):
         raise WeightsError(f"weights file not found: {weights}")
     try:
-        return factory(include_top=False, weights=weights, input_shape=(None, None, 3))
+        base = factory(include_top=False, weights=weights, input_shape=(None, None, 3))
     except Exception as exc:  # download and h5 failures come in many types
         raise WeightsError(_weights_message(network, weights, exc)) from exc
+    if weights is None:
+        _seed_random_weights(base)
+    return base
+
+
+def _seed_random_weights(model, seed=0):
+    """Re-draw random weights from a fixed seed (Glorot uniform kernels, zero biases).
+
+    Keras draws fresh random weights per build, so two extractors with different layer sets, or
+    two processes, would see different networks; with a fixed draw, `weights=None` runs are
+    reproducible everywhere, which tests of determinism and resume rely on.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel, bias = layer.get_weights()
+            fan_in = np.prod(kernel.shape[:3])
+            fan_out = kernel.shape[0] * kernel.shape[1] * kernel.shape[3]
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            kernel = rng.uniform(-limit, limit, kernel.shape).astype(kernel.dtype)
+            layer.set_weights([kernel, np.zeros_like(bias)])
 
 
 def _weights_message(network, weights, exc):
