@@ -10,14 +10,16 @@ import os
 import sys
 import time
 
-# TensorFlow logs start-up chatter (CUDA probing, CPU features) to stderr from C++ at import;
-# a command-line user should see only tfstyle's own lines. Must be set before TF is imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 from absl import app, flags
+from absl import logging as absl_logging
 
 from tfstyle import config as config_lib
+from tfstyle import shell
 from tfstyle.errors import NonFiniteLossError, TfstyleError
+
+# TensorFlow reads its C++ log level once, when it loads; `import tfstyle.cli` does not import
+# TensorFlow (see tfstyle/__init__.py), so this is early enough.
+shell.set_tf_log_level()
 
 FLAGS = flags.FLAGS
 _D = config_lib.DEFAULTS
@@ -64,21 +66,33 @@ flags.DEFINE_float("init_noise_ratio", _D.init_noise_ratio, "Noise mixed into th
 flags.DEFINE_enum("average", _D.average, config_lib.AVERAGING, "Output averaging.")
 flags.DEFINE_integer("seed", _D.seed, "Random seed.")
 flags.DEFINE_enum("precision", _D.precision, config_lib.PRECISIONS, "Network dtype policy.")
-flags.DEFINE_integer("save_every", 0, "Also save the image every N steps (0: only at the end).")
-flags.DEFINE_integer("max_pixels", None, "Refuse input images with more pixels than this.")
+flags.DEFINE_integer(
+    "save_every", 0, "Also save the image every N steps (0: only at the end).", lower_bound=0
+)
+flags.DEFINE_integer(
+    "max_pixels", None, "Refuse input images with more pixels than this.", lower_bound=1
+)
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
 
 _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        return _stylize_command()
-    except TfstyleError as exc:
-        print(f"tfstyle: error: {exc}", file=sys.stderr)
-        return 1
+    """Run the command; returns the exit status: 0, 1 for any user error (one line on stderr)."""
+    if not FLAGS["verbosity"].present:
+        # Library INFO/WARNING logs (TensorFlow's retracing notes...) are not for a CLI user.
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    shell.quiet_library_loggers()
+    with shell.one_line_warnings():
+        try:
+            if len(argv) > 1:
+                raise TfstyleError(
+                    f"unexpected arguments: {' '.join(argv[1:])}; flags look like --name=value"
+                )
+            return _stylize_command()
+        except TfstyleError as exc:
+            print(shell.error_line(exc), file=sys.stderr)
+            return 1
 
 
 def _stylize_command():
@@ -91,8 +105,6 @@ def _stylize_command():
     init_path = None if FLAGS.init in _INIT_KEYWORDS else FLAGS.init
     inputs = [FLAGS.content, *FLAGS.style] + ([init_path] if init_path else [])
     output = image_io.check_output_path(FLAGS.output, inputs=inputs)
-    if FLAGS.save_every < 0:
-        raise TfstyleError(f"--save_every must be 0 or more; got {FLAGS.save_every}")
     load = _loader(image_io)
     content = load(FLAGS.content)
     styles = [load(path) for path in FLAGS.style]
@@ -101,7 +113,8 @@ def _stylize_command():
 
 
 def _run(config, content, styles, init_image, output, image_io):
-    from tfstyle.loop import stylize
+    with shell.quiet_native_logs():
+        from tfstyle.loop import stylize
 
     callbacks = [] if FLAGS.quiet else [_ProgressBar()]
     if FLAGS.save_every:
@@ -239,9 +252,18 @@ class _Snapshots:
             )
 
 
-def run():
-    """Console entry point."""
-    app.run(main)
+def parse_flags(argv):
+    """absl's flag parsing, with a bad flag reported on one line like every other error."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as exc:
+        print(shell.error_line(exc), file=sys.stderr)
+        sys.exit(1)
+
+
+def run(argv=None):
+    """Console entry point (`argv` for tests: program name first)."""
+    app.run(main, argv=argv, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def stylize(content, style, *, config=None, callbacks=(), init_image=None, extra
     elif config.preserve_colors == "luminance":
         styles = [_luminance_only(s, reference=content) for s in styles]
     sizes = scale_sizes(content.shape, max_size=config.max_size, scales=config.scales)
-    _check_sizes(config, sizes, styles)
+    _check_sizes(config, sizes, content.shape, styles)
     extractor = extractor or feature_extractor_for(config)
     source = (
         _luminance_only(content, reference=content)
@@ -280,23 +280,46 @@ def _luminance_only(image, *, reference):
     return np.repeat(np.clip(y, 0.0, 1.0)[..., None], 3, axis=-1).astype(np.float32)
 
 
-def _check_sizes(config, sizes, styles):
-    layers = config.content_layers + config.style_layers
-    minimum = min_input_size(config.network, layers)
+def _check_sizes(config, sizes, content_shape, styles):
+    minimum = min_input_size(config.network, config.content_layers + config.style_layers)
+    needs = f"{config.network} with layers up to {config.deepest_layer} needs at least {minimum} px"
     smallest = min(min(size) for size in sizes)
     if smallest < minimum:
+        height, width = content_shape[:2]
+        enough = _max_size_needed(config, content_shape, minimum)
+        fewer = ", fewer scales" if config.scales > 1 else ""
+        fix = (
+            f"use max_size {enough} or more"
+            if enough is not None
+            else f"use a larger image{fewer} or shallower layers"
+        )
         raise ConfigError(
-            f"the image is too small: its shorter side is {smallest} px at the first scale, and "
-            f"{config.network} with layers up to {max(layers)} needs at least {minimum} px; "
-            "use a larger image, a larger max_size or fewer scales"
+            f"the image is too small: {width}x{height} px gives a shorter side of {smallest} px "
+            f"at the first scale (max_size {config.max_size}, {config.scales} scale(s)), and "
+            f"{needs}; {fix}"
         )
     for style in styles:
         style_size = pp.scaled_shape(style.shape, round(config.style_scale * max(sizes[0])))
         if min(style_size) < minimum:
             raise ConfigError(
                 f"the style image is too small at style_scale {config.style_scale:g}: "
-                f"{style_size[1]}x{style_size[0]} px, and the network needs at least {minimum} px"
+                f"{style_size[1]}x{style_size[0]} px at the first scale, and {needs}; use a "
+                "larger style_scale or a larger style image"
             )
+
+
+def _max_size_needed(config, shape, minimum):
+    """The smallest max_size that makes every scale of `shape` big enough, or None (images are
+    never upscaled, so a small image cannot be fixed with max_size)."""
+    short, long = sorted(shape[:2])
+    factor = 2 ** (config.scales - 1)
+    # Sizes are rounded, so start a little below the exact bound and search upwards.
+    estimate = int((minimum - 0.5) * factor * long / short) - factor - 1
+    for max_size in range(max(config.max_size + 1, estimate), long + 1):
+        sizes = scale_sizes(shape, max_size=max_size, scales=config.scales)
+        if min(min(size) for size in sizes) >= minimum:
+            return max_size
+    return None
 
 
 class _Clock:

@@ -53,7 +53,13 @@ def total_variation_loss(image):
     image = ops.cast(image, "float32")
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return ops.mean(ops.square(dy)) + ops.mean(ops.square(dx))
+    return _mean_or_zero(ops.square(dy)) + _mean_or_zero(ops.square(dx))
+
+
+def _mean_or_zero(values):
+    # An image 1 px tall or wide has no neighbours in that direction: the mean of nothing is
+    # NaN, and shallow layers accept such images (a 4000x16 strip resized to 32 px is 1x32).
+    return ops.sum(values) / ops.maximum(ops.cast(ops.size(values), values.dtype), 1.0)
 
 
 def weighted_mean(losses):
