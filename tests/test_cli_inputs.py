@@ -32,7 +32,7 @@ GENTLE = ("--learning_rate", "1e-4")
 def _pattern(height=40, width=56):
     """Float RGB: red top-left quarter, blue elsewhere, a soft gradient over all (smooth, so
     JPEG keeps it faithfully; asymmetric, so a wrong rotation or flip shows)."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    x = np.mgrid[0:height, 0:width][1].astype(np.float32)
     image = np.empty((height, width, 3), np.float32)
     image[:] = (0.1, 0.2, 0.8)
     image[: height // 2, : width // 2] = (0.9, 0.15, 0.1)
