@@ -7,6 +7,7 @@ through absl. The library itself never reads flags or prints.
 
 import math
 import os
+import re
 import sys
 import time
 
@@ -15,7 +16,7 @@ from absl import logging as absl_logging
 
 from tfstyle import config as config_lib
 from tfstyle import shell
-from tfstyle.errors import NonFiniteLossError, TfstyleError
+from tfstyle.errors import NonFiniteLossError, OutputError, TfstyleError
 
 # TensorFlow reads its C++ log level once, when it loads; `import tfstyle.cli` does not import
 # TensorFlow (see tfstyle/__init__.py), so this is early enough.
@@ -105,11 +106,34 @@ def _stylize_command():
     init_path = None if FLAGS.init in _INIT_KEYWORDS else FLAGS.init
     inputs = [FLAGS.content, *FLAGS.style] + ([init_path] if init_path else [])
     output = image_io.check_output_path(FLAGS.output, inputs=inputs)
+    _check_side_files(output, inputs, image_io)
     load = _loader(image_io)
     content = load(FLAGS.content)
     styles = [load(path) for path in FLAGS.style]
     init_image = load(init_path) if init_path else None
     return _run(config, content, styles, init_image, output, image_io)
+
+
+def _check_side_files(output, inputs, image_io):
+    """The files written next to the output must not be inputs either."""
+    image_io.check_not_input(_report_path(output), inputs=inputs)
+    if not FLAGS.save_every:
+        return
+    # Snapshots are <stem>_step<N><ext> for steps not known yet: compare by name.
+    stem, ext = os.path.splitext(output)
+    snapshot = re.compile(re.escape(os.path.basename(stem)) + r"_step\d{5,}" + re.escape(ext))
+    folder = os.path.realpath(os.path.dirname(output))
+    for source in inputs:
+        real = os.path.realpath(source)
+        if os.path.dirname(real) == folder and snapshot.fullmatch(os.path.basename(real)):
+            raise OutputError(
+                f"refusing to overwrite input file {real!r} with a --save_every snapshot; "
+                "choose another output name"
+            )
+
+
+def _report_path(output):
+    return os.path.splitext(output)[0] + ".json"
 
 
 def _run(config, content, styles, init_image, output, image_io):
@@ -127,7 +151,7 @@ def _run(config, content, styles, init_image, output, image_io):
             raise TfstyleError(f"{exc}; the last finite image was saved to {output}") from exc
         raise
     image_io.save_image(result.image, output)
-    image_io.save_json(_report(result, output), os.path.splitext(output)[0] + ".json")
+    image_io.save_json(_report(result, output), _report_path(output))
     if not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
     return 0

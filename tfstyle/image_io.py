@@ -434,6 +434,24 @@ def check_output_path(
         raise OutputError(
             f"cannot write {_quote(target)}: directory {_quote(directory)} is not writable"
         )
+    check_not_input(target, inputs=inputs)
+    return target
+
+
+def check_not_input(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...]) -> str:
+    """Refuse a path that names one of `inputs` (through links or any relative spelling).
+
+    Args:
+        path: a file the run will write (an image, its JSON report, a checkpoint).
+        inputs: the run's input files.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: `path` is one of the inputs.
+    """
+    target = os.path.abspath(os.fsdecode(path))
     for source in inputs:
         if _same_file(target, source):
             raise OutputError(
