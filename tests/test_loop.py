@@ -176,11 +176,19 @@ def test_averaging(content_image, style_image, tiny_config, average):
 
 
 def test_non_finite_loss_stops_with_last_good_image(content_image, style_image, tiny_config):
-    config = tiny_config.replace(learning_rate=1e30, schedule="constant", iterations=6)
-    pattern = r"non-finite at step .*smaller learning rate"
+    # Clipping to [0, 1] keeps even absurd learning rates finite; an absurd loss weight makes
+    # the first gradient overflow, so the second step's loss is NaN.
+    config = tiny_config.replace(style_weight=1e38, iterations=6)
+    pattern = (
+        r"non-finite at step 2; lower the learning_rate \(now 0.5\) or the loss weights "
+        r"\(content_weight 1, style_weight 1e\+38, tv_weight 1\)"
+    )
     with pytest.raises(NonFiniteLossError, match=pattern) as e:
         stylize(content_image, style_image, config=config)
-    assert e.value.image is not None and np.all(np.isfinite(e.value.image))
+    assert e.value.step == 0  # the starting image: the content, at the run's size
+    np.testing.assert_allclose(e.value.image, pp.resize(content_image, 34, 48), atol=1e-6)
+    with pytest.raises(NonFiniteLossError, match="the loss of the starting image is not finite"):
+        stylize(content_image, style_image, config=config.replace(style_weight=1e39))
 
 
 def test_does_not_mutate_inputs(content_image, style_image, tiny_config):

@@ -103,6 +103,7 @@ def _stylize_command():
         if not getattr(FLAGS, name):
             raise TfstyleError(f"--{name} is required")
     config = config_from_flags()
+    config.blend_weights(len(FLAGS.style))
     init_path = None if FLAGS.init in _INIT_KEYWORDS else FLAGS.init
     inputs = [FLAGS.content, *FLAGS.style] + ([init_path] if init_path else [])
     output = image_io.check_output_path(FLAGS.output, inputs=inputs)
@@ -146,10 +147,11 @@ def _run(config, content, styles, init_image, output, image_io):
     try:
         result = stylize(content, styles, config=config, callbacks=callbacks, init_image=init_image)
     except NonFiniteLossError as exc:
-        if exc.image is not None:
-            image_io.save_image(exc.image, output)
-            raise TfstyleError(f"{exc}; the last finite image was saved to {output}") from exc
-        raise
+        if exc.image is None:
+            raise
+        image_io.save_image(exc.image, output)
+        which = f"after step {exc.step}" if exc.step else "the starting image"
+        raise TfstyleError(f"{exc}; the last finite image ({which}) was saved to {output}") from exc
     image_io.save_image(result.image, output)
     image_io.save_json(_report(result, output), _report_path(output))
     if not FLAGS.quiet:

@@ -206,6 +206,22 @@ class StyleConfig:
             raise ConfigError("style_layer_weights must not all be 0")
         object.__setattr__(self, "style_layer_weights", weights)
 
+    def blend_weights(self, count):
+        """The weights of `count` style images, normalised to sum to 1 (equal by default).
+
+        Raises:
+            ConfigError: `style_blend_weights` does not have `count` values.
+        """
+        weights = self.style_blend_weights
+        if weights is None:
+            return [1.0 / count] * count
+        if len(weights) != count:
+            raise ConfigError(
+                f"style_blend_weights has {len(weights)} values for {count} style image(s); "
+                "give one weight per style image"
+            )
+        return [w / sum(weights) for w in weights]
+
     @property
     def lr(self):
         """The learning rate in force: `learning_rate`, or the optimizer's default."""

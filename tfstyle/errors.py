@@ -30,8 +30,10 @@ class NonFiniteLossError(TfstyleError):
 
     Attributes:
         image: the last image whose loss was finite (float32 `[H, W, 3]`), or None.
+        step: the optimisation steps that led to `image` (0: the starting image).
     """
 
-    def __init__(self, message, *, image=None):
+    def __init__(self, message, *, image=None, step=0):
         super().__init__(message)
         self.image = image
+        self.step = step

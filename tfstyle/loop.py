@@ -61,7 +61,7 @@ def stylize(content, style, *, config=None, callbacks=(), init_image=None, extra
     config = config or StyleConfig()
     content = pp.as_float_image(content)
     styles = [pp.as_float_image(s) for s in (style if isinstance(style, list | tuple) else [style])]
-    blend = _blend_weights(config, len(styles))
+    blend = config.blend_weights(len(styles))
     if config.init == "image" and init_image is None:
         raise ConfigError("init='image' needs an init_image")
     if config.preserve_colors == "histogram":
@@ -209,12 +209,8 @@ def _optimise_keras(config, runner, targets, clock, scale):
         steps = min(config.steps_per_call, config.iterations - done)
         chunk = runner.run(targets, steps)
         if not np.all(np.isfinite(chunk["total"])):
-            bad = done + int(np.argmin(np.isfinite(chunk["total"])))
-            raise NonFiniteLossError(
-                f"the loss became non-finite at step {clock.step + bad - done + 1}; try a smaller "
-                f"learning rate (now {config.lr:g}) or optimizer='adam'",
-                image=last_good,
-            )
+            bad = clock.step + int(np.argmin(np.isfinite(chunk["total"]))) + 1
+            raise non_finite_error(config, step=bad, image=last_good, image_step=clock.step)
         done += steps
         last_good = runner.image(averaged=done == config.iterations)
         for name in LOSS_NAMES:
@@ -227,15 +223,15 @@ def _optimise_lbfgs(config, runner, targets, image, clock, scale):
     history = {name: [] for name in LOSS_NAMES}
     value_and_grad = functools.partial(runner.value_and_grad, targets=targets)
 
-    last_good = image
+    last_good, last_good_step = image, clock.step
 
     def on_iteration(losses, iterate):
-        nonlocal last_good
+        nonlocal last_good, last_good_step
         if not np.isfinite(losses["total"]):
-            raise NonFiniteLossError(
-                f"the loss became non-finite at step {clock.step + 1}", image=last_good
+            raise non_finite_error(
+                config, step=clock.step + 1, image=last_good, image_step=last_good_step
             )
-        last_good = iterate
+        last_good, last_good_step = iterate, clock.step + 1
         for name in LOSS_NAMES:
             history[name].append(np.array([losses[name]], np.float32))
         count = len(history["total"])
@@ -252,23 +248,34 @@ def _optimise_lbfgs(config, runner, targets, image, clock, scale):
     return image, _stack(history), evaluations
 
 
+def non_finite_error(config, *, step, image, image_step):
+    """The error for a loss that became NaN or infinite at `step` (1-based, over all scales),
+    saying what to change; `image` is the last finite image, reached after `image_step` steps.
+    """
+    weights = (
+        f"content_weight {config.content_weight:g}, style_weight {config.style_weight:g}, "
+        f"tv_weight {config.tv_weight:g}"
+    )
+    if step == 1:
+        message = (
+            f"the loss of the starting image is not finite; check the loss weights ({weights}) "
+            "and the network weights"
+        )
+    else:
+        # Clipping keeps pixels in [0, 1], so in practice an overflowing gradient (huge loss
+        # weights) or an overflowing learning rate is what makes the loss non-finite.
+        rate = "" if config.optimizer == "lbfgs" else f"the learning_rate (now {config.lr:g}) or "
+        message = (
+            f"the loss became non-finite at step {step}; lower {rate}the loss weights ({weights})"
+        )
+    return NonFiniteLossError(message, image=image, step=image_step)
+
+
 def _stack(history):
     return {
         name: np.concatenate(parts) if parts else np.zeros(0, np.float32)
         for name, parts in history.items()
     }
-
-
-def _blend_weights(config, count):
-    weights = config.style_blend_weights
-    if weights is None:
-        return [1.0 / count] * count
-    if len(weights) != count:
-        raise ConfigError(
-            f"style_blend_weights has {len(weights)} values for {count} style image(s); "
-            "give one weight per style image"
-        )
-    return [w / sum(weights) for w in weights]
 
 
 def _luminance_only(image, *, reference):
