@@ -7,10 +7,13 @@ quiet TensorFlow's start-up logging and refuse bad flags and files before paying
 
 import importlib
 
+from tfstyle.checkpoint import Checkpoint
 from tfstyle.config import StyleConfig
 from tfstyle.errors import (
+    CheckpointError,
     ConfigError,
     ImageError,
+    Interrupted,
     NonFiniteLossError,
     OutputError,
     TfstyleError,
@@ -27,8 +30,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointError",
     "ConfigError",
     "ImageError",
+    "Interrupted",
     "NonFiniteLossError",
     "OutputError",
     "Progress",

@@ -1,8 +1,16 @@
 """The `tfstyle` command (also `scripts/stylize.py`): flags -> StyleConfig -> stylize() -> files.
 
-A thin shell: it parses flags, loads the images, calls the library once and saves. Every
-`TfstyleError` becomes one line on stderr and exit status 1; flag errors exit with status 1
-through absl. The library itself never reads flags or prints.
+A thin shell: it parses flags, loads the images, calls the library once and saves. The library
+itself never reads flags or prints.
+
+Exit status:
+    0    done: the image and its JSON report are written.
+    1    a user error (bad flag, setting, file; a non-finite loss): one `tfstyle: error:` line
+         on stderr, and no output written (except the last finite image after a non-finite
+         loss, which the line names).
+    130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM (128 + the signal, as shells report):
+         the current image is saved to --output and a checkpoint to <output stem>.ckpt.npz;
+         the same command with --resume continues from it.
 """
 
 import math
@@ -16,7 +24,13 @@ from absl import logging as absl_logging
 
 from tfstyle import config as config_lib
 from tfstyle import shell
-from tfstyle.errors import NonFiniteLossError, OutputError, TfstyleError
+from tfstyle.errors import (
+    CheckpointError,
+    Interrupted,
+    NonFiniteLossError,
+    OutputError,
+    TfstyleError,
+)
 
 # TensorFlow reads its C++ log level once, when it loads; `import tfstyle.cli` does not import
 # TensorFlow (see tfstyle/__init__.py), so this is early enough.
@@ -74,6 +88,12 @@ flags.DEFINE_integer(
     "max_pixels", None, "Refuse input images with more pixels than this.", lower_bound=1
 )
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
+flags.DEFINE_boolean(
+    "resume",
+    False,
+    "Continue an interrupted run from its checkpoint, <output stem>.ckpt.npz (same settings and "
+    "images as the interrupted run).",
+)
 
 _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
 
@@ -84,7 +104,7 @@ def main(argv):
         # Library INFO/WARNING logs (TensorFlow's retracing notes...) are not for a CLI user.
         absl_logging.set_verbosity(absl_logging.ERROR)
     shell.quiet_library_loggers()
-    with shell.one_line_warnings():
+    with shell.one_line_warnings(), shell.stop_on_signals():
         try:
             if len(argv) > 1:
                 raise TfstyleError(
@@ -94,6 +114,9 @@ def main(argv):
         except TfstyleError as exc:
             print(shell.error_line(exc), file=sys.stderr)
             return 1
+        except KeyboardInterrupt as exc:  # before the optimisation started: nothing to keep
+            print(f"{shell.PREFIX}: interrupted; nothing was saved", file=sys.stderr)
+            return shell.exit_status(exc)
 
 
 def _stylize_command():
@@ -108,16 +131,47 @@ def _stylize_command():
     inputs = [FLAGS.content, *FLAGS.style] + ([init_path] if init_path else [])
     output = image_io.check_output_path(FLAGS.output, inputs=inputs)
     _check_side_files(output, inputs, image_io)
+    resume = _checkpoint_to_resume(output, config, image_io)
     load = _loader(image_io)
     content = load(FLAGS.content)
     styles = [load(path) for path in FLAGS.style]
     init_image = load(init_path) if init_path else None
-    return _run(config, content, styles, init_image, output, image_io)
+    return _run(config, (content, styles, init_image), output, resume, image_io)
+
+
+def _checkpoint_to_resume(output, config, image_io):
+    """The checkpoint --resume continues from (its settings checked against the flags now,
+    before any work), or None; without --resume, an existing checkpoint is refused rather
+    than silently made stale."""
+    from tfstyle.checkpoint import Checkpoint
+
+    path = _checkpoint_path(output)
+    if not FLAGS.resume:
+        if os.path.exists(path):
+            raise CheckpointError(
+                f"{path} holds an interrupted run of this output; continue it with --resume, or "
+                "delete it to start again"
+            )
+        return None
+    try:
+        checkpoint = Checkpoint.from_arrays(image_io.load_npz(path))
+        checkpoint.check_settings(config)
+    except CheckpointError as exc:
+        raise _cannot_resume(exc, path) from exc
+    return checkpoint
+
+
+def _cannot_resume(exc, path):
+    return CheckpointError(
+        f"cannot resume: {exc} (to start from the beginning instead, delete {path} if it exists "
+        "and run without --resume)"
+    )
 
 
 def _check_side_files(output, inputs, image_io):
     """The files written next to the output must not be inputs either."""
     image_io.check_not_input(_report_path(output), inputs=inputs)
+    image_io.check_not_input(_checkpoint_path(output), inputs=inputs)
     if not FLAGS.save_every:
         return
     # Snapshots are <stem>_step<N><ext> for steps not known yet: compare by name.
@@ -137,26 +191,65 @@ def _report_path(output):
     return os.path.splitext(output)[0] + ".json"
 
 
-def _run(config, content, styles, init_image, output, image_io):
+def _checkpoint_path(output):
+    return os.path.splitext(output)[0] + ".ckpt.npz"
+
+
+def _run(config, images, output, resume, image_io):
     with shell.quiet_native_logs():
         from tfstyle.loop import stylize
 
-    callbacks = [] if FLAGS.quiet else [_ProgressBar()]
+    content, styles, init_image = images
+    progress = None if FLAGS.quiet else _ProgressBar()
+    callbacks = [progress] if progress else []
     if FLAGS.save_every:
         callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
     try:
-        result = stylize(content, styles, config=config, callbacks=callbacks, init_image=init_image)
+        result = stylize(
+            content,
+            styles,
+            config=config,
+            callbacks=callbacks,
+            init_image=init_image,
+            resume=resume,
+        )
     except NonFiniteLossError as exc:
         if exc.image is None:
             raise
         image_io.save_image(exc.image, output)
         which = f"after step {exc.step}" if exc.step else "the starting image"
         raise TfstyleError(f"{exc}; the last finite image ({which}) was saved to {output}") from exc
+    except CheckpointError as exc:  # the images differ from the checkpoint's
+        raise _cannot_resume(exc, _checkpoint_path(output)) from exc
+    except Interrupted as exc:
+        if progress:
+            progress.end_line()
+        return _save_interrupted(exc, config, output, image_io)
     image_io.save_image(result.image, output)
     image_io.save_json(_report(result, output), _report_path(output))
+    image_io.remove_file(_checkpoint_path(output))  # the run it belonged to is now complete
     if not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _save_interrupted(exc, config, output, image_io):
+    """Save what an interrupted run had reached; returns 128 + the signal's number."""
+    total = config.iterations * config.scales
+    if exc.checkpoint is None:
+        line = f"interrupted before the first step of {total}; nothing was saved"
+    else:
+        # A second Ctrl-C now could only lose these two writes; they take milliseconds.
+        with shell.signals_ignored():
+            image_io.save_image(exc.image, output)
+            image_io.save_npz(exc.checkpoint.to_arrays(), _checkpoint_path(output))
+        line = (
+            f"interrupted after step {exc.step} of {total}; saved the current image to {output} "
+            f"and a checkpoint to {_checkpoint_path(output)}; continue with the same command "
+            "and --resume"
+        )
+    print(f"{shell.PREFIX}: {line}", file=sys.stderr)
+    return shell.exit_status(exc.__cause__ or exc)
 
 
 def config_from_flags():
@@ -244,6 +337,13 @@ class _ProgressBar:
         self.width = width
         self.tty = stream.isatty()
         self.start = time.perf_counter()
+        self.open_line = False
+
+    def end_line(self):
+        """Finish a half-drawn terminal line, so that the next message starts on its own."""
+        if self.open_line:
+            self.stream.write("\n")
+            self.open_line = False
 
     def __call__(self, progress):
         fraction = progress.step / progress.total_steps
@@ -260,6 +360,7 @@ class _ProgressBar:
         )
         end = "\n" if progress.is_last or not self.tty else ""
         self.stream.write(("\r" if self.tty else "") + line + end)
+        self.open_line = not end
         self.stream.flush()
 
 

@@ -7,8 +7,9 @@ import time
 import numpy as np
 
 from tfstyle import preprocessing as pp
+from tfstyle.checkpoint import Checkpoint, digest_images
 from tfstyle.config import StyleConfig
-from tfstyle.errors import ConfigError, NonFiniteLossError
+from tfstyle.errors import CheckpointError, ConfigError, Interrupted, NonFiniteLossError
 from tfstyle.features import build_feature_extractor, min_input_size
 from tfstyle.lbfgs import minimize_lbfgs
 from tfstyle.losses import LOSS_NAMES, gram_matrix, style_transfer_losses
@@ -39,7 +40,9 @@ class StyleResult:
         return {name: float(values[-1]) for name, values in self.history.items()}
 
 
-def stylize(content, style, *, config=None, callbacks=(), init_image=None, extractor=None):
+def stylize(
+    content, style, *, config=None, callbacks=(), init_image=None, extractor=None, resume=None
+):
     """Paint `content` in the style of `style` (Gatys et al., 2016).
 
     Args:
@@ -49,13 +52,17 @@ def stylize(content, style, *, config=None, callbacks=(), init_image=None, extra
         callbacks: callables, each called with a `Progress` record after every step.
         init_image: starting image when `config.init == "image"` (resized to fit).
         extractor: a feature extractor to reuse (built from `config` if None).
+        resume: a `Checkpoint` from an interrupted call with the same settings and images: the
+            run continues where that one stopped (callbacks see only the remaining steps).
 
     Returns:
         A `StyleResult` with the image and the per-step loss history.
 
     Raises:
         ConfigError: settings that do not fit the images (sizes, number of styles).
+        CheckpointError: `resume` was made with other settings or images.
         NonFiniteLossError: the loss became NaN or infinite; carries the last finite image.
+        Interrupted: a KeyboardInterrupt arrived; carries the current image and a `Checkpoint`.
     """
     start = time.perf_counter()
     config = config or StyleConfig()
@@ -64,6 +71,11 @@ def stylize(content, style, *, config=None, callbacks=(), init_image=None, extra
     blend = config.blend_weights(len(styles))
     if config.init == "image" and init_image is None:
         raise ConfigError("init='image' needs an init_image")
+    init_image = None if init_image is None else pp.as_float_image(init_image)
+    extra = [] if init_image is None else [init_image]
+    inputs = functools.partial(digest_images, content, *styles, *extra)
+    if resume is not None:
+        resume.check_resumable(config, inputs())
     if config.preserve_colors == "histogram":
         styles = [pp.match_color(s, content) for s in styles]
     elif config.preserve_colors == "luminance":
@@ -71,31 +83,32 @@ def stylize(content, style, *, config=None, callbacks=(), init_image=None, extra
     sizes = scale_sizes(content.shape, max_size=config.max_size, scales=config.scales)
     _check_sizes(config, sizes, content.shape, styles)
     extractor = extractor or feature_extractor_for(config)
-    source = (
-        _luminance_only(content, reference=content)
-        if config.preserve_colors == "luminance"
-        else content
-    )
-
-    image, history, evaluations = None, {name: [] for name in LOSS_NAMES}, 0
+    source = _luminance_only(content, reference=content) if _luminance(config) else content
     clock = _Clock(start, total_steps=config.iterations * len(sizes), callbacks=callbacks)
-    for index, size in enumerate(sizes):
-        content_s = pp.resize(source, *size)
-        targets = compute_targets(extractor, content_s, styles, blend=blend, config=config)
-        if image is None:
-            image = initial_image(config, content_s, styles, init_image)
-        else:
-            image = pp.resize(image, *size)
-        image, scale_history, scale_evals = _optimise(
-            config, extractor, targets, image, clock, index
-        )
-        for name in LOSS_NAMES:
-            history[name].append(scale_history[name])
-        evaluations += scale_evals
-    if config.preserve_colors == "luminance":
-        image = pp.luminance_transfer(image, content)
-    history = {name: np.concatenate(parts).astype(np.float32) for name, parts in history.items()}
-    return StyleResult(image, history, config, evaluations, time.perf_counter() - start)
+    run = _Run(config, clock, inputs, resume)
+    finish = functools.partial(_finish, config, content=content)
+    try:
+        for size in sizes[run.scale :]:
+            content_s = pp.resize(source, *size)
+            targets = compute_targets(extractor, content_s, styles, blend=blend, config=config)
+            if run.image is None:
+                run.image = initial_image(config, content_s, styles, init_image)
+            run.next_scale(_optimise(config, extractor, targets, pp.resize(run.image, *size), run))
+    except NonFiniteLossError as exc:
+        exc.image = finish(exc.image)
+        raise
+    except KeyboardInterrupt as exc:
+        checkpoint = run.checkpoint()
+        image = None if checkpoint is None else finish(checkpoint.image)
+        raise Interrupted(
+            f"interrupted after step {clock.step} of {clock.total_steps}",
+            checkpoint=checkpoint,
+            image=image,
+            step=clock.step if checkpoint is None else checkpoint.step,
+        ) from exc
+    return StyleResult(
+        finish(run.image), run.full_history(), config, run.evaluations, time.perf_counter() - start
+    )
 
 
 def feature_extractor_for(config):
@@ -169,7 +182,9 @@ def make_loss_fn(config):
     )
 
 
-def _optimise(config, extractor, targets, image, clock, scale):
+def _optimise(config, extractor, targets, image, run):
+    """Optimise one scale from `image` (or from `run`'s pending resumed state); returns its
+    result."""
     loss_fn = make_loss_fn(config)
     optimizer = None
     if config.optimizer != "lbfgs":
@@ -188,8 +203,9 @@ def _optimise(config, extractor, targets, image, clock, scale):
         ema_decay=config.ema_decay,
     )
     if config.optimizer == "lbfgs":
-        return _optimise_lbfgs(config, runner, targets, image, clock, scale)
-    return _optimise_keras(config, runner, targets, clock, scale)
+        return _optimise_lbfgs(config, runner, targets, image, run)
+    run.attach(runner)
+    return _optimise_keras(config, runner, targets, run)
 
 
 def _loss_fn(features, image, targets, **weights):
@@ -202,9 +218,9 @@ def _loss_fn(features, image, targets, **weights):
     )
 
 
-def _optimise_keras(config, runner, targets, clock, scale):
-    history = {name: [] for name in LOSS_NAMES}
-    done, last_good = 0, runner.image()
+def _optimise_keras(config, runner, targets, run):
+    clock = run.clock
+    done, last_good = run.steps_in_scale(), runner.image()
     while done < config.iterations:
         steps = min(config.steps_per_call, config.iterations - done)
         chunk = runner.run(targets, steps)
@@ -213,39 +229,39 @@ def _optimise_keras(config, runner, targets, clock, scale):
             raise non_finite_error(config, step=bad, image=last_good, image_step=clock.step)
         done += steps
         last_good = runner.image(averaged=done == config.iterations)
-        for name in LOSS_NAMES:
-            history[name].append(chunk[name])
-        clock.report(chunk, scale=scale, size=last_good.shape[:2], image=last_good)
-    return runner.image(averaged=True), _stack(history), config.iterations
+        run.record(chunk, evaluations=steps)
+        clock.report(chunk, scale=run.scale, size=last_good.shape[:2], image=last_good)
+    return runner.image(averaged=True)
 
 
-def _optimise_lbfgs(config, runner, targets, image, clock, scale):
-    history = {name: [] for name in LOSS_NAMES}
-    value_and_grad = functools.partial(runner.value_and_grad, targets=targets)
+def _optimise_lbfgs(config, runner, targets, image, run):
+    clock = run.clock
+    first_step, remaining = clock.step, config.iterations - run.steps_in_scale()
 
-    last_good, last_good_step = image, clock.step
+    def value_and_grad(image):
+        run.evaluations += 1
+        return runner.value_and_grad(image, targets)
 
     def on_iteration(losses, iterate):
-        nonlocal last_good, last_good_step
         if not np.isfinite(losses["total"]):
             raise non_finite_error(
-                config, step=clock.step + 1, image=last_good, image_step=last_good_step
+                config, step=clock.step + 1, image=run.image, image_step=clock.step
             )
-        last_good, last_good_step = iterate, clock.step + 1
-        for name in LOSS_NAMES:
-            history[name].append(np.array([losses[name]], np.float32))
-        count = len(history["total"])
+        # What an interruption saves; resuming restarts L-BFGS's memory from it.
+        run.image = iterate
+        chunk = {k: np.array([v], np.float32) for k, v in losses.items()}
+        run.record(chunk, evaluations=0)
+        count = run.steps_in_scale() + 1
         show = count % config.steps_per_call == 0 or count == config.iterations
-        chunk = {k: np.array([v]) for k, v in losses.items()}
-        clock.report(chunk, scale=scale, size=iterate.shape[:2], image=iterate if show else None)
+        clock.report(
+            chunk, scale=run.scale, size=iterate.shape[:2], image=iterate if show else None
+        )
 
-    image, evaluations = minimize_lbfgs(
-        value_and_grad, image, iterations=config.iterations, callback=on_iteration
-    )
+    image, _ = minimize_lbfgs(value_and_grad, image, iterations=remaining, callback=on_iteration)
     # L-BFGS may stop before its iteration limit (no further decrease possible): skip ahead so
     # the next scale's step numbers line up.
-    clock.step += config.iterations - len(history["total"])
-    return image, _stack(history), evaluations
+    clock.step = first_step + remaining
+    return image
 
 
 def non_finite_error(config, *, step, image, image_step):
@@ -271,11 +287,90 @@ def non_finite_error(config, *, step, image, image_step):
     return NonFiniteLossError(message, image=image, step=image_step)
 
 
-def _stack(history):
-    return {
-        name: np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        for name, parts in history.items()
-    }
+class _Run:
+    """Where a `stylize` call stands: the scale in progress, its image or runner, the history
+    and evaluations so far. Kept so that an interruption can become a `Checkpoint`, and
+    started from one on resume.
+    """
+
+    def __init__(self, config, clock, inputs, resume):
+        self.config, self.clock, self.inputs = config, clock, inputs
+        self.runner = None
+        self.history = {name: [] for name in LOSS_NAMES}
+        if resume is None:
+            self.scale, self.image, self.pending, self.evaluations = 0, None, {}, 0
+            return
+        self.scale, self.image, self.evaluations = resume.scale, resume.image, resume.evaluations
+        self.pending = dict(resume.runner_state)  # loaded into the scale's runner once built
+        clock.step = resume.step
+        for name in LOSS_NAMES:
+            self.history[name].append(np.asarray(resume.history[name], np.float32))
+
+    def steps_in_scale(self):
+        return self.clock.step - self.scale * self.config.iterations
+
+    def attach(self, runner):
+        """Make `runner` the current scale's, loading the resumed state if there is one."""
+        if self.pending:
+            try:
+                runner.load_state(self.pending)
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(
+                    f"the checkpoint's optimizer state does not fit ({exc})"
+                ) from exc
+        self.runner = runner
+
+    def record(self, chunk, *, evaluations):
+        for name in LOSS_NAMES:
+            self.history[name].append(np.asarray(chunk[name], np.float32))
+        self.evaluations += evaluations
+
+    def next_scale(self, image):
+        """The scale in progress finished with `image`; the next one starts from it."""
+        self.scale, self.image, self.runner, self.pending = self.scale + 1, image, None, {}
+
+    def full_history(self, length=None):
+        """The history as arrays, padded with NaN to `length` steps if given."""
+        history = {}
+        for name, parts in self.history.items():
+            values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            if length is not None and len(values) < length:
+                values = np.concatenate([values, np.full(length - len(values), np.nan)])
+            history[name] = values.astype(np.float32)
+        return history
+
+    def checkpoint(self):
+        """The current state as a `Checkpoint`, or None before there is an image."""
+        if self.image is None:
+            return None
+        state, image, step, length = self.pending, self.image, self.clock.step, None
+        if self.runner is not None:
+            state = self.runner.state()
+            image = self.runner.image(averaged=True)
+            # The runner's count is the truth: the interrupt may have come after a compiled
+            # call had updated the image but before its losses were recorded (NaN in history).
+            step = length = self.scale * self.config.iterations + int(state["steps"])
+        return Checkpoint(
+            config=self.config,
+            scale=self.scale,
+            step=step,
+            image=image,
+            runner_state=state,
+            history=self.full_history(length),
+            evaluations=self.evaluations,
+            inputs=self.inputs(),
+        )
+
+
+def _finish(config, image, *, content):
+    """A result image as the caller gets it: colours put back for luminance-only transfer."""
+    if image is None or not _luminance(config):
+        return image
+    return pp.luminance_transfer(image, content)
+
+
+def _luminance(config):
+    return config.preserve_colors == "luminance"
 
 
 def _luminance_only(image, *, reference):
