@@ -26,9 +26,15 @@ PREFIX = "tfstyle"
 # The default the CLI sets; a user who sets TF_CPP_MIN_LOG_LEVEL themselves gets their level.
 TF_LOG_LEVEL = "3"
 
-# An absl/TF C++ log line: severity letter, MMDD, time, thread, file:line].
-_NATIVE_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [^\s\]]+:\d+\] ")
-_ABSL_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called"
+# An absl/TF C++ log line: severity letter, MMDD, time (before absl is initialised: 00:00 and
+# seconds since the epoch), thread, file:line].
+_NATIVE_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\s\]]+:\d+\] ")
+# Not log lines themselves: absl's notice before its first line, and the continuation of
+# cpu_feature_guard's INFO message.
+_NOISE = (
+    "WARNING: All log messages before absl::InitializeLog() is called",
+    "To enable the following instructions:",
+)
 _SEVERITIES = "IWEF"
 
 
@@ -116,17 +122,17 @@ def _min_level():
 
 
 def _filter_lines(text, level):
-    """Drop native log lines whose severity is below `level` (0 INFO .. 3 FATAL only), with
-    their continuation lines, and absl's pre-initialisation notice."""
-    kept, dropping = [], False
+    """Drop native log lines whose severity is below `level` (0 INFO .. 3 FATAL only), absl's
+    pre-initialisation notice, and the second line of TensorFlow's CPU-features message.
+    Anything else is kept, so unknown output is never swallowed."""
+    kept = []
     for line in text.splitlines(keepends=True):
         match = _NATIVE_LINE.match(line)
         if match:
-            dropping = _SEVERITIES.index(match.group(1)) < level
-        elif line.startswith(_ABSL_NOTICE):
-            dropping = level > 0
-            continue
-        if not dropping:
+            drop = _SEVERITIES.index(match.group(1)) < level
+        else:
+            drop = level > 0 and line.startswith(_NOISE)
+        if not drop:
             kept.append(line)
     return "".join(kept)
 
@@ -162,4 +168,5 @@ def signals_ignored():
         yield
     finally:
         for signum, old in previous.items():
-            signal.signal(signum, old)
+            # None: a handler not installed from Python, which cannot be put back from it.
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
