@@ -27,6 +27,10 @@ from tfstyle import ConfigError, StyleConfig
         ({"content_layers": (), "style_layers": ()}, "at least one content or style layer"),
         ({"iterations": 2.5}, "iterations must be an integer"),
         ({"optimizer": "lbfgs", "learning_rate": 0.1}, "learning_rate does not apply to lbfgs"),
+        ({"style_layers": ("block1_conv1", "conv9")}, r"unknown vgg19 layer\(s\) conv9; valid: "),
+        ({"network": "vgg16", "content_layers": ("block5_conv4",)}, "unknown vgg16 layer"),
+        ({"max_size": 15}, "max_size must be at least 16 for vgg19 with layers up to block5_conv1"),
+        ({"max_size": 100, "scales": 4}, r"at least 128 .* and 4 scale\(s\)"),
     ],
 )
 def test_bad_values_are_refused(changes, message):
@@ -60,3 +64,32 @@ def test_to_dict_is_plain_json():
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         StyleConfig().iterations = 5
+
+
+def test_minimum_follows_the_deepest_layer():
+    shallow = StyleConfig(content_layers=("block2_conv2",), style_layers=("block1_conv1",))
+    assert shallow.deepest_layer == "block2_conv2"
+    assert shallow.replace(max_size=2).max_size == 2  # block 2 needs 2 px
+    with pytest.raises(ConfigError, match="at least 2 for vgg19 with layers up to block2_conv2"):
+        shallow.replace(max_size=1)
+
+
+def test_blend_weights_are_normalised_and_counted():
+    assert StyleConfig().blend_weights(4) == [0.25] * 4
+    assert StyleConfig(style_blend_weights=(1, 3)).blend_weights(2) == [0.25, 0.75]
+    with pytest.raises(ConfigError, match="has 2 values for 3 style image"):
+        StyleConfig(style_blend_weights=(1, 3)).blend_weights(3)
+
+
+def test_config_and_cli_import_without_tensorflow():
+    # The CLI refuses bad flags, settings and files before paying for TensorFlow's import.
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    code = (
+        "import sys, tfstyle.cli; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0

@@ -125,3 +125,10 @@ def test_gradients_match_finite_differences(content_image):
     analytic = float(np.sum(grad * direction))
     assert analytic == pytest.approx(numeric, rel=2e-2)
     assert losses_at["total"] > 0
+
+
+def test_total_variation_of_a_one_pixel_tall_image_is_its_horizontal_part():
+    # No vertical neighbours: that term is 0, not the NaN mean of nothing.
+    row = np.array([[[[0.0] * 3, [0.5] * 3, [0.5] * 3]]], np.float32)  # [1, 1, 3, 3]
+    assert float(losses.total_variation_loss(row)) == pytest.approx(0.125)
+    assert float(losses.total_variation_loss(np.zeros((1, 1, 1, 3), np.float32))) == 0.0

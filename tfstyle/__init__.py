@@ -1,7 +1,8 @@
 """tfstyle: neural style transfer (Gatys et al.) for TensorFlow and Keras 3.
 
-The public names below are imported on first use (PEP 562), so `import tfstyle` and the light
-modules (config, errors, image_io) do not load TensorFlow until a name that needs it is used.
+The public names below are imported on first use (PEP 562): `import tfstyle.cli` must not import
+TensorFlow, so that the command can quiet TensorFlow's start-up logging and refuse bad flags and
+files before paying for the import.
 """
 
 import importlib
@@ -9,8 +10,11 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Checkpoint": "tfstyle.checkpoint",
+    "CheckpointError": "tfstyle.errors",
     "ConfigError": "tfstyle.errors",
     "ImageError": "tfstyle.errors",
+    "Interrupted": "tfstyle.errors",
     "NonFiniteLossError": "tfstyle.errors",
     "OutputError": "tfstyle.errors",
     "TfstyleError": "tfstyle.errors",
@@ -40,4 +44,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted([*globals(), *_EXPORTS])
+    return sorted(set(globals()) | set(_EXPORTS))

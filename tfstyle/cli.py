@@ -4,25 +4,44 @@
     tfstyle --content photos/ --style 'art/*.jpg' --output_dir out/        # every pair
     tfstyle export --output saved_models/NAME/1 [settings]                 # a SavedModel
 
-A thin shell: it parses flags, loads the images, calls the library once and saves. Every
-`TfstyleError` becomes one line on stderr and exit status 1; flag errors exit with status 1
-through absl. The library itself never reads flags or prints.
+A thin shell: it parses flags, loads the images, calls the library once and saves. The library
+itself never reads flags or prints.
+
+Exit status:
+    0    done: the image and its JSON report are written (every output of a batch).
+    1    a user error (bad flag, setting, file; a non-finite loss): one `tfstyle: error:` line
+         on stderr, and no output written (except the last finite image after a non-finite
+         loss, which the line names). In a batch: one line per failed output, the others are
+         written.
+    130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM (128 + the signal, as shells report):
+         the current image is saved to --output and a checkpoint to <output stem>.ckpt.npz;
+         the same command with --resume continues from it. A batch keeps its finished outputs
+         and continues where it stopped when run again.
 """
 
 import dataclasses
 import math
 import os
+import re
 import sys
 import time
 
-# TensorFlow logs start-up chatter (CUDA probing, CPU features) to stderr from C++ at import;
-# a command-line user should see only tfstyle's own lines. Must be set before TF is imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 from absl import app, flags
+from absl import logging as absl_logging
 
 from tfstyle import config as config_lib
-from tfstyle.errors import NonFiniteLossError, TfstyleError
+from tfstyle import shell
+from tfstyle.errors import (
+    CheckpointError,
+    Interrupted,
+    NonFiniteLossError,
+    OutputError,
+    TfstyleError,
+)
+
+# TensorFlow reads its C++ log level once, when it loads; `import tfstyle.cli` does not import
+# TensorFlow (see tfstyle/__init__.py), so this is early enough.
+shell.set_tf_log_level()
 
 FLAGS = flags.FLAGS
 _D = config_lib.DEFAULTS
@@ -85,9 +104,20 @@ flags.DEFINE_float("init_noise_ratio", _D.init_noise_ratio, "Noise mixed into th
 flags.DEFINE_enum("average", _D.average, config_lib.AVERAGING, "Output averaging.")
 flags.DEFINE_integer("seed", _D.seed, "Random seed.")
 flags.DEFINE_enum("precision", _D.precision, config_lib.PRECISIONS, "Network dtype policy.")
-flags.DEFINE_integer("save_every", 0, "Also save the image every N steps (0: only at the end).")
-flags.DEFINE_integer("max_pixels", None, "Refuse input images with more pixels than this.")
+flags.DEFINE_integer(
+    "save_every", 0, "Also save the image every N steps (0: only at the end).", lower_bound=0
+)
+flags.DEFINE_integer(
+    "max_pixels", None, "Refuse input images with more pixels than this.", lower_bound=1
+)
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
+flags.DEFINE_boolean(
+    "resume",
+    False,
+    "Continue an interrupted run from its checkpoint, <output stem>.ckpt.npz (same settings and "
+    "images as the interrupted run).",
+)
+
 flags.DEFINE_boolean("overwrite", False, "Replace outputs that already exist.")
 flags.DEFINE_string(
     "tensorboard_dir", None, "Write TensorBoard logs (losses, images) to this directory."
@@ -99,40 +129,27 @@ _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
 
 
 def main(argv):
+    """Run the command; returns the exit status: 0, 1 for any user error (one line on stderr)."""
+    if not FLAGS["verbosity"].present:
+        # Library INFO/WARNING logs (TensorFlow's retracing notes...) are not for a CLI user.
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    shell.quiet_library_loggers()
     command = _stylize_command
     if argv[1:2] == ["export"]:
         command, argv = _export_command, argv[1:]
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    _import_backend_quietly()
-    try:
-        return command()
-    except TfstyleError as exc:
-        print(f"tfstyle: error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _import_backend_quietly():
-    """Import Keras' backend and initialise its devices with stderr (fd 2) silenced.
-
-    TensorFlow's C++ start-up lines (CUDA probing, absl's "All log messages before
-    absl::InitializeLog()") ignore TF_CPP_MIN_LOG_LEVEL; a user should see only tfstyle's lines.
-    """
-    stderr_fd = 2
-    saved, devnull = os.dup(stderr_fd), os.open(os.devnull, os.O_WRONLY)
-    try:
-        sys.stderr.flush()
-        os.dup2(devnull, stderr_fd)
-        import keras
-
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            tf.constant(0.0) + 1.0  # creates the eager context, which logs on first use
-    finally:
-        os.dup2(saved, stderr_fd)
-        os.close(saved)
-        os.close(devnull)
+    with shell.one_line_warnings(), shell.stop_on_signals():
+        try:
+            if len(argv) > 1:
+                raise TfstyleError(
+                    f"unexpected arguments: {' '.join(argv[1:])}; flags look like --name=value"
+                )
+            return command()
+        except TfstyleError as exc:
+            print(shell.error_line(exc), file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as exc:  # before the optimisation started: nothing to keep
+            print(f"{shell.PREFIX}: interrupted; nothing was saved", file=sys.stderr)
+            return shell.exit_status(exc)
 
 
 def _stylize_command():
@@ -146,26 +163,29 @@ def _stylize_command():
     if not (FLAGS.output or FLAGS.output_dir):
         raise TfstyleError("--output is required (or --output_dir for a batch)")
     config = config_from_flags()
-    if FLAGS.save_every < 0:
-        raise TfstyleError(f"--save_every must be 0 or more; got {FLAGS.save_every}")
     init_path = None if FLAGS.init in _INIT_KEYWORDS else FLAGS.init
     contents = image_io.expand_image_paths(FLAGS.content)
     styles = image_io.expand_image_paths(FLAGS.style)
     if FLAGS.output_dir:
+        if FLAGS.resume:
+            raise TfstyleError("--resume is for one --output; a batch resumes by skipping outputs")
         return _batch_command(config, contents, styles, init_path, image_io)
     if len(contents) != 1:
         raise TfstyleError(
             f"--output takes one content image but {len(contents)} were given; "
             "use --output_dir for a batch"
         )
+    config.blend_weights(len(styles))
     inputs = [*contents, *styles] + ([init_path] if init_path else [])
     output = image_io.check_output_path(FLAGS.output, inputs=inputs)
+    _check_side_files(output, inputs, image_io)
+    resume = _checkpoint_to_resume(output, config, image_io)
     load = _loader(image_io)
     content = load(contents[0])
     style_images = [load(path) for path in styles]
     init_image = load(init_path) if init_path else None
-    sources = (contents[0], styles)
-    return _run(config, content, style_images, init_image, output, image_io, sources=sources)
+    images = (content, style_images, init_image)
+    return _run(config, images, output, resume, image_io, sources=(contents[0], styles))
 
 
 def _export_command():
@@ -188,32 +208,126 @@ def _export_command():
     return 0
 
 
-def _run(config, content, styles, init_image, output, image_io, *, sources):
-    from tfstyle.loop import stylize
+def _checkpoint_to_resume(output, config, image_io):
+    """The checkpoint --resume continues from (its settings checked against the flags now,
+    before any work), or None; without --resume, an existing checkpoint is refused rather
+    than silently made stale."""
+    from tfstyle.checkpoint import Checkpoint
 
-    callbacks = [] if FLAGS.quiet else [_ProgressBar()]
+    path = _checkpoint_path(output)
+    if not FLAGS.resume:
+        if os.path.exists(path):
+            raise CheckpointError(
+                f"{path} holds an interrupted run of this output; continue it with --resume, or "
+                "delete it to start again"
+            )
+        return None
+    try:
+        checkpoint = Checkpoint.from_arrays(image_io.load_npz(path))
+        checkpoint.check_settings(config)
+    except CheckpointError as exc:
+        raise _cannot_resume(exc, path) from exc
+    return checkpoint
+
+
+def _cannot_resume(exc, path):
+    return CheckpointError(
+        f"cannot resume: {exc} (to start from the beginning instead, delete {path} if it exists "
+        "and run without --resume)"
+    )
+
+
+def _check_side_files(output, inputs, image_io):
+    """The files written next to the output must not be inputs either."""
+    image_io.check_not_input(_report_path(output), inputs=inputs)
+    image_io.check_not_input(_checkpoint_path(output), inputs=inputs)
+    if not FLAGS.save_every:
+        return
+    # Snapshots are <stem>_step<N><ext> for steps not known yet: compare by name.
+    stem, ext = os.path.splitext(output)
+    snapshot = re.compile(re.escape(os.path.basename(stem)) + r"_step\d{5,}" + re.escape(ext))
+    folder = os.path.realpath(os.path.dirname(output))
+    for source in inputs:
+        real = os.path.realpath(source)
+        if os.path.dirname(real) == folder and snapshot.fullmatch(os.path.basename(real)):
+            raise OutputError(
+                f"refusing to overwrite input file {real!r} with a --save_every snapshot; "
+                "choose another output name"
+            )
+
+
+def _report_path(output):
+    return os.path.splitext(output)[0] + ".json"
+
+
+def _checkpoint_path(output):
+    return os.path.splitext(output)[0] + ".ckpt.npz"
+
+
+def _run(config, images, output, resume, image_io, *, sources):
+    with shell.quiet_native_logs():
+        from tfstyle.loop import stylize
+
+    content, styles, init_image = images
+    progress = None if FLAGS.quiet else _ProgressBar()
+    callbacks = [progress] if progress else []
     if FLAGS.save_every:
         callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
     callbacks += _logging_callbacks(output, history=FLAGS.history, logdir=FLAGS.tensorboard_dir)
     try:
-        result = stylize(content, styles, config=config, callbacks=callbacks, init_image=init_image)
+        result = stylize(
+            content,
+            styles,
+            config=config,
+            callbacks=callbacks,
+            init_image=init_image,
+            resume=resume,
+        )
     except NonFiniteLossError as exc:
-        if exc.image is not None:
-            image_io.save_image(exc.image, output)
-            raise TfstyleError(f"{exc}; the last finite image was saved to {output}") from exc
-        raise
+        if exc.image is None:
+            raise
+        image_io.save_image(exc.image, output)
+        which = f"after step {exc.step}" if exc.step else "the starting image"
+        raise TfstyleError(f"{exc}; the last finite image ({which}) was saved to {output}") from exc
+    except CheckpointError as exc:  # the images differ from the checkpoint's
+        raise _cannot_resume(exc, _checkpoint_path(output)) from exc
+    except Interrupted as exc:
+        if progress:
+            progress.end_line()
+        return _save_interrupted(exc, config, output, image_io)
     image_io.save_image(result.image, output)
-    image_io.save_json(_report(result, output, *sources), os.path.splitext(output)[0] + ".json")
+    image_io.save_json(_report(result, output, *sources), _report_path(output))
+    image_io.remove_file(_checkpoint_path(output))  # the run it belonged to is now complete
     if not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _save_interrupted(exc, config, output, image_io):
+    """Save what an interrupted run had reached; returns 128 + the signal's number."""
+    total = config.iterations * config.scales
+    if exc.checkpoint is None:
+        line = f"interrupted before the first step of {total}; nothing was saved"
+    else:
+        # A second Ctrl-C now could only lose these two writes; they take milliseconds.
+        with shell.signals_ignored():
+            image_io.save_image(exc.image, output)
+            image_io.save_npz(exc.checkpoint.to_arrays(), _checkpoint_path(output))
+        line = (
+            f"interrupted after step {exc.step} of {total}; saved the current image to {output} "
+            f"and a checkpoint to {_checkpoint_path(output)}; continue with the same command "
+            "and --resume"
+        )
+    print(f"{shell.PREFIX}: {line}", file=sys.stderr)
+    return shell.exit_status(exc.__cause__ or exc)
 
 
 def _batch_command(config, contents, styles, init_path, image_io):
     """Every content x every style into --output_dir, under one progress bar. A pair that fails
     is reported in one line and skipped; the exit status is 1 if any failed. Outputs that
     exist are skipped unless --overwrite, so rerunning a stopped batch resumes it."""
-    from tfstyle.loop import RunnerCache, stylize
+    with shell.quiet_native_logs():
+        from tfstyle.loop import RunnerCache, stylize
 
     jobs = _plan_batch(contents, styles, FLAGS.output_dir, image_io)
     if FLAGS.history:
@@ -248,6 +362,14 @@ def _batch_command(config, contents, styles, init_path, image_io):
             )
             image_io.save_image(result.image, output)
             image_io.save_json(_report(result, output, content, [style]), stem + ".json")
+        except Interrupted as exc:
+            _fresh_line(bar)
+            print(
+                f"{shell.PREFIX}: interrupted during {os.path.basename(output)}; the {index} "
+                "finished outputs are kept: rerun the same command to continue",
+                file=sys.stderr,
+            )
+            return shell.exit_status(exc.__cause__ or exc)
         except TfstyleError as exc:
             failed += 1
             message = inputs.first_report(exc) if isinstance(exc, _BatchInputs.Failed) else exc
@@ -447,6 +569,13 @@ class _ProgressBar:
         self.width = width
         self.tty = self.stream.isatty()
         self.start = time.perf_counter()
+        self.open_line = False
+
+    def end_line(self):
+        """Finish a half-drawn terminal line, so that the next message starts on its own."""
+        if self.open_line:
+            self.stream.write("\n")
+            self.open_line = False
 
     def __call__(self, progress):
         fraction = progress.step / progress.total_steps
@@ -463,6 +592,7 @@ class _ProgressBar:
         )
         end = "\n" if progress.is_last or not self.tty else ""
         self.stream.write(("\r" if self.tty else "") + line + end)
+        self.open_line = not end
         self.stream.flush()
 
 
@@ -481,9 +611,18 @@ class _Snapshots:
             )
 
 
-def run():
-    """Console entry point."""
-    app.run(main)
+def parse_flags(argv):
+    """absl's flag parsing, with a bad flag reported on one line like every other error."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as exc:
+        print(shell.error_line(exc), file=sys.stderr)
+        sys.exit(1)
+
+
+def run(argv=None):
+    """Console entry point (`argv` for tests: program name first)."""
+    app.run(main, argv=argv, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,39 @@ PREVIEW_EVERY = 50
 # (L-BFGS has none: its line search sets the step).
 DEFAULT_LEARNING_RATES = {"sgd": 4e-4, "adam": 0.02}
 
+# Conv layers in each of the five blocks of each network. The table lives here, not in
+# features.py, so that StyleConfig can refuse unknown layers without importing Keras.
+VGG_BLOCK_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+
+
+def layer_names(network):
+    """Return the conv layer names of `network` ("vgg16" or "vgg19") in forward order."""
+    _check_choice("network", network, NETWORKS)
+    return tuple(
+        f"block{block}_conv{i}"
+        for block, depth in enumerate(VGG_BLOCK_DEPTHS[network], start=1)
+        for i in range(1, depth + 1)
+    )
+
+
+def check_layers(network, layers):
+    """Raise ConfigError unless `layers` is a non-empty sequence of `network`'s conv layers."""
+    if not layers:
+        raise ConfigError("at least one layer is needed")
+    names = layer_names(network)
+    unknown = [name for name in layers if name not in names]
+    if unknown:
+        raise ConfigError(
+            f"unknown {network} layer(s) {', '.join(map(str, unknown))}; valid: {', '.join(names)}"
+        )
+
+
+def min_input_size(network, layers):
+    """Smallest image side (pixels) for which every layer in `layers` has at least 1x1 output:
+    a layer of block b comes after b - 1 poolings, each halving the size (rounding down)."""
+    check_layers(network, layers)
+    return 2 ** (max(int(name[5]) for name in layers) - 1)
+
 
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
@@ -119,6 +152,7 @@ class StyleConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.content_layers and not self.style_layers:
             raise ConfigError("at least one content or style layer is needed")
+        check_layers(self.network, self.content_layers + self.style_layers)
         for name in ("content_weight", "style_weight", "tv_weight"):
             _check_number(name, getattr(self, name), low=0.0)
         if self.content_weight == 0 and self.style_weight == 0:
@@ -133,6 +167,7 @@ class StyleConfig:
             if self.optimizer == "lbfgs":
                 raise ConfigError("learning_rate does not apply to lbfgs (its line search sets it)")
         _check_int("seed", self.seed, low=0)
+        self._check_max_size()
         self._check_layer_weights()
         if self.style_blend_weights is not None:
             weights = tuple(float(w) for w in self.style_blend_weights)
@@ -141,6 +176,24 @@ class StyleConfig:
             if not any(weights):
                 raise ConfigError("style_blend_weights must not all be 0")
             object.__setattr__(self, "style_blend_weights", weights)
+
+    def _check_max_size(self):
+        # The image's own shape is checked in stylize(); this is what no image can fix.
+        minimum = min_input_size(self.network, self.content_layers + self.style_layers)
+        first = round(self.max_size / 2 ** (self.scales - 1))
+        if first < minimum:
+            needed = minimum * 2 ** (self.scales - 1)
+            raise ConfigError(
+                f"max_size must be at least {needed} for {self.network} with layers up to "
+                f"{self.deepest_layer} and {self.scales} scale(s) (the first scale needs "
+                f"{minimum} px); got {self.max_size}"
+            )
+
+    @property
+    def deepest_layer(self):
+        """The deepest content or style layer (it sets the smallest usable image size)."""
+        names = layer_names(self.network)
+        return max(self.content_layers + self.style_layers, key=names.index)
 
     def _check_layer_weights(self):
         weights = self.style_layer_weights
@@ -158,6 +211,22 @@ class StyleConfig:
         if self.style_layers and not any(weights):
             raise ConfigError("style_layer_weights must not all be 0")
         object.__setattr__(self, "style_layer_weights", weights)
+
+    def blend_weights(self, count):
+        """The weights of `count` style images, normalised to sum to 1 (equal by default).
+
+        Raises:
+            ConfigError: `style_blend_weights` does not have `count` values.
+        """
+        weights = self.style_blend_weights
+        if weights is None:
+            return [1.0 / count] * count
+        if len(weights) != count:
+            raise ConfigError(
+                f"style_blend_weights has {len(weights)} values for {count} style image(s); "
+                "give one weight per style image"
+            )
+        return [w / sum(weights) for w in weights]
 
     @property
     def lr(self):

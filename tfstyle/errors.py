@@ -1,7 +1,8 @@
 """The package's own exceptions: every user mistake surfaces as one of these.
 
 The CLI turns any `TfstyleError` into one line on stderr and a non-zero exit; anything else is a
-bug and keeps its traceback.
+bug and keeps its traceback. `Interrupted` is the exception to the rule: not a mistake, but a
+KeyboardInterrupt that carries the state needed to resume.
 """
 
 
@@ -30,8 +31,36 @@ class NonFiniteLossError(TfstyleError):
 
     Attributes:
         image: the last image whose loss was finite (float32 `[H, W, 3]`), or None.
+        step: the optimisation steps that led to `image` (0: the starting image).
     """
 
-    def __init__(self, message, *, image=None):
+    def __init__(self, message, *, image=None, step=0):
         super().__init__(message)
         self.image = image
+        self.step = step
+
+
+class CheckpointError(TfstyleError):
+    """A checkpoint cannot be read, or belongs to another run (other settings or images)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """`stylize` was interrupted (Ctrl-C, or a signal its caller turned into a KeyboardInterrupt).
+
+    A KeyboardInterrupt, not a TfstyleError: code that knows nothing of tfstyle still stops, as
+    it would have without tfstyle; code that does can save what this carries and continue later
+    with `stylize(..., resume=exc.checkpoint)`.
+
+    Attributes:
+        checkpoint: a `tfstyle.checkpoint.Checkpoint`, or None if the run was interrupted before
+            it had an image.
+        image: the current image, finished like a result (colours preserved as configured):
+            what to save; None with `checkpoint`.
+        step: steps done over the whole run.
+    """
+
+    def __init__(self, message, *, checkpoint=None, image=None, step=0):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.image = image
+        self.step = step

@@ -14,13 +14,23 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfstyle.config import DEFAULTS
+from tfstyle.config import DEFAULTS, check_layers, layer_names, min_input_size
 from tfstyle.errors import ConfigError, WeightsError
 
 # Caffe-trained VGG expects BGR pixels in 0..255 minus this per-channel mean (BGR order).
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 _APPLICATIONS = {"vgg16": "VGG16", "vgg19": "VGG19"}
+
+# layer_names and min_input_size live in config (StyleConfig validates with them) and are part
+# of this module's API too.
+__all__ = [
+    "IMAGENET_BGR_MEAN",
+    "CaffePreprocess",
+    "build_feature_extractor",
+    "layer_names",
+    "min_input_size",
+]
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")
@@ -31,23 +41,6 @@ class CaffePreprocess(keras.layers.Layer):
         bgr = ops.flip(inputs * 255.0, axis=-1)
         mean = ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=bgr.dtype)
         return bgr - mean
-
-
-def layer_names(network):
-    """Return the conv layer names of `network` ("vgg16" or "vgg19") in forward order."""
-    _check_network(network)
-    counts = (2, 2, 3, 3, 3) if network == "vgg16" else (2, 2, 4, 4, 4)
-    return tuple(
-        f"block{block}_conv{i}" for block, n in enumerate(counts, start=1) for i in range(1, n + 1)
-    )
-
-
-def min_input_size(network, layers):
-    """Smallest image side (pixels) for which every layer in `layers` has at least 1x1 output."""
-    names = layer_names(network)
-    _check_layers(network, names, layers)
-    deepest_block = max(int(name[5]) for name in layers)
-    return 2 ** (deepest_block - 1)
 
 
 def build_feature_extractor(
@@ -80,8 +73,7 @@ def build_feature_extractor(
         TensorShape([1, 32, 32, 64])
     """
     layers = tuple(dict.fromkeys(layers))
-    names = layer_names(network)
-    _check_layers(network, names, layers)
+    check_layers(network, layers)
     if pooling not in ("max", "avg"):
         raise ConfigError(f"pooling must be 'max' or 'avg', got {pooling!r}")
     return _build_cached(layers, network, _normalise_weights(weights), pooling, dtype)
@@ -167,18 +159,3 @@ def _weights_message(network, weights, exc):
         f"could not load {network.upper()} weights from {weights} ({reason}); the file must be "
         f"a Keras include_top=False weights file for {network} (name ending in .weights.h5 or .h5)"
     )
-
-
-def _check_network(network):
-    if network not in _APPLICATIONS:
-        raise ConfigError(f"network must be one of {sorted(_APPLICATIONS)}, got {network!r}")
-
-
-def _check_layers(network, names, layers):
-    if not layers:
-        raise ConfigError("at least one layer is needed")
-    unknown = [name for name in layers if name not in names]
-    if unknown:
-        raise ConfigError(
-            f"unknown {network} layer(s) {', '.join(unknown)}; valid: {', '.join(names)}"
-        )

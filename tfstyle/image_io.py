@@ -1,4 +1,5 @@
-"""Reading and writing images and JSON files: the only module of tfstyle that touches the disk.
+"""Reading and writing images, JSON and checkpoint files: the only module of tfstyle that touches
+the disk.
 
 Images come in as float32 `[H, W, 3]` RGB arrays in [0, 1], whatever their file's mode, and go
 out as 8-bit PNG or JPEG. Every problem with a user's file surfaces as a one-line `ImageError`
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from tfstyle.errors import ConfigError, ImageError, OutputError
+from tfstyle.errors import CheckpointError, ConfigError, ImageError, OutputError
 
 SUPPORTED_EXTENSIONS = (".png", ".jpg", ".jpeg")
 DEFAULT_MAX_PIXELS = 128_000_000
@@ -439,6 +440,65 @@ def check_output_file(path: str | os.PathLike, *, extensions: tuple[str, ...]) -
     return target
 
 
+def save_npz(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> str:
+    """Write NumPy arrays atomically as an uncompressed `.npz` file (a checkpoint).
+
+    Args:
+        arrays: `{name: array}`; no object arrays (they would need pickling to load).
+        path: the output file.
+
+    Returns:
+        The absolute path written.
+
+    Raises:
+        OutputError: missing directory or a failed write.
+    """
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return atomic_write_bytes(buffer.getvalue(), path)
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every array of an `.npz` file written by `save_npz` (pickles are refused).
+
+    Args:
+        path: the file.
+
+    Returns:
+        `{name: array}`.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable or not an intact `.npz` file.
+    """
+    name = _quote(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"checkpoint {name} not found") from exc
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {name} cannot be read: {_reason(exc)}") from exc
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, EOFError...: a damaged file
+        raise CheckpointError(
+            f"checkpoint {name} is damaged or not a checkpoint ({_detail(exc)})"
+        ) from exc
+
+
+def remove_file(path: str | os.PathLike) -> bool:
+    """Delete a file if it exists; returns whether it did.
+
+    Raises:
+        OutputError: the file exists and cannot be deleted.
+    """
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise OutputError(f"cannot remove {_quote(path)}: {_reason(exc)}") from exc
+    return True
+
+
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> str:
     """Write bytes to a file so that it holds either its old content or all of the new one.
 
@@ -572,6 +632,24 @@ def check_output_path(
         raise OutputError(
             f"cannot write {_quote(target)}: directory {_quote(directory)} is not writable"
         )
+    check_not_input(target, inputs=inputs)
+    return target
+
+
+def check_not_input(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...]) -> str:
+    """Refuse a path that names one of `inputs` (through links or any relative spelling).
+
+    Args:
+        path: a file the run will write (an image, its JSON report, a checkpoint).
+        inputs: the run's input files.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: `path` is one of the inputs.
+    """
+    target = os.path.abspath(os.fsdecode(path))
     for source in inputs:
         if _same_file(target, source):
             raise OutputError(

@@ -8,8 +8,9 @@ import time
 import numpy as np
 
 from tfstyle import preprocessing as pp
+from tfstyle.checkpoint import Checkpoint, digest_images
 from tfstyle.config import StyleConfig
-from tfstyle.errors import ConfigError, NonFiniteLossError
+from tfstyle.errors import CheckpointError, ConfigError, Interrupted, NonFiniteLossError
 from tfstyle.features import build_feature_extractor, min_input_size
 from tfstyle.lbfgs import minimize_lbfgs
 from tfstyle.losses import LOSS_NAMES, gram_matrix, style_transfer_losses
@@ -41,7 +42,15 @@ class StyleResult:
 
 
 def stylize(
-    content, style, *, config=None, callbacks=(), init_image=None, extractor=None, runners=None
+    content,
+    style,
+    *,
+    config=None,
+    callbacks=(),
+    init_image=None,
+    extractor=None,
+    resume=None,
+    runners=None,
 ):
     """Paint `content` in the style of `style` (Gatys et al., 2016).
 
@@ -52,6 +61,8 @@ def stylize(
         callbacks: callables, each called with a `Progress` record after every step.
         init_image: starting image when `config.init == "image"` (resized to fit).
         extractor: a feature extractor to reuse (built from `config` if None).
+        resume: a `Checkpoint` from an interrupted call with the same settings and images: the
+            run continues where that one stopped (callbacks see only the remaining steps).
         runners: a `RunnerCache` to reuse compiled steps across calls (images of one size
             then compile once); None builds fresh ones.
 
@@ -60,47 +71,56 @@ def stylize(
 
     Raises:
         ConfigError: settings that do not fit the images (sizes, number of styles).
+        CheckpointError: `resume` was made with other settings or images.
         NonFiniteLossError: the loss became NaN or infinite; carries the last finite image.
+        Interrupted: a KeyboardInterrupt arrived; carries the current image and a `Checkpoint`.
     """
     start = time.perf_counter()
     config = config or StyleConfig()
     content = pp.as_float_image(content)
     styles = [pp.as_float_image(s) for s in (style if isinstance(style, list | tuple) else [style])]
-    blend = _blend_weights(config, len(styles))
+    blend = config.blend_weights(len(styles))
     if config.init == "image" and init_image is None:
         raise ConfigError("init='image' needs an init_image")
+    init_image = None if init_image is None else pp.as_float_image(init_image)
+    extra = [] if init_image is None else [init_image]
+    inputs = functools.partial(digest_images, content, *styles, *extra)
+    if resume is not None:
+        resume.check_resumable(config, inputs())
     if config.preserve_colors == "histogram":
         styles = [pp.match_color(s, content) for s in styles]
     elif config.preserve_colors == "luminance":
         styles = [_luminance_only(s, reference=content) for s in styles]
     sizes = scale_sizes(content.shape, max_size=config.max_size, scales=config.scales)
-    _check_sizes(config, sizes, styles)
+    _check_sizes(config, sizes, content.shape, styles)
     extractor = extractor or feature_extractor_for(config)
-    source = (
-        _luminance_only(content, reference=content)
-        if config.preserve_colors == "luminance"
-        else content
-    )
-
-    image, history, evaluations = None, {name: [] for name in LOSS_NAMES}, 0
+    source = _luminance_only(content, reference=content) if _luminance(config) else content
     clock = _Clock(start, total_steps=config.iterations * len(sizes), callbacks=callbacks)
-    for index, size in enumerate(sizes):
-        content_s = pp.resize(source, *size)
-        targets = compute_targets(extractor, content_s, styles, blend=blend, config=config)
-        if image is None:
-            image = initial_image(config, content_s, styles, init_image)
-        else:
-            image = pp.resize(image, *size)
-        image, scale_history, scale_evals = _optimise(
-            config, extractor, targets, image, clock, index, runners
-        )
-        for name in LOSS_NAMES:
-            history[name].append(scale_history[name])
-        evaluations += scale_evals
-    if config.preserve_colors == "luminance":
-        image = pp.luminance_transfer(image, content)
-    history = {name: np.concatenate(parts).astype(np.float32) for name, parts in history.items()}
-    return StyleResult(image, history, config, evaluations, time.perf_counter() - start)
+    run = _Run(config, clock, inputs, resume)
+    finish = functools.partial(_finish, config, content=content)
+    try:
+        for size in sizes[run.scale :]:
+            content_s = pp.resize(source, *size)
+            targets = compute_targets(extractor, content_s, styles, blend=blend, config=config)
+            if run.image is None:
+                run.image = initial_image(config, content_s, styles, init_image)
+            image = pp.resize(run.image, *size)
+            run.next_scale(_optimise(config, extractor, targets, image, run, runners))
+    except NonFiniteLossError as exc:
+        exc.image = finish(exc.image)
+        raise
+    except KeyboardInterrupt as exc:
+        checkpoint = run.checkpoint()
+        image = None if checkpoint is None else finish(checkpoint.image)
+        raise Interrupted(
+            f"interrupted after step {clock.step} of {clock.total_steps}",
+            checkpoint=checkpoint,
+            image=image,
+            step=clock.step if checkpoint is None else checkpoint.step,
+        ) from exc
+    return StyleResult(
+        finish(run.image), run.full_history(), config, run.evaluations, time.perf_counter() - start
+    )
 
 
 def feature_extractor_for(config):
@@ -243,14 +263,17 @@ def _new_runner(config, extractor, image):
     )
 
 
-def _optimise(config, extractor, targets, image, clock, scale, runners=None):
+def _optimise(config, extractor, targets, image, run, runners=None):
+    """Optimise one scale from `image` (or from `run`'s pending resumed state); returns its
+    result."""
     if runners is None:
         runner = _new_runner(config, extractor, image)
     else:
         runner = runners.get(config, extractor, image)
     if config.optimizer == "lbfgs":
-        return _optimise_lbfgs(config, runner, targets, image, clock, scale)
-    return _optimise_keras(config, runner, targets, clock, scale)
+        return _optimise_lbfgs(config, runner, targets, image, run)
+    run.attach(runner)
+    return _optimise_keras(config, runner, targets, run)
 
 
 def _loss_fn(features, image, targets, **weights):
@@ -263,74 +286,159 @@ def _loss_fn(features, image, targets, **weights):
     )
 
 
-def _optimise_keras(config, runner, targets, clock, scale):
-    history = {name: [] for name in LOSS_NAMES}
-    done, last_good = 0, runner.image()
+def _optimise_keras(config, runner, targets, run):
+    clock = run.clock
+    done, last_good = run.steps_in_scale(), runner.image()
     while done < config.iterations:
         steps = min(config.steps_per_call, config.iterations - done)
         chunk = runner.run(targets, steps)
         if not np.all(np.isfinite(chunk["total"])):
             bad = clock.step + int(np.argmin(np.isfinite(chunk["total"]))) + 1
-            raise NonFiniteLossError(
-                f"the loss became non-finite at step {bad}; try a smaller learning rate (now "
-                f"{config.lr:g}), smaller loss weights, or the adam optimizer",
-                image=last_good,
-            )
+            raise non_finite_error(config, step=bad, image=last_good, image_step=clock.step)
         done += steps
         last_good = runner.image(averaged=done == config.iterations)
-        for name in LOSS_NAMES:
-            history[name].append(chunk[name])
-        clock.report(chunk, scale=scale, size=last_good.shape[:2], image=last_good)
-    return runner.image(averaged=True), _stack(history), config.iterations
+        run.record(chunk, evaluations=steps)
+        clock.report(chunk, scale=run.scale, size=last_good.shape[:2], image=last_good)
+    return runner.image(averaged=True)
 
 
-def _optimise_lbfgs(config, runner, targets, image, clock, scale):
-    history = {name: [] for name in LOSS_NAMES}
-    value_and_grad = functools.partial(runner.value_and_grad, targets=targets)
+def _optimise_lbfgs(config, runner, targets, image, run):
+    clock = run.clock
+    first_step, remaining = clock.step, config.iterations - run.steps_in_scale()
 
-    last_good = image
+    def value_and_grad(image):
+        run.evaluations += 1
+        return runner.value_and_grad(image, targets)
 
     def on_iteration(losses, iterate):
-        nonlocal last_good
         if not np.isfinite(losses["total"]):
-            raise NonFiniteLossError(
-                f"the loss became non-finite at step {clock.step + 1}; try smaller loss weights",
-                image=last_good,
+            raise non_finite_error(
+                config, step=clock.step + 1, image=run.image, image_step=clock.step
             )
-        last_good = iterate
-        for name in LOSS_NAMES:
-            history[name].append(np.array([losses[name]], np.float32))
-        count = len(history["total"])
+        # What an interruption saves; resuming restarts L-BFGS's memory from it.
+        run.image = iterate
+        chunk = {k: np.array([v], np.float32) for k, v in losses.items()}
+        run.record(chunk, evaluations=0)
+        count = run.steps_in_scale() + 1
         show = count % config.steps_per_call == 0 or count == config.iterations
-        chunk = {k: np.array([v]) for k, v in losses.items()}
-        clock.report(chunk, scale=scale, size=iterate.shape[:2], image=iterate if show else None)
+        clock.report(
+            chunk, scale=run.scale, size=iterate.shape[:2], image=iterate if show else None
+        )
 
-    image, evaluations = minimize_lbfgs(
-        value_and_grad, image, iterations=config.iterations, callback=on_iteration
-    )
+    image, _ = minimize_lbfgs(value_and_grad, image, iterations=remaining, callback=on_iteration)
     # L-BFGS may stop before its iteration limit (no further decrease possible): skip ahead so
     # the next scale's step numbers line up.
-    clock.step += config.iterations - len(history["total"])
-    return image, _stack(history), evaluations
+    clock.step = first_step + remaining
+    return image
 
 
-def _stack(history):
-    return {
-        name: np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        for name, parts in history.items()
-    }
-
-
-def _blend_weights(config, count):
-    weights = config.style_blend_weights
-    if weights is None:
-        return [1.0 / count] * count
-    if len(weights) != count:
-        raise ConfigError(
-            f"style_blend_weights has {len(weights)} values for {count} style image(s); "
-            "give one weight per style image"
+def non_finite_error(config, *, step, image, image_step):
+    """The error for a loss that became NaN or infinite at `step` (1-based, over all scales),
+    saying what to change; `image` is the last finite image, reached after `image_step` steps.
+    """
+    weights = (
+        f"content_weight {config.content_weight:g}, style_weight {config.style_weight:g}, "
+        f"tv_weight {config.tv_weight:g}"
+    )
+    if step == 1:
+        message = (
+            f"the loss of the starting image is not finite; check the loss weights ({weights}) "
+            "and the network weights"
         )
-    return [w / sum(weights) for w in weights]
+    else:
+        # Clipping keeps pixels in [0, 1], so in practice an overflowing gradient (huge loss
+        # weights) or an overflowing learning rate is what makes the loss non-finite.
+        rate = "" if config.optimizer == "lbfgs" else f"the learning_rate (now {config.lr:g}) or "
+        message = (
+            f"the loss became non-finite at step {step}; lower {rate}the loss weights ({weights})"
+        )
+    return NonFiniteLossError(message, image=image, step=image_step)
+
+
+class _Run:
+    """Where a `stylize` call stands: the scale in progress, its image or runner, the history
+    and evaluations so far. Kept so that an interruption can become a `Checkpoint`, and
+    started from one on resume.
+    """
+
+    def __init__(self, config, clock, inputs, resume):
+        self.config, self.clock, self.inputs = config, clock, inputs
+        self.runner = None
+        self.history = {name: [] for name in LOSS_NAMES}
+        if resume is None:
+            self.scale, self.image, self.pending, self.evaluations = 0, None, {}, 0
+            return
+        self.scale, self.image, self.evaluations = resume.scale, resume.image, resume.evaluations
+        self.pending = dict(resume.runner_state)  # loaded into the scale's runner once built
+        clock.step = resume.step
+        for name in LOSS_NAMES:
+            self.history[name].append(np.asarray(resume.history[name], np.float32))
+
+    def steps_in_scale(self):
+        return self.clock.step - self.scale * self.config.iterations
+
+    def attach(self, runner):
+        """Make `runner` the current scale's, loading the resumed state if there is one."""
+        if self.pending:
+            try:
+                runner.load_state(self.pending)
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(
+                    f"the checkpoint's optimizer state does not fit ({exc})"
+                ) from exc
+        self.runner = runner
+
+    def record(self, chunk, *, evaluations):
+        for name in LOSS_NAMES:
+            self.history[name].append(np.asarray(chunk[name], np.float32))
+        self.evaluations += evaluations
+
+    def next_scale(self, image):
+        """The scale in progress finished with `image`; the next one starts from it."""
+        self.scale, self.image, self.runner, self.pending = self.scale + 1, image, None, {}
+
+    def full_history(self, length=None):
+        """The history as arrays, padded with NaN to `length` steps if given."""
+        history = {}
+        for name, parts in self.history.items():
+            values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            if length is not None and len(values) < length:
+                values = np.concatenate([values, np.full(length - len(values), np.nan)])
+            history[name] = values.astype(np.float32)
+        return history
+
+    def checkpoint(self):
+        """The current state as a `Checkpoint`, or None before there is an image."""
+        if self.image is None:
+            return None
+        state, image, step, length = self.pending, self.image, self.clock.step, None
+        if self.runner is not None:
+            state = self.runner.state()
+            image = self.runner.image(averaged=True)
+            # The runner's count is the truth: the interrupt may have come after a compiled
+            # call had updated the image but before its losses were recorded (NaN in history).
+            step = length = self.scale * self.config.iterations + int(state["steps"])
+        return Checkpoint(
+            config=self.config,
+            scale=self.scale,
+            step=step,
+            image=image,
+            runner_state=state,
+            history=self.full_history(length),
+            evaluations=self.evaluations,
+            inputs=self.inputs(),
+        )
+
+
+def _finish(config, image, *, content):
+    """A result image as the caller gets it: colours put back for luminance-only transfer."""
+    if image is None or not _luminance(config):
+        return image
+    return pp.luminance_transfer(image, content)
+
+
+def _luminance(config):
+    return config.preserve_colors == "luminance"
 
 
 def _luminance_only(image, *, reference):
@@ -342,29 +450,51 @@ def _luminance_only(image, *, reference):
     return np.repeat(np.clip(y, 0.0, 1.0)[..., None], 3, axis=-1).astype(np.float32)
 
 
-def _check_sizes(config, sizes, styles):
-    layers = config.content_layers + config.style_layers
-    minimum = min_input_size(config.network, layers)
+def _check_sizes(config, sizes, content_shape, styles):
+    minimum = min_input_size(config.network, config.content_layers + config.style_layers)
+    needs = f"{config.network} with layers up to {config.deepest_layer} needs at least {minimum} px"
     smallest = min(min(size) for size in sizes)
     if smallest < minimum:
+        height, width = content_shape[:2]
+        enough = _max_size_needed(config, content_shape, minimum)
+        fewer = ", fewer scales" if config.scales > 1 else ""
+        fix = (
+            f"use max_size {enough} or more"
+            if enough is not None
+            else f"use a larger image{fewer} or shallower layers"
+        )
         raise ConfigError(
-            f"the image is too small: its shorter side is {smallest} px at the first scale, and "
-            f"{config.network} with layers up to {max(layers)} needs at least {minimum} px; "
-            "use a larger image, a larger max_size or fewer scales"
+            f"the image is too small: {width}x{height} px gives a shorter side of {smallest} px "
+            f"at the first scale (max_size {config.max_size}, {config.scales} scale(s)), and "
+            f"{needs}; {fix}"
         )
     for style in styles:
         if min(style.shape[:2]) < minimum:
             # Upscaling a style image this small to the output's size would invent its texture.
             raise ConfigError(
-                f"the style image is too small: {style.shape[1]}x{style.shape[0]} px, and "
-                f"{config.network} with layers up to {max(layers)} needs at least {minimum} px"
+                f"the style image is too small: {style.shape[1]}x{style.shape[0]} px, and {needs}"
             )
         style_size = pp.scaled_shape(style.shape, round(config.style_scale * max(sizes[0])))
         if min(style_size) < minimum:
             raise ConfigError(
                 f"the style image is too small at style_scale {config.style_scale:g}: "
-                f"{style_size[1]}x{style_size[0]} px, and the network needs at least {minimum} px"
+                f"{style_size[1]}x{style_size[0]} px at the first scale, and {needs}; use a "
+                "larger style_scale or a larger style image"
             )
+
+
+def _max_size_needed(config, shape, minimum):
+    """The smallest max_size that makes every scale of `shape` big enough, or None (images are
+    never upscaled, so a small image cannot be fixed with max_size)."""
+    short, long = sorted(shape[:2])
+    factor = 2 ** (config.scales - 1)
+    # Sizes are rounded, so start a little below the exact bound and search upwards.
+    estimate = int((minimum - 0.5) * factor * long / short) - factor - 1
+    for max_size in range(max(config.max_size + 1, estimate), long + 1):
+        sizes = scale_sizes(shape, max_size=max_size, scales=config.scales)
+        if min(min(size) for size in sizes) >= minimum:
+            return max_size
+    return None
 
 
 class _Clock:

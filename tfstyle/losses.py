@@ -61,7 +61,14 @@ def total_variation_loss(image, *, axis=None):
     image = ops.cast(image, "float32")
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
-    return ops.mean(ops.square(dy), axis=axis) + ops.mean(ops.square(dx), axis=axis)
+    return _mean_or_zero(ops.square(dy), axis) + _mean_or_zero(ops.square(dx), axis)
+
+
+def _mean_or_zero(values, axis):
+    # An image 1 px tall or wide has no neighbours in that direction: the mean of nothing is
+    # NaN, and shallow layers accept such images (a 4000x16 strip resized to 32 px is 1x32).
+    count = ops.sum(ops.ones_like(values), axis=axis)
+    return ops.sum(values, axis=axis) / ops.maximum(count, 1.0)
 
 
 def weighted_mean(losses):

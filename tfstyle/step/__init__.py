@@ -11,6 +11,26 @@ A runner holds the image being optimised and the optimizer state, and offers:
   as new, compiled functions kept, so the next image of this size does not compile again.
 * `value_and_grad(image, targets)`: `(losses, gradient)` of the objective at a NumPy image,
   for L-BFGS.
+* `state()`: everything `run` depends on, as a dict of NumPy arrays (no tensors, nothing
+  random), for checkpoints:
+
+  - `"image"`: float32 `[H, W, 3]`, the current image;
+  - `"averaged"`: float32 `[H, W, 3]`, the moving average or best image (the starting image
+    until `run` updates it; kept even when `average="none"`);
+  - `"best_loss"`: float32 `[]`, the lowest total loss `run` has seen (inf before any);
+  - `"ema_steps"`: float32 `[]`, the updates folded into the moving average so far (for its
+    bias correction; 0 unless `average="ema"`);
+  - `"steps"`: int64 `[]`, the updates `run` has applied since the runner was built, counting
+    those of a loaded state: the optimizer's iteration counter (0 without an optimizer);
+  - `"optimizer/000"`, `"optimizer/001"`, ...: the optimizer's variables in the order of the
+    Keras optimizer's `variables` after it was built for the image (Keras 3: `iteration`,
+    then `learning_rate` when it is a constant, then the slots, e.g. Adam's momentum and
+    velocity), each with the variable's own shape and dtype; the image variable the optimizer
+    updates is `[1, H, W, 3]`, so that is the shape of its slots. Absent without an optimizer.
+* `load_state(state)`: restore all of the above into a runner built with the same settings,
+  image size and a fresh optimizer of the same kind, so that `run` continues exactly as the
+  runner that produced `state` would have; raises ValueError if the state does not fit (image
+  shape, number or shapes of optimizer variables).
 
 The objective the optimizer sees is `total * H * W`: the losses are means (see `losses.py`),
 so without the factor each pixel's gradient would shrink as the image grows and SGD learning

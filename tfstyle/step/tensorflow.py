@@ -96,6 +96,39 @@ class TensorFlowRunner:
             for variable, value in zip(self._optimizer.variables, self._initial_state, strict=True):
                 variable.assign(value)
 
+    def state(self):
+        state = {
+            "image": self._variable.numpy()[0],
+            "averaged": self._averaged.numpy()[0],
+            "best_loss": np.float32(self._best_loss.numpy()),
+            "ema_steps": np.float32(self._ema_steps.numpy()),
+            "steps": np.int64(0),
+        }
+        if self._optimizer is not None:
+            state["steps"] = np.int64(self._optimizer.iterations.numpy())
+            for i, variable in enumerate(self._optimizer.variables):
+                state[f"optimizer/{i:03d}"] = np.array(variable.numpy())
+        return state
+
+    def load_state(self, state):
+        shape = tuple(self._variable.shape[1:])
+        for key in ("image", "averaged"):
+            if np.shape(state[key]) != shape:
+                raise ValueError(f"state {key} has shape {np.shape(state[key])}, not {shape}")
+        saved = sorted(key for key in state if key.startswith("optimizer/"))
+        variables = self._optimizer.variables if self._optimizer is not None else []
+        if len(saved) != len(variables):
+            raise ValueError(f"state has {len(saved)} optimizer variables, not {len(variables)}")
+        for key, variable in zip(saved, variables, strict=True):
+            if np.shape(state[key]) != tuple(variable.shape):
+                raise ValueError(f"state {key} has shape {np.shape(state[key])}")
+        self._variable.assign(np.asarray(state["image"], np.float32)[None])
+        self._averaged.assign(np.asarray(state["averaged"], np.float32)[None])
+        self._best_loss.assign(np.float32(state["best_loss"]))
+        self._ema_steps.assign(np.float32(state.get("ema_steps", 0.0)))
+        for key, variable in zip(saved, variables, strict=True):
+            variable.assign(np.asarray(state[key]).astype(variable.dtype))
+
     def value_and_grad(self, image, targets):
         batch = tf.constant(np.asarray(image, np.float32)[None])
         losses, grad = self._value_and_grad(batch, targets)

@@ -1,0 +1,244 @@
+"""Interruption and resume in the library: runner state, `Interrupted`, `Checkpoint`, and a
+resumed run equal to an uninterrupted one (CPU, fixed seed)."""
+
+import numpy as np
+import pytest
+
+from tfstyle import Checkpoint, CheckpointError, Interrupted, image_io, stylize
+from tfstyle import checkpoint as checkpoint_lib
+from tfstyle import loop as loop_lib
+from tfstyle.losses import LOSS_NAMES
+
+
+class _StopAt:
+    """A callback that presses Ctrl-C after step `step`."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, progress):
+        if progress.step == self.step:
+            raise KeyboardInterrupt
+
+
+def _interrupt(content, style, config, step):
+    with pytest.raises(Interrupted) as info:
+        stylize(content, style, config=config, callbacks=[_StopAt(step)])
+    return info.value
+
+
+@pytest.fixture
+def config(tiny_config):
+    # Adam and an EMA: the optimizer's moments, its step count and the averaged image must all
+    # come back for the resumed run to match.
+    # Shallow layers keep each run (and its tracing) quick; resuming does not depend on them.
+    return tiny_config.replace(
+        optimizer="adam",
+        average="ema",
+        init="noise",
+        iterations=9,
+        content_layers=("block2_conv2",),
+        style_layers=("block1_conv1", "block2_conv1"),
+    )
+
+
+def test_loss_names_match_the_losses_module():
+    assert checkpoint_lib.LOSS_NAMES == LOSS_NAMES
+
+
+def test_runner_state_round_trip(content_image, style_image, config):
+    from tfstyle.optimizers import make_optimizer
+    from tfstyle.step import make_runner
+
+    extractor = loop_lib.feature_extractor_for(config)
+    targets = loop_lib.compute_targets(
+        extractor, content_image, [style_image], blend=[1.0], config=config
+    )
+
+    def runner():
+        return make_runner(
+            extractor=extractor,
+            loss_fn=loop_lib.make_loss_fn(config),
+            optimizer=make_optimizer(name="adam", learning_rate=0.02, total_steps=9),
+            image=content_image,
+            average="ema",
+        )
+
+    first = runner()
+    first.run(targets, 3)
+    state = first.state()
+    assert int(state["steps"]) == 3 and state["image"].shape == content_image.shape
+    assert [k for k in state if k.startswith("optimizer/")] == [
+        "optimizer/000",
+        "optimizer/001",
+        "optimizer/002",
+    ]  # Adam: iteration, momentum, velocity
+    assert state["optimizer/001"].shape == (1, *content_image.shape)
+    second = runner()
+    second.load_state(state)
+    np.testing.assert_array_equal(first.run(targets, 3)["total"], second.run(targets, 3)["total"])
+    np.testing.assert_array_equal(first.image(averaged=True), second.image(averaged=True))
+    with pytest.raises(ValueError, match="shape"):
+        second.load_state({**state, "image": state["image"][:-1]})
+
+
+def test_resumed_run_equals_uninterrupted(content_image, style_image, config, tmp_path):
+    full = stylize(content_image, style_image, config=config)
+    stopped = _interrupt(content_image, style_image, config, step=3)
+    checkpoint = stopped.checkpoint
+    assert stopped.step == checkpoint.step == 3 and checkpoint.scale == 0
+    np.testing.assert_array_equal(checkpoint.history["total"], full.history["total"][:3])
+    np.testing.assert_array_equal(stopped.image, checkpoint.image)  # the EMA image
+    # Through a file and back, and with another grouping of steps into compiled calls.
+    path = image_io.save_npz(checkpoint.to_arrays(), tmp_path / "run.ckpt.npz")
+    restored = Checkpoint.from_arrays(image_io.load_npz(path))
+    records = []
+    resumed = stylize(
+        content_image,
+        style_image,
+        config=config.replace(steps_per_call=2),
+        resume=restored,
+        callbacks=[records.append],
+    )
+    assert [r.step for r in records] == list(range(4, 10))
+    np.testing.assert_allclose(resumed.image, full.image, atol=1e-6)
+    np.testing.assert_allclose(resumed.history["total"], full.history["total"], rtol=1e-6)
+    assert resumed.evaluations == full.evaluations == 9
+
+
+def test_resume_in_the_second_scale_and_between_scales(
+    content_image, style_image, config, monkeypatch
+):
+    config = config.replace(scales=2, iterations=4, steps_per_call=2, average="best")
+    full = stylize(content_image, style_image, config=config)
+
+    def check(checkpoint, step, scale, state):
+        assert (checkpoint.step, checkpoint.scale, bool(checkpoint.runner_state)) == (
+            step,
+            scale,
+            state,
+        )
+        resumed = stylize(content_image, style_image, config=config, resume=checkpoint)
+        np.testing.assert_allclose(resumed.image, full.image, atol=1e-6)
+        assert len(resumed.history["total"]) == 8
+
+    check(_interrupt(content_image, style_image, config, 6).checkpoint, 6, 1, True)
+    # The last step of the first scale: its runner is done but still the current one.
+    check(_interrupt(content_image, style_image, config, 4).checkpoint, 4, 0, True)
+    # Between the scales, while the second scale's targets are computed.
+    real_targets = loop_lib.compute_targets
+
+    def targets_then_interrupt(*args, **kwargs):
+        if args[1].shape[0] > 20:  # the second, full-size scale
+            raise KeyboardInterrupt
+        return real_targets(*args, **kwargs)
+
+    monkeypatch.setattr(loop_lib, "compute_targets", targets_then_interrupt)
+    with pytest.raises(Interrupted) as info:
+        stylize(content_image, style_image, config=config)
+    monkeypatch.undo()
+    check(info.value.checkpoint, 4, 1, False)
+
+
+def test_interrupt_just_after_a_compiled_call(content_image, style_image, config, monkeypatch):
+    # The interrupt can land after a compiled call updated the image but before its losses
+    # were recorded: the runner's step count is the truth, the lost losses are NaN.
+    full = stylize(content_image, style_image, config=config)
+    from tfstyle.step.tensorflow import TensorFlowRunner
+
+    real_run, calls = TensorFlowRunner.run, []
+
+    def run_then_interrupt(self, targets, steps):
+        result = real_run(self, targets, steps)
+        calls.append(steps)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(TensorFlowRunner, "run", run_then_interrupt)
+    with pytest.raises(Interrupted) as info:
+        stylize(content_image, style_image, config=config)
+    monkeypatch.undo()
+    checkpoint = info.value.checkpoint
+    assert checkpoint.step == 6
+    assert np.isnan(checkpoint.history["total"][3:]).all()
+    np.testing.assert_array_equal(checkpoint.history["total"][:3], full.history["total"][:3])
+    resumed = stylize(content_image, style_image, config=config, resume=checkpoint)
+    np.testing.assert_allclose(resumed.image, full.image, atol=1e-6)
+
+
+def test_interrupt_before_the_first_image(content_image, style_image, config, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop_lib, "compute_targets", interrupted)
+    with pytest.raises(Interrupted) as info:
+        stylize(content_image, style_image, config=config)
+    assert info.value.checkpoint is None and info.value.image is None
+    assert isinstance(info.value, KeyboardInterrupt)  # code unaware of tfstyle still stops
+
+
+def test_luminance_mode_saves_a_finished_image(content_image, style_image, config):
+    # The checkpoint keeps the optimised image the run continues from; the image to save has
+    # the content's colours put back, like a result.
+    from tfstyle import preprocessing as pp
+
+    stopped = _interrupt(content_image, style_image, config.replace(preserve_colors="luminance"), 3)
+    raw = stopped.checkpoint.image
+    np.testing.assert_allclose(stopped.image, pp.luminance_transfer(raw, content_image), atol=1e-6)
+    assert np.abs(stopped.image - raw).mean() > 0.01
+
+
+def test_lbfgs_resumes_from_the_saved_image(content_image, style_image, config):
+    # scipy's L-BFGS memory is not saved: the resumed run restarts it, so it is close to, not
+    # equal to, an uninterrupted run; it still does the remaining iterations from the image.
+    config = config.replace(optimizer="lbfgs", iterations=6, average="none")
+    stopped = _interrupt(content_image, style_image, config, step=3)
+    assert stopped.checkpoint.runner_state == {} and stopped.checkpoint.step == 3
+    records = []
+    resumed = stylize(
+        content_image,
+        style_image,
+        config=config,
+        resume=stopped.checkpoint,
+        callbacks=[records.append],
+    )
+    assert (
+        records[0].step == 4 and records[0].losses["total"] < stopped.checkpoint.history["total"][0]
+    )
+    assert len(resumed.history["total"]) == 6
+
+
+def test_other_settings_or_images_are_refused(content_image, style_image, config):
+    checkpoint = _interrupt(content_image, style_image, config, step=3).checkpoint
+    with pytest.raises(
+        CheckpointError,
+        match=r"other settings \(style_weight 10.0 there, 2.0 now; iterations 9 there, 12 now\)",
+    ):
+        stylize(
+            content_image,
+            style_image,
+            config=config.replace(iterations=12, style_weight=2.0),
+            resume=checkpoint,
+        )
+    with pytest.raises(CheckpointError, match="other content, style or init images"):
+        stylize(content_image[::-1], style_image, config=config, resume=checkpoint)
+    checkpoint.check_settings(config.replace(steps_per_call=1))  # does not change the result
+
+
+def test_damaged_checkpoints_are_refused(tmp_path, content_image, style_image, config):
+    checkpoint = _interrupt(content_image, style_image, config, step=3).checkpoint
+    arrays = checkpoint.to_arrays()
+    path = image_io.save_npz(arrays, tmp_path / "a.ckpt.npz")
+    with open(path, "rb") as file:
+        data = file.read()
+    (tmp_path / "cut.ckpt.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.ckpt\.npz' is damaged or not a checkpoint"):
+        image_io.load_npz(tmp_path / "cut.ckpt.npz")
+    with pytest.raises(CheckpointError, match=r"none\.ckpt\.npz' not found"):
+        image_io.load_npz(tmp_path / "none.ckpt.npz")
+    with pytest.raises(CheckpointError, match=r"not a valid tfstyle checkpoint \(missing 'step'"):
+        Checkpoint.from_arrays({k: v for k, v in arrays.items() if k != "step"})
+    with pytest.raises(CheckpointError, match="format 7 is not supported"):
+        Checkpoint.from_arrays({**arrays, "format": np.int64(7)})
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -1,0 +1,130 @@
+"""What the command writes: never an input, only supported formats, and always atomically (a
+failure leaves the previous file whole and no temporary file behind). In-process CLI runs."""
+
+import errno
+import os
+
+import numpy as np
+import pytest
+from cli_runner import FAST, assert_clean_failure, run_inprocess, temporary_files
+from PIL import Image
+
+from tfstyle import image_io
+
+
+def _png(path, seed=0, size=(40, 56)):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path, "PNG")
+    return path
+
+
+@pytest.fixture
+def images(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    return _png(tmp_path / "photo.png"), _png(tmp_path / "paint.png", seed=1)
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["photo.png", "./sub/../photo.png", "{tmp}/photo.png", "link.png", "paint.png", "photo.PNG"],
+)
+def test_never_overwrites_an_input(tmp_path, capfd, images, output):
+    content, style = images
+    (tmp_path / "link.png").symlink_to(content)
+    before = [content.read_bytes(), style.read_bytes()]
+    output = output.format(tmp=tmp_path)
+    if output == "photo.PNG" and not os.path.exists(output):
+        pytest.skip("case-sensitive file system: photo.PNG is another file")
+    result = run_inprocess(
+        ["--content", "photo.png", "--style", "paint.png", "--output", output, *FAST], capfd
+    )
+    assert result.code == 1 and len(result.lines) == 1, result
+    assert result.lines[0].startswith("tfstyle: error: refusing to overwrite input file")
+    assert [content.read_bytes(), style.read_bytes()] == before
+    assert temporary_files(tmp_path) == []
+
+
+def test_never_overwrites_an_input_with_a_side_file(tmp_path, capfd, images):
+    style = images[1]
+    # A PNG named like the run's JSON report, and one named like a --save_every snapshot.
+    report = _png(tmp_path / "out.json", seed=2)
+    snapshot = _png(tmp_path / "out_step00002.png", seed=3)
+    for name, extra in (("out.json", ()), ("out_step00002.png", ("--save_every", "2"))):
+        before = (tmp_path / name).read_bytes()
+        result = run_inprocess(
+            ["--content", name, "--style", style, "--output", "out.png", *FAST, *extra], capfd
+        )
+        assert_clean_failure(result, output=tmp_path / "out.png", match="refusing to overwrite")
+        assert name in result.lines[0]
+        assert (tmp_path / name).read_bytes() == before
+    assert report.exists() and snapshot.exists()
+
+
+@pytest.mark.parametrize("name", ["out.gif", "out.webp", "out", "out.png.txt"])
+def test_unsupported_output_is_refused_before_any_work(tmp_path, capfd, name):
+    # Nothing else would work either (missing content, missing weights file): the output is
+    # checked first, so its error is the one reported.
+    output = tmp_path / name
+    result = run_inprocess(
+        [
+            "--content",
+            tmp_path / "missing.png",
+            "--style",
+            tmp_path / "missing.png",
+            "--output",
+            output,
+            *FAST,
+            "--weights",
+            tmp_path / "missing.weights.h5",
+        ],
+        capfd,
+    )
+    line = assert_clean_failure(result, output=output, match="is not supported")
+    assert "use one of .png, .jpg, .jpeg" in line
+
+
+def test_existing_output_is_replaced_only_by_a_complete_new_file(tmp_path, capfd, images):
+    content, style = images
+    output = tmp_path / "out.png"
+    old = _png(output, seed=9, size=(5, 5))
+    old_bytes, old_inode = old.read_bytes(), os.stat(old).st_ino
+    args = ["--content", content, "--style", style, "--output", output, *FAST]
+    failed = run_inprocess([*args, "--style_weight", "-1"], capfd)
+    assert failed.code == 1 and len(failed.lines) == 1
+    assert output.read_bytes() == old_bytes  # a refused run leaves it alone
+    done = run_inprocess(args, capfd)
+    assert done.code == 0, done
+    # Replaced by a rename of a new, complete file (a new inode), never rewritten in place.
+    assert os.stat(output).st_ino != old_inode
+    assert image_io.load_image(output).shape == (23, 32, 3)
+    assert temporary_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("failing", ["out_step00001.png", "out.png", "out.json"])
+def test_failed_save_leaves_the_previous_file_whole(tmp_path, capfd, images, monkeypatch, failing):
+    content, style = images
+    previous = {
+        "out.png": _png(tmp_path / "out.png", seed=5).read_bytes(),
+        "out.json": b'{"previous": true}\n',
+        "out_step00001.png": _png(tmp_path / "out_step00001.png", seed=6).read_bytes(),
+    }
+    (tmp_path / "out.json").write_bytes(previous["out.json"])
+    replace = os.replace
+
+    def disk_full(source, target, *args, **kwargs):
+        if os.path.basename(os.fsdecode(target)) == failing:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    result = run_inprocess(
+        ["--content", content, "--style", style, "--output", "out.png", *FAST, "--save_every", "1"],
+        capfd,
+    )
+    assert result.code == 1 and len(result.lines) == 1, result
+    assert result.lines[0] == (
+        f"tfstyle: error: cannot write '{tmp_path / failing}': No space left on device"
+    )
+    assert (tmp_path / failing).read_bytes() == previous[failing]
+    assert temporary_files(tmp_path) == []

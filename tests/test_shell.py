@@ -1,0 +1,63 @@
+"""tfstyle.shell: the stderr hygiene and signal handling the CLI relies on."""
+
+import os
+import signal
+import warnings
+
+import pytest
+
+from tfstyle import shell
+
+NATIVE = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1795414596.648321    9962 cudart_stub.cc:31] Could not find cuda drivers\n"
+    "I0000 00:00:1795414596.786822    9962 cpu_feature_guard.cc:227] This TensorFlow binary\n"
+    "To enable the following instructions: AVX2 FMA, in other operations, rebuild.\n"
+    "W1123 06:18:52.339054 140409521015680 gpu.cc:6] a warning\n"
+    "E0000 00:00:1795414603.618802    9962 cuda_platform.cc:52] failed call to cuInit\n"
+    "a line of Python output\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("level", "kept"),
+    [
+        (3, ["a line of Python output"]),
+        (2, ["E0000", "a line of Python output"]),
+        (1, ["W1123", "E0000", "a line of Python output"]),
+        (0, ["WARNING: All", "I0000", "I0000", "To enable", "W1123", "E0000", "a line"]),
+    ],
+)
+def test_native_log_lines_below_the_level_are_dropped(level, kept):
+    lines = shell._filter_lines(NATIVE, level).splitlines()
+    assert [line[: len(prefix)] for line, prefix in zip(lines, kept, strict=True)] == kept
+
+
+def test_quiet_native_logs_filters_file_descriptor_2(capfd, monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    with shell.quiet_native_logs():
+        os.write(2, NATIVE.encode())
+    assert capfd.readouterr().err == "a line of Python output\n"
+
+
+def test_error_and_warning_lines():
+    assert shell.error_line(ValueError("two\nlines")) == "tfstyle: error: two lines"
+    assert shell.error_line(KeyError()) == "tfstyle: error: KeyError"
+
+
+def test_one_line_warnings(capsys):
+    with shell.one_line_warnings():
+        warnings.warn("careful\nnow", UserWarning, stacklevel=1)
+    assert capsys.readouterr().err == "tfstyle: warning: careful now\n"
+
+
+def test_signals_become_interrupts_with_their_exit_status():
+    with shell.stop_on_signals(), pytest.raises(shell.SignalInterrupt) as info:
+        signal.raise_signal(signal.SIGTERM)
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert shell.exit_status(info.value) == 143
+    assert shell.exit_status(KeyboardInterrupt()) == 130
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
+    with shell.signals_ignored():
+        signal.raise_signal(signal.SIGINT)  # ignored: no KeyboardInterrupt
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
