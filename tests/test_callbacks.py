@@ -137,3 +137,18 @@ def test_cli_bad_history_is_one_line_before_any_work(files, capsys):
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1 and err.startswith("tfstyle: error: ")
     assert ".json or .csv" in err and not (files / "o.png").exists()
+
+
+def test_history_logger_starts_with_a_resumed_runs_earlier_steps(tmp_path):
+    import json
+
+    from tfstyle.callbacks import HistoryLogger
+    from tfstyle.progress import Progress
+
+    previous = {"content": [0.5, 0.4], "style": [2.0, 1.0], "tv": [0.1, 0.1], "total": [3, 2]}
+    logger = HistoryLogger(tmp_path / "h.json", previous=previous)
+    losses = {"content": 0.3, "style": 0.5, "tv": 0.1, "total": 1.5}
+    logger(Progress(step=3, total_steps=3, scale=0, size=(8, 8), losses=losses, elapsed_s=1.0))
+    rows = json.loads((tmp_path / "h.json").read_text())
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    assert [row["style"] for row in rows] == [2.0, 1.0, 0.5]

@@ -108,7 +108,6 @@ def test_bad_input_images(images, tmp_path, capsys, kind, message, role):
         (["--content_layers", "block9_conv1"], "unknown vgg19 layer"),
         (["--style_blend_weights", "1,2"], "2 values for 1 style image"),
         (["--weights", "/nonexistent/vgg.weights.h5"], "weights file not found"),
-        (["--save_every", "-1"], "save_every must be 0 or more"),
     ],
 )
 def test_bad_settings(images, tmp_path, capsys, extra, message):
@@ -174,3 +173,51 @@ def test_script_runs_as_a_subprocess_with_one_error_line(tmp_path):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("tfstyle: error:") and "nope.png" in lines[0]
     assert "not found" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_save_every_across_scales(images, tmp_path, capsys):
+    content, style = images
+    output = tmp_path / "out.png"
+    args = ["--content", content, "--style", style, "--output", str(output), *FAST]
+    extra = ["--iterations", "7", "--scales", "2", "--save_every", "5", "--max_size", "48"]
+    status, err = run_cli([*args, *extra], capsys)
+    assert status == 0, err
+    # 14 steps over two scales: snapshots at global steps 5 and 10 (the second in scale 2).
+    assert sorted(p.name for p in tmp_path.glob("out_step*.png")) == [
+        "out_step00005.png",
+        "out_step00010.png",
+    ]
+
+
+def test_loss_plot_may_not_overwrite_an_input(tmp_path, capsys):
+    content = tmp_path / "x_losses.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8) + 100).save(content)
+    before = content.read_bytes()
+    args = ["--content", str(content), "--style", str(content), "--output", str(tmp_path / "x.png")]
+    status, err = run_cli([*args, *FAST, "--plot_losses"], capsys)
+    assert status == 1 and "refusing to overwrite input file" in err[0], err
+    assert content.read_bytes() == before
+
+
+def test_batch_refuses_blend_weights_and_export_refuses_image_flags(images, tmp_path, capsys):
+    content, style = images
+    batch = ["--content", content, "--style", style, "--output_dir", str(tmp_path), *FAST]
+    status, err = run_cli([*batch, "--style_blend_weights", "1"], capsys)
+    assert status == 1 and "a batch applies each style on its own" in err[0], err
+    export = ["export", "--output", str(tmp_path / "model"), "--content", content]
+    flags.FLAGS.unparse_flags()
+    argv = flags.FLAGS(["tfstyle", *export])
+    assert cli.main(argv) == 1
+    assert "export takes no --content" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()
+
+
+def test_help_lists_the_flags():
+    script = os.path.join(ROOT, "scripts", "stylize.py")
+    result = subprocess.run(
+        [sys.executable, script, "--help"], capture_output=True, text=True, timeout=120
+    )
+    # absl ends --help with exit status 1, as for any usage message.
+    assert "Traceback" not in result.stderr
+    for flag in ("--content", "--style", "--output", "--optimizer", "--[no]resume", "--output_dir"):
+        assert flag in result.stdout

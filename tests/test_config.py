@@ -27,6 +27,7 @@ from tfstyle import ConfigError, StyleConfig
         ({"content_layers": (), "style_layers": ()}, "at least one content or style layer"),
         ({"iterations": 2.5}, "iterations must be an integer"),
         ({"optimizer": "lbfgs", "learning_rate": 0.1}, "learning_rate does not apply to lbfgs"),
+        ({"optimizer": "lbfgs", "average": "ema"}, "average applies to sgd and adam, not lbfgs"),
         ({"style_layers": ("block1_conv1", "conv9")}, r"unknown vgg19 layer\(s\) conv9; valid: "),
         ({"network": "vgg16", "content_layers": ("block5_conv4",)}, "unknown vgg16 layer"),
         ({"max_size": 15}, "max_size must be at least 16 for vgg19 with layers up to block5_conv1"),

@@ -245,3 +245,22 @@ def test_style_layer_weights_select_layers(content_image, style_image, tiny_conf
     )
     equal = stylize(content_image, style_image, config=config)
     assert abs(decreasing.history["style"][0] - equal.history["style"][0]) > 1e-4
+
+
+def test_lbfgs_stopping_early_still_ends_the_run(content_image, style_image, tiny_config):
+    # Nothing to optimise from the content image: L-BFGS stops before its first iteration.
+    config = tiny_config.replace(optimizer="lbfgs", style_weight=0.0, tv_weight=0.0, iterations=5)
+    records = []
+    result = stylize(content_image, style_image, config=config, callbacks=[records.append])
+    assert records[-1].is_last and records[-1].image is not None
+    assert 1 <= len(result.history["total"]) < 5
+    assert result.final_losses()["content"] == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(result.image, content_image, atol=1e-6)
+
+
+def test_nan_image_is_never_returned(content_image, style_image, tiny_config):
+    # One step: the loss of the starting image is finite, the updated image is not.
+    config = tiny_config.replace(style_weight=1e38, iterations=1)
+    with pytest.raises(NonFiniteLossError) as info:
+        stylize(content_image, style_image, config=config)
+    assert np.all(np.isfinite(info.value.image))

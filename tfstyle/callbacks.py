@@ -97,6 +97,9 @@ class TensorBoard:
 class HistoryLogger:
     """Keeps one row per step and writes them to a JSON or CSV file, chosen by the extension.
 
+    `previous`: the loss history of the steps before a resumed run (`Checkpoint.history`); they
+    become the first rows (step and losses only).
+
     Columns: step, total_steps, scale, height, width, elapsed_s, then each named loss. JSON is a
     list of row objects. The file is rewritten (atomically) whenever the step carries an image
     (every `steps_per_call` steps) and at the last step, so a stopped run leaves its history so
@@ -106,9 +109,9 @@ class HistoryLogger:
         OutputError: the extension is not .json or .csv, or the directory is missing.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, previous=None):
         self.path = image_io.check_output_file(path, extensions=HISTORY_EXTENSIONS)
-        self.rows = []
+        self.rows = _previous_rows(previous)
 
     def __call__(self, progress):
         self.rows.append(_row(progress))
@@ -124,11 +127,12 @@ class HistoryLogger:
 
 
 class LossPlot:
-    """Draws the loss curves to a PNG file at the last step (see `plot_losses`)."""
+    """Draws the loss curves to a PNG file at the last step (see `plot_losses`); `previous` as
+    for `HistoryLogger`."""
 
-    def __init__(self, path):
+    def __init__(self, path, *, previous=None):
         self.path = image_io.check_output_file(path, extensions=(".png",))
-        self.rows = []
+        self.rows = _previous_rows(previous)
 
     def __call__(self, progress):
         self.rows.append(_row(progress))
@@ -176,6 +180,17 @@ def render_loss_plot(history, *, steps=None):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _previous_rows(history):
+    """Rows (step and losses) for a history `{loss name: per-step values}` of earlier steps."""
+    if not history:
+        return []
+    steps = len(next(iter(history.values())))
+    return [
+        {"step": i + 1, **{name: float(values[i]) for name, values in history.items()}}
+        for i in range(steps)
+    ]
 
 
 def _row(progress):

@@ -20,7 +20,6 @@ Exit status:
 """
 
 import dataclasses
-import math
 import os
 import re
 import sys
@@ -125,6 +124,20 @@ flags.DEFINE_string(
 flags.DEFINE_string("history", None, "Write the per-step losses to this .json or .csv file.")
 flags.DEFINE_boolean("plot_losses", False, "Also write a loss plot, <output stem>_losses.png.")
 
+# Flags about input images, image outputs and runs, which a SavedModel export has no use for.
+_NOT_FOR_EXPORT = (
+    "content",
+    "style",
+    "output_dir",
+    "style_blend_weights",
+    "save_every",
+    "max_pixels",
+    "resume",
+    "history",
+    "tensorboard_dir",
+    "plot_losses",
+)
+
 _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
 
 
@@ -169,6 +182,11 @@ def _stylize_command():
     if FLAGS.output_dir:
         if FLAGS.resume:
             raise TfstyleError("--resume is for one --output; a batch resumes by skipping outputs")
+        if FLAGS.style_blend_weights:
+            raise TfstyleError(
+                "--style_blend_weights blends styles into one --output; a batch applies each "
+                "style on its own"
+            )
         return _batch_command(config, contents, styles, init_path, image_io)
     if len(contents) != 1:
         raise TfstyleError(
@@ -190,13 +208,14 @@ def _stylize_command():
 
 def _export_command():
     """`tfstyle export --output DIR [settings]`: write a SavedModel stylizer (see export.py)."""
-    for name in ("content", "style"):
-        if getattr(FLAGS, name):
-            raise TfstyleError(f"export takes no --{name}: images come with each request")
+    for name in _NOT_FOR_EXPORT:
+        if FLAGS[name].present:
+            raise TfstyleError(f"export takes no --{name}: it writes a model, not an image")
     if not FLAGS.output:
         raise TfstyleError("--output is required: the SavedModel directory to write")
     config = config_from_flags()
-    from tfstyle.export import export_stylizer
+    with shell.quiet_native_logs():
+        from tfstyle.export import export_stylizer
 
     path = export_stylizer(FLAGS.output, config=config, overwrite=FLAGS.overwrite)
     if not FLAGS.quiet:
@@ -241,6 +260,10 @@ def _check_side_files(output, inputs, image_io):
     """The files written next to the output must not be inputs either."""
     image_io.check_not_input(_report_path(output), inputs=inputs)
     image_io.check_not_input(_checkpoint_path(output), inputs=inputs)
+    if FLAGS.plot_losses:
+        image_io.check_not_input(_plot_path(output), inputs=inputs)
+    if FLAGS.history:
+        image_io.check_not_input(FLAGS.history, inputs=inputs)
     if not FLAGS.save_every:
         return
     # Snapshots are <stem>_step<N><ext> for steps not known yet: compare by name.
@@ -254,6 +277,10 @@ def _check_side_files(output, inputs, image_io):
                 f"refusing to overwrite input file {real!r} with a --save_every snapshot; "
                 "choose another output name"
             )
+
+
+def _plot_path(output):
+    return os.path.splitext(output)[0] + "_losses.png"
 
 
 def _report_path(output):
@@ -273,7 +300,9 @@ def _run(config, images, output, resume, image_io, *, sources):
     callbacks = [progress] if progress else []
     if FLAGS.save_every:
         callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
-    callbacks += _logging_callbacks(output, history=FLAGS.history, logdir=FLAGS.tensorboard_dir)
+    callbacks += _logging_callbacks(
+        output, history=FLAGS.history, logdir=FLAGS.tensorboard_dir, resume=resume
+    )
     try:
         result = stylize(
             content,
@@ -467,19 +496,21 @@ def _fresh_line(bar):
         bar.stream.write("\n")
 
 
-def _logging_callbacks(output, *, history, logdir):
-    """The callbacks asked for by --history, --tensorboard_dir and --plot_losses."""
+def _logging_callbacks(output, *, history, logdir, resume=None):
+    """The callbacks asked for by --history, --tensorboard_dir and --plot_losses (a resumed
+    run's history and plot start with the checkpoint's earlier steps)."""
     from tfstyle import callbacks
 
+    previous = None if resume is None else resume.history
     made = []
     if history:
         if os.path.abspath(history) == os.path.splitext(output)[0] + ".json":
             raise TfstyleError(f"--history {history} would overwrite the run's report; rename it")
-        made.append(callbacks.HistoryLogger(history))
+        made.append(callbacks.HistoryLogger(history, previous=previous))
     if logdir:
         made.append(callbacks.TensorBoard(logdir))
     if FLAGS.plot_losses:
-        made.append(callbacks.LossPlot(os.path.splitext(output)[0] + "_losses.png"))
+        made.append(callbacks.LossPlot(_plot_path(output), previous=previous))
     return made
 
 
@@ -521,9 +552,11 @@ def config_from_flags():
 
 
 def _steps_per_call(save_every):
-    # Images come back from the compiled loop only between calls: make the calls line up with
-    # the snapshots.
-    return math.gcd(_D.steps_per_call, save_every) if save_every > 0 else _D.steps_per_call
+    """Steps per compiled call: the largest divisor of --save_every up to the default, so that
+    calls (which end on multiples of it over the whole run) line up with the snapshots."""
+    if save_every <= 0:
+        return _D.steps_per_call
+    return max(d for d in range(1, min(save_every, _D.steps_per_call) + 1) if save_every % d == 0)
 
 
 def _floats(name, values):
@@ -622,6 +655,11 @@ def parse_flags(argv):
 
 def run(argv=None):
     """Console entry point (`argv` for tests: program name first)."""
+    # absl's --help lists the flags of the module named by sys.argv[0] (the script or console
+    # entry point, not this module): register tfstyle's flags under that name too.
+    program = (argv or sys.argv)[0]
+    for flag in FLAGS.get_key_flags_for_module(__name__):
+        FLAGS.register_key_flag_for_module(program, flag)
     app.run(main, argv=argv, flags_parser=parse_flags)
 
 

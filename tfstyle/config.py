@@ -28,6 +28,10 @@ LAYER_WEIGHT_PRESETS = ("equal", "decreasing")
 AVERAGING = ("none", "ema", "best")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
+# Input images with more pixels are refused from their header, before decoding (decompression
+# bombs); the CLI raises it with --max_pixels.
+MAX_PIXELS = 128_000_000
+
 # How often (in steps) callbacks that show the image do so: TensorBoard images, Colab previews.
 PREVIEW_EVERY = 50
 
@@ -166,6 +170,8 @@ class StyleConfig:
             _check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
             if self.optimizer == "lbfgs":
                 raise ConfigError("learning_rate does not apply to lbfgs (its line search sets it)")
+        if self.optimizer == "lbfgs" and self.average != "none":
+            raise ConfigError("average applies to sgd and adam, not lbfgs; use average='none'")
         _check_int("seed", self.seed, low=0)
         self._check_max_size()
         self._check_layer_weights()

@@ -26,10 +26,12 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from tfstyle.config import MAX_PIXELS
 from tfstyle.errors import CheckpointError, ConfigError, ImageError, OutputError
 
 SUPPORTED_EXTENSIONS = (".png", ".jpg", ".jpeg")
-DEFAULT_MAX_PIXELS = 128_000_000
+# The limit lives with every other default, in config.py.
+DEFAULT_MAX_PIXELS = MAX_PIXELS
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}

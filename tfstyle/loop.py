@@ -38,7 +38,10 @@ class StyleResult:
     elapsed_s: float
 
     def final_losses(self):
-        return {name: float(values[-1]) for name, values in self.history.items()}
+        return {
+            name: float(values[-1]) if len(values) else float("nan")
+            for name, values in self.history.items()
+        }
 
 
 def stylize(
@@ -290,13 +293,19 @@ def _optimise_keras(config, runner, targets, run):
     clock = run.clock
     done, last_good = run.steps_in_scale(), runner.image()
     while done < config.iterations:
-        steps = min(config.steps_per_call, config.iterations - done)
+        # Calls end on multiples of steps_per_call counted over the whole run, so images (and
+        # the CLI's snapshots) come at the same steps whatever the number of scales.
+        until_boundary = config.steps_per_call - clock.step % config.steps_per_call
+        steps = min(until_boundary, config.iterations - done)
         chunk = runner.run(targets, steps)
-        if not np.all(np.isfinite(chunk["total"])):
-            bad = clock.step + int(np.argmin(np.isfinite(chunk["total"]))) + 1
+        current = runner.image(averaged=done + steps == config.iterations)
+        finite = np.isfinite(chunk["total"])
+        if not finite.all() or not np.isfinite(current).all():
+            # A NaN pixel survives clipping; its loss would show only at the next step.
+            bad = clock.step + (int(np.argmin(finite)) + 1 if not finite.all() else steps)
             raise non_finite_error(config, step=bad, image=last_good, image_step=clock.step)
         done += steps
-        last_good = runner.image(averaged=done == config.iterations)
+        last_good = current
         run.record(chunk, evaluations=steps)
         clock.report(chunk, scale=run.scale, size=last_good.shape[:2], image=last_good)
     return runner.image(averaged=True)
@@ -305,13 +314,15 @@ def _optimise_keras(config, runner, targets, run):
 def _optimise_lbfgs(config, runner, targets, image, run):
     clock = run.clock
     first_step, remaining = clock.step, config.iterations - run.steps_in_scale()
+    if remaining <= 0:  # resumed from a checkpoint taken at the end of this scale
+        return image
 
     def value_and_grad(image):
         run.evaluations += 1
         return runner.value_and_grad(image, targets)
 
-    def on_iteration(losses, iterate):
-        if not np.isfinite(losses["total"]):
+    def report(losses, iterate, *, last):
+        if not (np.isfinite(losses["total"]) and np.isfinite(iterate).all()):
             raise non_finite_error(
                 config, step=clock.step + 1, image=run.image, image_step=clock.step
             )
@@ -319,16 +330,21 @@ def _optimise_lbfgs(config, runner, targets, image, run):
         run.image = iterate
         chunk = {k: np.array([v], np.float32) for k, v in losses.items()}
         run.record(chunk, evaluations=0)
-        count = run.steps_in_scale() + 1
-        show = count % config.steps_per_call == 0 or count == config.iterations
+        show = last or (clock.step + 1) % config.steps_per_call == 0
         clock.report(
             chunk, scale=run.scale, size=iterate.shape[:2], image=iterate if show else None
         )
 
+    def on_iteration(losses, iterate):
+        report(losses, iterate, last=clock.step + 1 == first_step + remaining)
+
     image, _ = minimize_lbfgs(value_and_grad, image, iterations=remaining, callback=on_iteration)
-    # L-BFGS may stop before its iteration limit (no further decrease possible): skip ahead so
-    # the next scale's step numbers line up.
-    clock.step = first_step + remaining
+    if clock.step < first_step + remaining:
+        # L-BFGS stopped early (no further decrease possible, or not one iteration): report the
+        # final image as the scale's last step, so callbacks still see the end of the scale and
+        # the next scale's step numbers line up. The history is then shorter than the steps.
+        clock.step = first_step + remaining - 1
+        report(value_and_grad(image)[0], image, last=True)
     return image
 
 

@@ -41,9 +41,18 @@ The backend is read once, from `keras.backend.backend()`.
 
 import keras
 
+from tfstyle.config import DEFAULTS
+
 
 def make_runner(
-    *, extractor, loss_fn, optimizer, image, average="none", ema_decay=0.9, jit_compile=None
+    *,
+    extractor,
+    loss_fn,
+    optimizer,
+    image,
+    average=DEFAULTS.average,
+    ema_decay=DEFAULTS.ema_decay,
+    jit_compile=None,
 ):
     """Build the runner for the active Keras backend.
 
