@@ -39,7 +39,7 @@ def test_non_finite_loss_saves_the_last_finite_image(tmp_path, capfd, images):
     assert result.code == 1 and "Traceback" not in result.stderr
     assert result.lines == [
         "tfstyle: error: the loss became non-finite at step 2; lower the learning_rate "
-        "(now 0.0004) or the loss weights (content_weight 1, style_weight 1e+38, tv_weight 1); "
+        "(now 0.0002) or the loss weights (content_weight 1, style_weight 1e+38, tv_weight 1); "
         f"the last finite image (the starting image) was saved to {output}"
     ]
     saved = image_io.load_image(output)

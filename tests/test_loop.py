@@ -205,7 +205,7 @@ def test_non_finite_loss_stops_with_last_good_image(content_image, style_image, 
     # the first gradient overflow, so the second step's loss is NaN.
     config = tiny_config.replace(style_weight=1e38, iterations=6)
     pattern = (
-        r"non-finite at step 2; lower the learning_rate \(now 0.0004\) or the loss weights "
+        r"non-finite at step 2; lower the learning_rate \(now 0.0002\) or the loss weights "
         r"\(content_weight 1, style_weight 1e\+38, tv_weight 1\)"
     )
     with pytest.raises(NonFiniteLossError, match=pattern) as e:

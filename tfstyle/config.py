@@ -37,7 +37,14 @@ PREVIEW_EVERY = 50
 
 # Learning rates for images in [0, 1] with the gradient scaled as `tfstyle.step` describes
 # (L-BFGS has none: its line search sets the step).
-DEFAULT_LEARNING_RATES = {"sgd": 4e-4, "adam": 0.02}
+DEFAULT_LEARNING_RATES = {"sgd": 2e-4, "adam": 0.02}
+
+# SGD clips the gradient's global norm to this root-mean-square value per pixel channel (a safety
+# net, not in the Keras example): at the start the RMS is about 40-65 with ImageNet-like VGG16
+# weights at 64-256 px, but it grows with the image size and the style, and one plain-SGD run
+# (The Scream at 256 px, rate 4e-4) diverged to a saturated image. Clipped, a step moves pixels
+# by at most lr * 50 RMS.
+SGD_GRADIENT_CLIP_RMS = 50.0
 
 # Conv layers in each of the five blocks of each network. The table lives here, not in
 # features.py, so that StyleConfig can refuse unknown layers without importing Keras.

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from tfstyle import image_io
-from tfstyle.config import StyleConfig
+from tfstyle.config import SGD_GRADIENT_CLIP_RMS, StyleConfig
 from tfstyle.errors import ConfigError
 from tfstyle.features import min_input_size
 from tfstyle.loop import feature_extractor_for, make_loss_fn
@@ -199,6 +199,9 @@ class Stylizer(tf.Module):
         lr = rate(step) if callable(rate) else tf.constant(rate, tf.float32)
         lr = tf.cast(lr, tf.float32)
         if self._config.optimizer == "sgd":
+            # keras.optimizers.SGD's global_clipnorm, as make_optimizer sets it.
+            limit = SGD_GRADIENT_CLIP_RMS * tf.sqrt(tf.cast(tf.size(grad), tf.float32))
+            grad = grad * tf.minimum(1.0, limit / tf.maximum(tf.norm(grad), 1e-12))
             return image - lr * grad, m, v
         beta_1, beta_2, epsilon = self._adam
         t = tf.cast(step + 1, tf.float32)

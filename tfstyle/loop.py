@@ -255,6 +255,7 @@ def _new_runner(config, extractor, image):
             learning_rate=config.lr,
             schedule=config.schedule,
             total_steps=config.iterations,
+            values=int(np.prod(image.shape)),
         )
     return make_runner(
         extractor=extractor,

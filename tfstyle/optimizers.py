@@ -9,7 +9,7 @@ import math
 import keras
 from keras import ops
 
-from tfstyle.config import DEFAULTS
+from tfstyle.config import DEFAULTS, SGD_GRADIENT_CLIP_RMS
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")
@@ -81,8 +81,12 @@ def make_optimizer(
     learning_rate=DEFAULTS.lr,
     schedule=DEFAULTS.schedule,
     total_steps=DEFAULTS.iterations,
+    values=None,
 ):
     """A fresh Keras optimizer ("sgd" or "adam") with its learning-rate schedule.
+
+    `values`: the number of values optimised (H * W * 3); SGD then clips the gradient's global
+    norm to `SGD_GRADIENT_CLIP_RMS` per value (see config.py). None: no clipping.
 
     Adam uses beta_1=0.99 and epsilon=0.1, the TensorFlow style-transfer tutorial's settings:
     the large epsilon damps the first steps, where Adam's normalised update is otherwise as large
@@ -90,7 +94,14 @@ def make_optimizer(
     """
     rate = make_schedule(schedule, learning_rate, total_steps)
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate)
+        return keras.optimizers.SGD(learning_rate=rate, global_clipnorm=sgd_clipnorm(values))
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=rate, beta_1=0.99, epsilon=0.1)
     raise ValueError(f"make_optimizer handles 'sgd' and 'adam', not {name!r}")
+
+
+def sgd_clipnorm(values):
+    """SGD's global gradient-norm limit for `values` optimised values, or None."""
+    if values is None:
+        return None
+    return float(SGD_GRADIENT_CLIP_RMS * math.sqrt(values))
