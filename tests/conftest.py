@@ -12,6 +12,15 @@ from tfstyle import StyleConfig
 WEIGHTS_ENV = "TFSTYLE_TEST_WEIGHTS"
 
 
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("TFSTYLE_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set TFSTYLE_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

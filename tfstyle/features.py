@@ -101,7 +101,16 @@ def _build_cached(layers, network, weights, pooling, dtype):
             pool = keras.layers.AveragePooling2D if pooling == "avg" else keras.layers.MaxPooling2D
             x = pool(2, strides=2, name=layer.name, dtype=dtype)(x)
             continue
-        conv = keras.layers.Conv2D.from_config({**layer.get_config(), "dtype": dtype or "float32"})
+        # Zero initialisers: the weights are copied in next, and random initialisation of ~20M
+        # weights costs seconds (a compiled kernel per shape on the JAX backend).
+        conv = keras.layers.Conv2D.from_config(
+            {
+                **layer.get_config(),
+                "dtype": dtype or "float32",
+                "kernel_initializer": "zeros",
+                "bias_initializer": "zeros",
+            }
+        )
         x = conv(x)
         conv.set_weights(layer.get_weights())
         if conv.name in layers:
