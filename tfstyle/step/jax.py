@@ -32,19 +32,19 @@ class JaxRunner:
 
     def __init__(self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile):
         self._average = average
+        self._ema_decay = float(ema_decay)
         self._weights = (
             [v.value for v in extractor.trainable_variables],
             [v.value for v in extractor.non_trainable_variables],
         )
-        image = jnp.asarray(np.asarray(image, np.float32)[None])
-        optimizer_state = []
+        image = np.asarray(image, np.float32)[None]
+        # The optimizer's fresh state (step count, moments), restored by `reset`.
+        self._initial_optimizer_state = []
         if optimizer is not None:
             optimizer.build([keras.Variable(image, name="image")])
-            optimizer_state = [v.value for v in optimizer.variables]
-        # What the compiled loop carries: image, optimizer variables, averaged image (moving
-        # average or best so far) and the best loss seen. Copies, as the buffers are donated.
-        self._state = (image, optimizer_state, jnp.array(image), jnp.array(np.inf, jnp.float32))
-        spec = _Spec(extractor, loss_fn, optimizer, average, float(ema_decay))
+            self._initial_optimizer_state = [np.asarray(v.value) for v in optimizer.variables]
+        self.reset(image[0])
+        spec = _Spec(extractor, loss_fn, optimizer, average, self._ema_decay)
         # The optimizer was built for this image's shape, so the shape is part of the key.
         jit = jit_compile is None or bool(jit_compile)
         self._run, self._value_and_grad = _compiled(
@@ -56,15 +56,31 @@ class JaxRunner:
         return {k: np.asarray(v) for k, v in history.items()}
 
     def image(self, averaged=False):
-        image, _, average, _ = self._state
-        if averaged and self._average != "none":
+        image, _, average, _, ema_steps = self._state
+        if averaged and self._average == "ema" and int(ema_steps) > 0:
+            correction = 1.0 - self._ema_decay ** int(ema_steps)
+            return np.clip(np.asarray(average)[0] / correction, 0.0, 1.0)
+        if averaged and self._average == "best":
             return np.asarray(average)[0]
         return np.asarray(image)[0]
 
     def assign(self, image):
-        _, optimizer_state, averaged, best_loss = self._state
         image = jnp.asarray(np.asarray(image, np.float32)[None])
-        self._state = (image, optimizer_state, averaged, best_loss)
+        self._state = (image, *self._state[1:])
+
+    def reset(self, image):
+        image = np.asarray(image, np.float32)[None]
+        # What the compiled loop carries: the image, the optimizer's variables, the averaged
+        # image (a moving average started at zero and bias-corrected, as Adam's moments are, or
+        # the lowest-loss image), the lowest loss and the number of averaged steps. Fresh
+        # buffers each time: they are donated to the compiled loop.
+        self._state = (
+            jnp.asarray(image),
+            [jnp.asarray(value) for value in self._initial_optimizer_state],
+            jnp.asarray(np.zeros_like(image) if self._average == "ema" else image),
+            jnp.asarray(np.inf, jnp.float32),
+            jnp.asarray(0, jnp.int32),
+        )
 
     def value_and_grad(self, image, targets):
         batch = jnp.asarray(np.asarray(image, np.float32)[None])
@@ -140,7 +156,7 @@ def _losses_and_grad(spec, weights, image, targets):
 
 def _run_steps(spec, state, weights, targets, *, steps):
     def step(state, _):
-        image, optimizer_state, averaged, best_loss = state
+        image, optimizer_state, averaged, best_loss, ema_steps = state
         losses, grad = _losses_and_grad(spec, weights, image, targets)
         (updated,), optimizer_state = spec.optimizer.stateless_apply(
             optimizer_state, [grad], [image]
@@ -151,7 +167,7 @@ def _run_steps(spec, state, weights, targets, *, steps):
             spec, image, updated, losses["total"], averaged, best_loss
         )
         history = {k: losses[k].astype(jnp.float32) for k in LOSS_NAMES}
-        return (updated, optimizer_state, averaged, best_loss), history
+        return (updated, optimizer_state, averaged, best_loss, ema_steps + 1), history
 
     return jax.lax.scan(step, state, length=steps)
 
