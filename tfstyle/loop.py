@@ -240,6 +240,7 @@ def _new_runner(config, extractor, image):
         image=image,
         average=config.average,
         ema_decay=config.ema_decay,
+        loss_scale=config.precision == "mixed_float16",
     )
 
 

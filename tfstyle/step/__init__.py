@@ -16,14 +16,31 @@ The objective the optimizer sees is `total * H * W`: the losses are means (see `
 so without the factor each pixel's gradient would shrink as the image grows and SGD learning
 rates would not carry across sizes. The recorded losses are the unscaled ones.
 
+With `loss_scale` (float16 networks), the objective is multiplied by a loss scale before
+differentiation and the gradient divided by it again, so that small float16 gradients do not
+underflow to zero: dynamically by `keras.optimizers.LossScaleOptimizer` (non-finite steps are
+skipped and the scale halved), and for `value_and_grad` by a scale that starts at
+`STATIC_LOSS_SCALE` and is halved whenever the gradient overflows.
+
 The backend is read once, from `keras.backend.backend()`.
 """
 
 import keras
 
+# Initial loss scale of `value_and_grad` under float16 (LossScaleOptimizer's default too).
+STATIC_LOSS_SCALE = 2.0**15
+
 
 def make_runner(
-    *, extractor, loss_fn, optimizer, image, average="none", ema_decay=0.9, jit_compile=None
+    *,
+    extractor,
+    loss_fn,
+    optimizer,
+    image,
+    average="none",
+    ema_decay=0.9,
+    jit_compile=None,
+    loss_scale=False,
 ):
     """Build the runner for the active Keras backend.
 
@@ -37,6 +54,7 @@ def make_runner(
             average with `ema_decay`, or the lowest-loss image seen by `run`).
         ema_decay: decay of the moving average per step.
         jit_compile: compile with XLA; None chooses per backend (see each backend's module).
+        loss_scale: scale the loss for float16 networks (see above).
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -53,4 +71,5 @@ def make_runner(
         average=average,
         ema_decay=ema_decay,
         jit_compile=jit_compile,
+        loss_scale=loss_scale,
     )

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from tfstyle.losses import LOSS_NAMES
+from tfstyle.step import STATIC_LOSS_SCALE
 
 
 class JaxRunner:
@@ -30,7 +31,12 @@ class JaxRunner:
     uncompiled (for debugging).
     """
 
-    def __init__(self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile):
+    def __init__(
+        self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile, loss_scale
+    ):
+        if loss_scale and optimizer is not None:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        self._static_scale = STATIC_LOSS_SCALE if loss_scale else 1.0
         self._average = average
         self._ema_decay = float(ema_decay)
         self._weights = (
@@ -44,7 +50,7 @@ class JaxRunner:
             optimizer.build([keras.Variable(image, name="image")])
             self._initial_optimizer_state = [np.asarray(v.value) for v in optimizer.variables]
         self.reset(image[0])
-        spec = _Spec(extractor, loss_fn, optimizer, average, self._ema_decay)
+        spec = _Spec(extractor, loss_fn, optimizer, average, self._ema_decay, loss_scale)
         # The optimizer was built for this image's shape, so the shape is part of the key.
         jit = jit_compile is None or bool(jit_compile)
         self._run, self._value_and_grad = _compiled(
@@ -84,19 +90,33 @@ class JaxRunner:
 
     def value_and_grad(self, image, targets):
         batch = jnp.asarray(np.asarray(image, np.float32)[None])
-        losses, grad = self._value_and_grad(self._weights, batch, targets)
-        return {k: float(v) for k, v in losses.items()}, np.asarray(grad)[0]
+        while True:
+            scale = self._static_scale
+            losses, grad = self._value_and_grad(self._weights, batch, targets, scale)
+            grad = np.asarray(grad)[0]
+            # Float16 gradients that overflowed: halve the scale and evaluate again.
+            if np.all(np.isfinite(grad)) or scale <= 1.0:
+                break
+            self._static_scale = scale / 2
+        return {k: float(v) for k, v in losses.items()}, grad / scale
 
 
 class _Spec:
     """The static parts of a step: what the compiled functions close over."""
 
-    def __init__(self, extractor, loss_fn, optimizer, average, ema_decay):
+    def __init__(self, extractor, loss_fn, optimizer, average, ema_decay, loss_scale):
         self.extractor = extractor
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.average = average
         self.ema_decay = ema_decay
+        # Where the LossScaleOptimizer keeps its scale among the optimizer's variables.
+        self.scale_index = None
+        if loss_scale and optimizer is not None:
+            variables = optimizer.variables
+            self.scale_index = next(
+                i for i, v in enumerate(variables) if v is optimizer.dynamic_scale
+            )
 
 
 def _cache_key(spec):
@@ -112,6 +132,7 @@ def _cache_key(spec):
         optimizer_key,
         spec.average,
         spec.ema_decay if spec.average == "ema" else None,
+        spec.scale_index,
     )
 
 
@@ -142,13 +163,14 @@ def _compiled(key, spec, jit):
     return _CACHE[key]
 
 
-def _losses_and_grad(spec, weights, image, targets):
+def _losses_and_grad(spec, weights, image, targets, scale):
+    """Losses and the gradient of `scale` times the objective (see `tfstyle.step`)."""
     pixels = image.shape[1] * image.shape[2]
 
     def objective(x):
         features, _ = spec.extractor.stateless_call(*weights, x, training=False)
         losses = spec.loss_fn(features, x, targets)
-        return losses["total"] * pixels, losses
+        return losses["total"] * pixels * scale, losses
 
     (_, losses), grad = jax.value_and_grad(objective, has_aux=True)(image)
     return losses, grad
@@ -157,7 +179,9 @@ def _losses_and_grad(spec, weights, image, targets):
 def _run_steps(spec, state, weights, targets, *, steps):
     def step(state, _):
         image, optimizer_state, averaged, best_loss, ema_steps = state
-        losses, grad = _losses_and_grad(spec, weights, image, targets)
+        # The LossScaleOptimizer divides by its scale again, and skips non-finite steps.
+        scale = 1.0 if spec.scale_index is None else optimizer_state[spec.scale_index]
+        losses, grad = _losses_and_grad(spec, weights, image, targets, scale)
         (updated,), optimizer_state = spec.optimizer.stateless_apply(
             optimizer_state, [grad], [image]
         )
