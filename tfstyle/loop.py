@@ -13,9 +13,10 @@ from tfstyle.errors import ConfigError, NonFiniteLossError
 from tfstyle.features import build_feature_extractor, min_input_size
 from tfstyle.lbfgs import minimize_lbfgs
 from tfstyle.losses import LOSS_NAMES, gram_matrix, style_transfer_losses
+from tfstyle.memory import HEADROOM, describe_bytes, estimate_step_bytes, largest_fitting_size
 from tfstyle.optimizers import make_optimizer
 from tfstyle.progress import Progress
-from tfstyle.step import make_runner
+from tfstyle.step import free_device_memory, make_runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,7 @@ def stylize(
         styles = [_luminance_only(s, reference=content) for s in styles]
     sizes = scale_sizes(content.shape, max_size=config.max_size, scales=config.scales)
     _check_sizes(config, sizes, styles)
+    _check_memory(config, sizes[-1])
     extractor = extractor or feature_extractor_for(config)
     source = (
         _luminance_only(content, reference=content)
@@ -111,6 +113,7 @@ def feature_extractor_for(config):
         weights=config.weights,
         pooling=config.pooling,
         dtype=None if config.precision == "float32" else config.precision,
+        remat=config.remat,
     )
 
 
@@ -366,6 +369,32 @@ def _check_sizes(config, sizes, styles):
                 f"the style image is too small at style_scale {config.style_scale:g}: "
                 f"{style_size[1]}x{style_size[0]} px, and the network needs at least {minimum} px"
             )
+
+
+def _check_memory(config, size):
+    """Refuse, before any work, a run whose step will not fit the accelerator's free memory."""
+    free = free_device_memory()
+    if free is None:  # a CPU: the operating system's memory is not ours to predict
+        return
+    settings = {
+        "network": config.network,
+        "layers": config.content_layers + config.style_layers,
+        "precision": config.precision,
+        "remat": config.remat,
+        "content_layers": config.content_layers,
+    }
+    needed = estimate_step_bytes(height=size[0], width=size[1], **settings)
+    if needed * HEADROOM <= free:
+        return
+    longest = largest_fitting_size(aspect=size[0] / size[1], available_bytes=free, **settings)
+    hints = [f"max_size={longest}"] if longest else []
+    hints += [] if config.remat else ["remat=True"]
+    hints += ["precision='mixed_bfloat16'"] if config.precision == "float32" else []
+    raise ConfigError(
+        f"a {size[1]}x{size[0]} image needs about {describe_bytes(needed)} of accelerator memory "
+        f"per step but {describe_bytes(free)} is free, so at most {longest} px (longest side) "
+        f"fits with these settings; try {', '.join(hints) or 'a smaller image'}"
+    )
 
 
 class _Clock:

@@ -73,3 +73,48 @@ def make_runner(
         jit_compile=jit_compile,
         loss_scale=loss_scale,
     )
+
+
+def free_device_memory():
+    """Free bytes on the accelerator the active backend computes on, or None on a CPU (or when
+    it cannot be told)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        if not stats or "bytes_limit" not in stats:
+            return None
+        return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return None
+        total = _nvidia_total_bytes()
+        if total is None:
+            return None
+        # TensorFlow reserves most of the GPU for its own allocator up front; what it has not
+        # handed out yet is free for this run.
+        return total - tf.config.experimental.get_memory_info("GPU:0")["current"]
+    return None
+
+
+def _nvidia_total_bytes():
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", "0"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        return int(out.strip().splitlines()[0]) * 2**20
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
