@@ -33,10 +33,32 @@ def style_image(rng):
     return (stripes * colours + 0.05 * rng.uniform(size=(48, 48, 3))).astype(np.float32)
 
 
+@pytest.fixture(scope="session")
+def fixed_random_weights(tmp_path_factory):
+    """A VGG19 weights file with He-normal kernels from a fixed seed and zero biases.
+
+    Keras' own random initialisation (weights=None) draws new weights in every process, and
+    from a different generator on each backend; some draws make SGD diverge in the few steps
+    the tests take. A fixed file gives both backends the same network on every run.
+    """
+    import keras
+
+    path = tmp_path_factory.mktemp("weights") / "vgg19_fixed_random.weights.h5"
+    base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    rng = np.random.default_rng(0)
+    for layer in base.layers:
+        if layer.weights:
+            kernel, bias = layer.get_weights()
+            scale = np.sqrt(2.0 / np.prod(kernel.shape[:3]))
+            layer.set_weights([rng.standard_normal(kernel.shape) * scale, np.zeros_like(bias)])
+    base.save_weights(str(path))
+    return str(path)
+
+
 @pytest.fixture
-def tiny_config():
-    """Random weights, 56 px (the content fixture's width), few steps: fast on 2 CPU cores."""
-    return StyleConfig(weights=None, max_size=56, iterations=6, steps_per_call=3)
+def tiny_config(fixed_random_weights):
+    """Fixed random weights, 56 px (the content fixture's width), few steps: fast on 2 cores."""
+    return StyleConfig(weights=fixed_random_weights, max_size=56, iterations=6, steps_per_call=3)
 
 
 @pytest.fixture(scope="session")

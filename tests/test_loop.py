@@ -181,9 +181,10 @@ def test_ema_is_the_bias_corrected_moving_average_of_iterates(
 
 
 def test_best_returns_the_lowest_loss_iterate(content_image, style_image, tiny_config):
-    # SGD at a large constant rate oscillates, so the last iterate is not the best one.
+    # SGD at a large constant rate oscillates, so the last iterate is not the best one (with the
+    # fixed test weights the lowest loss comes at step 4 of 6).
     config = tiny_config.replace(
-        iterations=6, init="noise", learning_rate=3e-3, schedule="constant", steps_per_call=1
+        iterations=6, init="noise", learning_rate=4.5e-3, schedule="constant", steps_per_call=1
     )
     plain, iterates, losses = _iterates(content_image, style_image, config)
     assert int(np.argmin(losses)) < len(losses) - 1  # otherwise "best" would equal "last"

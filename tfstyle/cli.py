@@ -103,6 +103,9 @@ flags.DEFINE_float("init_noise_ratio", _D.init_noise_ratio, "Noise mixed into th
 flags.DEFINE_enum("average", _D.average, config_lib.AVERAGING, "Output averaging.")
 flags.DEFINE_integer("seed", _D.seed, "Random seed.")
 flags.DEFINE_enum("precision", _D.precision, config_lib.PRECISIONS, "Network dtype policy.")
+flags.DEFINE_boolean(
+    "remat", _D.remat, "Recompute activations in the backward pass: less memory, slower steps."
+)
 flags.DEFINE_integer(
     "save_every", 0, "Also save the image every N steps (0: only at the end).", lower_bound=0
 )
@@ -547,6 +550,7 @@ def config_from_flags():
         average=FLAGS.average,
         seed=FLAGS.seed,
         precision=FLAGS.precision,
+        remat=FLAGS.remat,
         steps_per_call=_steps_per_call(FLAGS.save_every),
     )
 

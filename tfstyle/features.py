@@ -50,6 +50,7 @@ def build_feature_extractor(
     weights=DEFAULTS.weights,
     pooling=DEFAULTS.pooling,
     dtype=None,
+    remat=False,
 ):
     """Build a frozen dict-output VGG feature extractor.
 
@@ -62,6 +63,10 @@ def build_feature_extractor(
         pooling: `"max"` (as trained) or `"avg"` (Gatys et al. found average pooling gives
             slightly smoother results).
         dtype: optional Keras dtype policy name (e.g. `"mixed_bfloat16"`) for the conv layers.
+        remat: recompute each VGG block's activations in the backward pass instead of keeping
+            them (`keras.RematScope`; `jax.checkpoint` or `tf.recompute_grad` underneath): only
+            block inputs and the returned layers stay in memory, so larger images fit, for
+            about one more forward pass of compute per step.
 
     Returns:
         A `keras.Model` mapping a `[batch, height, width, 3]` RGB batch in [0, 1] to
@@ -76,36 +81,91 @@ def build_feature_extractor(
     check_layers(network, layers)
     if pooling not in ("max", "avg"):
         raise ConfigError(f"pooling must be 'max' or 'avg', got {pooling!r}")
-    return _build_cached(layers, network, _normalise_weights(weights), pooling, dtype)
+    return _build_cached(layers, network, _normalise_weights(weights), pooling, dtype, remat)
 
 
 @functools.lru_cache(maxsize=8)
-def _build_cached(layers, network, weights, pooling, dtype):
+def _build_cached(layers, network, weights, pooling, dtype, remat):
     # Building VGG and loading ~80 MB of weights takes seconds; stylize() and the tests call this
     # repeatedly with the same arguments, and the model is frozen, so sharing it is safe.
-    base = _load_base(network, weights)
-    deepest = max(layer_names(network).index(name) for name in layers)
-    wanted = layer_names(network)[: deepest + 1]
+    vgg = _copy_layers(_load_base(network, weights), network, layers, pooling, dtype)
     inputs = keras.Input(shape=(None, None, 3), name="rgb")
     x = CaffePreprocess(name="caffe_preprocess")(inputs)
     outputs = {}
-    for layer in base.layers[1:]:
-        if isinstance(layer, keras.layers.MaxPooling2D):
-            pool = keras.layers.AveragePooling2D if pooling == "avg" else keras.layers.MaxPooling2D
-            x = pool(2, strides=2, name=layer.name, dtype=dtype)(x)
-            continue
-        conv = keras.layers.Conv2D.from_config({**layer.get_config(), "dtype": dtype or "float32"})
-        x = conv(x)
-        conv.set_weights(layer.get_weights())
-        if conv.name in layers:
-            outputs[conv.name] = x
-        if conv.name == wanted[-1]:
-            break
+    if remat:
+        for name, block_layers in _by_block(vgg):
+            # Created in a RematScope, the block recomputes its activations in the backward pass.
+            with keras.RematScope(mode="full"):
+                block = VGGBlock(block_layers, taps=layers, name=name, dtype=dtype)
+            x, tapped = block(x)
+            outputs.update(tapped)
+    else:
+        for layer in vgg:
+            x = layer(x)
+            if layer.name in layers:
+                outputs[layer.name] = x
     model = keras.Model(
         inputs, {name: outputs[name] for name in layers}, name=f"{network}_features"
     )
     model.trainable = False
     return model
+
+
+def _copy_layers(base, network, layers, pooling, dtype):
+    """VGG's conv and pooling layers up to the deepest of `layers`, built, with base's weights."""
+    last = max(layers, key=layer_names(network).index)
+    copies, channels = [], 3
+    for layer in base.layers[1:]:
+        if isinstance(layer, keras.layers.MaxPooling2D):
+            pool = keras.layers.AveragePooling2D if pooling == "avg" else keras.layers.MaxPooling2D
+            copies.append(pool(2, strides=2, name=layer.name, dtype=dtype))
+            continue
+        # Zero initialisers: the weights are copied in next, and random initialisation of ~20M
+        # weights costs seconds (a compiled kernel per shape on the JAX backend).
+        conv = keras.layers.Conv2D.from_config(
+            {
+                **layer.get_config(),
+                "dtype": dtype or "float32",
+                "kernel_initializer": "zeros",
+                "bias_initializer": "zeros",
+            }
+        )
+        conv.build((None, None, None, channels))
+        conv.set_weights(layer.get_weights())
+        channels = conv.filters
+        copies.append(conv)
+        if conv.name == last:
+            break
+    return copies
+
+
+def _by_block(vgg):
+    """`[(block name, its layers)]`: "block1_conv1" and "block1_pool" belong to "block1"."""
+    blocks = {}
+    for layer in vgg:
+        blocks.setdefault(layer.name.split("_")[0], []).append(layer)
+    return list(blocks.items())
+
+
+class VGGBlock(keras.layers.Layer):
+    """A run of VGG layers as one layer, so that it can be rematerialised as a whole.
+
+    Returns `(output, {name: activation})` for the layers named in `taps`.
+    """
+
+    def __init__(self, block_layers, *, taps, **kwargs):
+        super().__init__(**kwargs)
+        self.block_layers = list(block_layers)
+        names = {layer.name for layer in block_layers}
+        self.taps = tuple(name for name in taps if name in names)
+
+    def call(self, x):
+        tapped = {}
+        for layer in self.block_layers:
+            x = layer(x)
+            if layer.name in self.taps:
+                tapped[layer.name] = x
+        return x, tapped
 
 
 def _normalise_weights(weights):

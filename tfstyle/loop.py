@@ -14,9 +14,10 @@ from tfstyle.errors import CheckpointError, ConfigError, Interrupted, NonFiniteL
 from tfstyle.features import build_feature_extractor, min_input_size
 from tfstyle.lbfgs import minimize_lbfgs
 from tfstyle.losses import LOSS_NAMES, gram_matrix, style_transfer_losses
+from tfstyle.memory import HEADROOM, describe_bytes, estimate_step_bytes, largest_fitting_size
 from tfstyle.optimizers import make_optimizer
 from tfstyle.progress import Progress
-from tfstyle.step import make_runner
+from tfstyle.step import free_device_memory, make_runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +97,7 @@ def stylize(
         styles = [_luminance_only(s, reference=content) for s in styles]
     sizes = scale_sizes(content.shape, max_size=config.max_size, scales=config.scales)
     _check_sizes(config, sizes, content.shape, styles)
+    _check_memory(config, sizes[-1])
     extractor = extractor or feature_extractor_for(config)
     source = _luminance_only(content, reference=content) if _luminance(config) else content
     clock = _Clock(start, total_steps=config.iterations * len(sizes), callbacks=callbacks)
@@ -134,6 +136,7 @@ def feature_extractor_for(config):
         weights=config.weights,
         pooling=config.pooling,
         dtype=None if config.precision == "float32" else config.precision,
+        remat=config.remat,
     )
 
 
@@ -264,6 +267,7 @@ def _new_runner(config, extractor, image):
         image=image,
         average=config.average,
         ema_decay=config.ema_decay,
+        loss_scale=config.precision == "mixed_float16",
     )
 
 
@@ -512,6 +516,32 @@ def _max_size_needed(config, shape, minimum):
         if min(min(size) for size in sizes) >= minimum:
             return max_size
     return None
+
+
+def _check_memory(config, size):
+    """Refuse, before any work, a run whose step will not fit the accelerator's free memory."""
+    free = free_device_memory()
+    if free is None:  # a CPU: the operating system's memory is not ours to predict
+        return
+    settings = {
+        "network": config.network,
+        "layers": config.content_layers + config.style_layers,
+        "precision": config.precision,
+        "remat": config.remat,
+        "content_layers": config.content_layers,
+    }
+    needed = estimate_step_bytes(height=size[0], width=size[1], **settings)
+    if needed * HEADROOM <= free:
+        return
+    longest = largest_fitting_size(aspect=size[0] / size[1], available_bytes=free, **settings)
+    hints = [f"max_size={longest}"] if longest else []
+    hints += [] if config.remat else ["remat=True"]
+    hints += ["precision='mixed_bfloat16'"] if config.precision == "float32" else []
+    raise ConfigError(
+        f"a {size[1]}x{size[0]} image needs about {describe_bytes(needed)} of accelerator memory "
+        f"per step but {describe_bytes(free)} is free, so at most {longest} px (longest side) "
+        f"fits with these settings; try {', '.join(hints) or 'a smaller image'}"
+    )
 
 
 class _Clock:

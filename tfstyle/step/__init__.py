@@ -36,12 +36,21 @@ The objective the optimizer sees is `total * H * W`: the losses are means (see `
 so without the factor each pixel's gradient would shrink as the image grows and SGD learning
 rates would not carry across sizes. The recorded losses are the unscaled ones.
 
+With `loss_scale` (float16 networks), the objective is multiplied by a loss scale before
+differentiation and the gradient divided by it again, so that small float16 gradients do not
+underflow to zero: dynamically by `keras.optimizers.LossScaleOptimizer` (non-finite steps are
+skipped and the scale halved), and for `value_and_grad` by a scale that starts at
+`STATIC_LOSS_SCALE` and is halved whenever the gradient overflows.
+
 The backend is read once, from `keras.backend.backend()`.
 """
 
 import keras
 
 from tfstyle.config import DEFAULTS
+
+# Initial loss scale of `value_and_grad` under float16 (LossScaleOptimizer's default too).
+STATIC_LOSS_SCALE = 2.0**15
 
 
 def make_runner(
@@ -53,6 +62,7 @@ def make_runner(
     average=DEFAULTS.average,
     ema_decay=DEFAULTS.ema_decay,
     jit_compile=None,
+    loss_scale=False,
 ):
     """Build the runner for the active Keras backend.
 
@@ -66,6 +76,7 @@ def make_runner(
             average with `ema_decay`, or the lowest-loss image seen by `run`).
         ema_decay: decay of the moving average per step.
         jit_compile: compile with XLA; None chooses per backend (see each backend's module).
+        loss_scale: scale the loss for float16 networks (see above).
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -82,4 +93,50 @@ def make_runner(
         average=average,
         ema_decay=ema_decay,
         jit_compile=jit_compile,
+        loss_scale=loss_scale,
     )
+
+
+def free_device_memory():
+    """Free bytes on the accelerator the active backend computes on, or None on a CPU (or when
+    it cannot be told)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        if not stats or "bytes_limit" not in stats:
+            return None
+        return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return None
+        total = _nvidia_total_bytes()
+        if total is None:
+            return None
+        # TensorFlow reserves most of the GPU for its own allocator up front; what it has not
+        # handed out yet is free for this run.
+        return total - tf.config.experimental.get_memory_info("GPU:0")["current"]
+    return None
+
+
+def _nvidia_total_bytes():
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", "0"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        return int(out.strip().splitlines()[0]) * 2**20
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None

@@ -1,9 +1,11 @@
 """TensorFlow runner: a `tf.function` with `GradientTape`, several steps per call."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from tfstyle.losses import LOSS_NAMES
+from tfstyle.step import STATIC_LOSS_SCALE
 
 
 class TensorFlowRunner:
@@ -14,10 +16,16 @@ class TensorFlowRunner:
     so new content and style images of the same size reuse the traced graph.
     """
 
-    def __init__(self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile):
+    def __init__(
+        self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile, loss_scale
+    ):
         self._extractor = extractor
         self._loss_fn = loss_fn
+        if loss_scale and optimizer is not None:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         self._optimizer = optimizer
+        self._loss_scale = loss_scale
+        self._static_scale = STATIC_LOSS_SCALE if loss_scale else 1.0
         self._average = average
         self._ema_decay = float(ema_decay)
         image = np.asarray(image, np.float32)[None]
@@ -39,19 +47,22 @@ class TensorFlowRunner:
         self._run = tf.function(self._run_steps, jit_compile=jit_compile, reduce_retracing=True)
         self._value_and_grad = tf.function(self._losses_and_grad, reduce_retracing=True)
 
-    def _losses_and_grad(self, image, targets):
+    def _losses_and_grad(self, image, targets, scale):
+        """Losses and the gradient of `scale` times the objective (see `tfstyle.step`)."""
         with tf.GradientTape() as tape:
             tape.watch(image)
             losses = self._loss_fn(self._extractor(image, training=False), image, targets)
             pixels = tf.cast(tf.shape(image)[1] * tf.shape(image)[2], tf.float32)
-            objective = losses["total"] * pixels
+            objective = losses["total"] * pixels * scale
         return losses, tape.gradient(objective, image)
 
     def _run_steps(self, targets, steps):
         history = {k: tf.TensorArray(tf.float32, size=steps) for k in LOSS_NAMES}
         for i in tf.range(steps):
             current = tf.identity(self._variable)
-            losses, grad = self._losses_and_grad(current, targets)
+            # The LossScaleOptimizer divides by its scale again, and skips non-finite steps.
+            scale = self._optimizer.dynamic_scale if self._loss_scale else 1.0
+            losses, grad = self._losses_and_grad(current, targets, scale)
             self._optimizer.apply_gradients([(grad, self._variable)])
             # Projected gradient descent: keep pixels in the valid range after every update.
             self._variable.assign(tf.clip_by_value(self._variable, 0.0, 1.0))
@@ -131,5 +142,12 @@ class TensorFlowRunner:
 
     def value_and_grad(self, image, targets):
         batch = tf.constant(np.asarray(image, np.float32)[None])
-        losses, grad = self._value_and_grad(batch, targets)
-        return {k: float(v) for k, v in losses.items()}, grad.numpy()[0]
+        while True:
+            scale = self._static_scale
+            losses, grad = self._value_and_grad(batch, targets, tf.constant(scale, tf.float32))
+            grad = grad.numpy()[0]
+            # Float16 gradients that overflowed: halve the scale and evaluate again.
+            if np.all(np.isfinite(grad)) or scale <= 1.0:
+                break
+            self._static_scale = scale / 2
+        return {k: float(v) for k, v in losses.items()}, grad / scale

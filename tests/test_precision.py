@@ -1,0 +1,83 @@
+"""Mixed precision: the network computes in bfloat16/float16, losses stay float32, float16
+gradients are loss-scaled, and a bfloat16 run tracks the float32 one."""
+
+import numpy as np
+import pytest
+from keras.backend import standardize_dtype
+
+from tfstyle import StyleConfig, stylize
+from tfstyle.loop import compute_targets, feature_extractor_for, make_loss_fn
+from tfstyle.step import make_runner
+
+LAYERS = {"content_layers": ("block2_conv2",), "style_layers": ("block1_conv1", "block2_conv1")}
+
+
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")]
+)
+def test_network_computes_in_the_policy_dtype_and_losses_in_float32(
+    precision, dtype, fixed_random_weights, content_image, style_image
+):
+    config = StyleConfig(weights=fixed_random_weights, precision=precision, max_size=32, **LAYERS)
+    extractor = feature_extractor_for(config)
+    image = content_image[:32, :32]
+    features = extractor(image[None])
+    assert {standardize_dtype(v.dtype) for v in features.values()} == {dtype}
+    targets = compute_targets(extractor, image, [style_image], blend=[1.0], config=config)
+    assert {standardize_dtype(v.dtype) for v in targets["style"].values()} == {"float32"}
+    losses = make_loss_fn(config)(features, image[None], targets)
+    assert {standardize_dtype(v.dtype) for v in losses.values()} == {"float32"}
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_half_precision_run_tracks_float32(content_image, style_image, tiny_config, precision):
+    # float16 runs through the LossScaleOptimizer (SGD inside it).
+    config = tiny_config.replace(iterations=6, init="noise", **LAYERS)
+    full = stylize(content_image, style_image, config=config).history["total"]
+    half = stylize(content_image, style_image, config=config.replace(precision=precision)).history[
+        "total"
+    ]
+    np.testing.assert_allclose(half, full, rtol=0.03)
+    assert half[-1] < 0.8 * half[0]
+
+
+def test_float16_gradients_are_loss_scaled(fixed_random_weights, content_image, style_image):
+    # Small loss weights make small gradients: in float16 some underflow to exactly zero
+    # unless the loss is scaled up before differentiation.
+    config = StyleConfig(
+        weights=fixed_random_weights,
+        max_size=32,
+        content_weight=1e-3,
+        style_weight=1e-3,
+        tv_weight=0.0,
+        **LAYERS,
+    )
+    image, style = content_image[:32, :32], style_image[:32, :32]
+    point = np.random.default_rng(5).uniform(size=image.shape).astype(np.float32)
+    grads = {}
+    for precision, loss_scale in [
+        ("float32", False),
+        ("mixed_float16", False),
+        ("mixed_float16", True),
+    ]:
+        settings = config.replace(precision=precision)
+        extractor = feature_extractor_for(settings)
+        targets = compute_targets(extractor, image, [style], blend=[1.0], config=settings)
+        runner = make_runner(
+            extractor=extractor,
+            loss_fn=make_loss_fn(settings),
+            optimizer=None,
+            image=image,
+            loss_scale=loss_scale,
+        )
+        grads[precision, loss_scale] = runner.value_and_grad(point, targets)[1]
+    reference = grads["float32", False]
+
+    def error(grad):
+        return np.abs(grad - reference).mean() / np.abs(reference).mean()
+
+    assert np.count_nonzero(reference == 0) == 0
+    assert np.count_nonzero(grads["mixed_float16", False] == 0) > 0  # underflow
+    assert np.count_nonzero(grads["mixed_float16", True] == 0) == 0
+    assert error(grads["mixed_float16", True]) < 0.15
+    assert error(grads["mixed_float16", True]) < error(grads["mixed_float16", False])

@@ -1,0 +1,150 @@
+"""How much accelerator memory one optimisation step needs, from the layer shapes alone.
+
+A pure function of the network, the layers used, the image size, the precision and whether
+activations are recomputed (`remat`), so a run that cannot fit is refused before it starts and
+the message can name the largest size that would fit.
+
+The model of a step (forward through VGG to the deepest layer used, then the gradient with
+respect to the image):
+
+* Saved for the backward pass: every conv output (the ReLU and max-pool gradients need them) and
+  every pool output, in the compute dtype, `ACTIVATION_COPIES` times. With `remat`, each block's
+  input and the layers the losses read are kept once, and during the backward pass one block's
+  activations are recomputed at a time: the largest block's, `ACTIVATION_COPIES` times, on top.
+  (For a network that is mostly its first block, remat saves nothing.)
+* Live gradients in the backward pass: the two largest activations (a layer's output gradient
+  and its input gradient), in the compute dtype.
+* Network weights: float32, plus a compute-dtype copy under mixed precision.
+* Content targets and the image-sized buffers (image, gradient, optimizer state, averages): float32.
+
+Calibrated against XLA's memory analysis of the compiled JAX step on the CPU (BENCHMARKS.md):
+there the step keeps about two arrays per conv output (the pre-activation for the ReLU gradient
+and the activation itself), hence `ACTIVATION_COPIES`. Not yet measured on a GPU, where fused
+conv-bias-ReLU kernels may keep one; convolution workspaces and fragmentation come on top, which
+`HEADROOM` covers.
+"""
+
+import math
+
+from tfstyle.features import layer_names
+
+# The estimate times this must fit: convolution workspaces and fragmentation come on top.
+HEADROOM = 1.25
+# Arrays kept per activation for the backward pass (measured with XLA on the CPU).
+ACTIVATION_COPIES = 2
+# Image-sized float32 [H, W, 3] buffers of a step: image, updated image, gradient, up to two
+# optimizer moments, averaged image.
+_IMAGE_BUFFERS = 6
+_BYTES = {"float32": 4, "mixed_bfloat16": 2, "mixed_float16": 2}
+
+
+def estimate_step_bytes(
+    *, network, layers, height, width, precision="float32", remat=False, content_layers=()
+):
+    """Bytes of accelerator memory one step needs (see the module docstring for the model).
+
+    Args:
+        network: "vgg19" or "vgg16".
+        layers: the content and style layers the losses read (the network stops at the deepest).
+        height, width: image size in pixels.
+        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        remat: whether activations are recomputed per VGG block in the backward pass.
+        content_layers: those of `layers` with a stored target activation (float32).
+    """
+    compute = _BYTES[precision]
+    blocks = _block_shapes(network, layers, height, width)
+    read = set(layers)
+    activations = [size for block in blocks for _, size in block["convs"]]
+    pools = [block["pool"] for block in blocks if block["pool"]]
+    if remat:
+        boundaries = [height * width * 3, *pools]
+        taps = [size for block in blocks for name, size in block["convs"] if name in read]
+        largest_block = max(sum(size for _, size in block["convs"]) for block in blocks)
+        saved = sum(boundaries) + sum(taps) + ACTIVATION_COPIES * largest_block
+    else:
+        saved = ACTIVATION_COPIES * (sum(activations) + sum(pools))
+    two_largest = sum(sorted(activations)[-2:])
+    params = _parameter_count(blocks)
+    weights = params * (4 + (compute if precision != "float32" else 0))
+    content = sum(
+        size for block in blocks for name, size in block["convs"] if name in content_layers
+    )
+    image = _IMAGE_BUFFERS * height * width * 3 * 4
+    return int(compute * (saved + two_largest) + weights + 4 * content + image)
+
+
+def largest_fitting_size(
+    *, network, layers, aspect, available_bytes, precision="float32", remat=False, content_layers=()
+):
+    """The longest image side (pixels) whose step fits `available_bytes` with `HEADROOM`.
+
+    Args:
+        aspect: height / width of the image (the longer side is the one returned).
+        available_bytes: free accelerator memory.
+    Returns:
+        The largest longest side, or 0 if not even a 16-pixel image fits.
+    """
+
+    def fits(longest):
+        height, width = _shape(longest, aspect)
+        needed = estimate_step_bytes(
+            network=network,
+            layers=layers,
+            height=height,
+            width=width,
+            precision=precision,
+            remat=remat,
+            content_layers=content_layers,
+        )
+        return needed * HEADROOM <= available_bytes
+
+    low, high = 16, 16
+    if not fits(low):
+        return 0
+    while fits(high * 2):
+        high *= 2
+        if high > 2**20:
+            return high
+    high *= 2  # fits(high // 2) holds, fits(high) does not
+    low = high // 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
+def _shape(longest, aspect):
+    if aspect >= 1:
+        return longest, max(1, round(longest / aspect))
+    return max(1, round(longest * aspect)), longest
+
+
+def _block_shapes(network, layers, height, width):
+    """Per block up to the deepest layer: conv names with output sizes, and the pool size."""
+    names = layer_names(network)
+    used = names[: max(names.index(name) for name in layers) + 1]
+    blocks, h, w = [], height, width
+    for block in sorted({int(name[5]) for name in used}):
+        channels = min(64 * 2 ** (block - 1), 512)
+        convs = [(name, h * w * channels) for name in used if int(name[5]) == block]
+        h, w = h // 2, w // 2
+        last = convs[-1][0] == used[-1]
+        blocks.append({"convs": convs, "pool": 0 if last else h * w * channels})
+    return blocks
+
+
+def _parameter_count(blocks):
+    count, channels_in = 0, 3
+    for block_index, block in enumerate(blocks, start=1):
+        channels = min(64 * 2 ** (block_index - 1), 512)
+        for _ in block["convs"]:
+            count += 9 * channels_in * channels + channels
+            channels_in = channels
+    return count
+
+
+def describe_bytes(count):
+    """'1.5 GiB', '300 MiB': for messages."""
+    if count >= 2**30:
+        return f"{count / 2**30:.1f} GiB"
+    return f"{math.ceil(count / 2**20)} MiB"

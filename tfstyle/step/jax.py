@@ -1,0 +1,207 @@
+"""JAX runner: `jax.jit` + `jax.value_and_grad` + the Keras optimizer's `stateless_apply`.
+
+Everything the compiled step touches is an argument: the image and optimizer state (donated on
+accelerators, so XLA updates them in place), the network's frozen weights and the targets.
+Nothing is baked in as a constant, so a new content or style image of the same size reuses the
+compiled step, and XLA does not constant-fold ~80 MB of weights into the program. Several steps
+run in one call through `jax.lax.scan`, which also stacks the per-step losses.
+
+The compiled functions are shared between runners with the same network, loss weights,
+optimizer settings and averaging (`stylize` builds a runner per scale and per call): a second
+stylization of the same size compiles nothing.
+"""
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from tfstyle.losses import LOSS_NAMES
+from tfstyle.step import STATIC_LOSS_SCALE
+
+
+class JaxRunner:
+    """See `tfstyle.step` for the interface.
+
+    `run` compiles once per distinct number of steps (in practice two: `steps_per_call` and the
+    last, shorter chunk) and once per image size. `jit_compile=False` runs the same code
+    uncompiled (for debugging).
+    """
+
+    def __init__(
+        self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile, loss_scale
+    ):
+        if loss_scale and optimizer is not None:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        self._static_scale = STATIC_LOSS_SCALE if loss_scale else 1.0
+        self._average = average
+        self._ema_decay = float(ema_decay)
+        self._weights = (
+            [v.value for v in extractor.trainable_variables],
+            [v.value for v in extractor.non_trainable_variables],
+        )
+        image = np.asarray(image, np.float32)[None]
+        # The optimizer's fresh state (step count, moments), restored by `reset`.
+        self._initial_optimizer_state = []
+        if optimizer is not None:
+            optimizer.build([keras.Variable(image, name="image")])
+            self._initial_optimizer_state = [np.asarray(v.value) for v in optimizer.variables]
+        self.reset(image[0])
+        spec = _Spec(extractor, loss_fn, optimizer, average, self._ema_decay, loss_scale)
+        # The optimizer was built for this image's shape, so the shape is part of the key.
+        jit = jit_compile is None or bool(jit_compile)
+        self._run, self._value_and_grad = _compiled(
+            (*_cache_key(spec), image.shape, jit), spec, jit
+        )
+
+    def run(self, targets, steps):
+        self._state, history = self._run(self._state, self._weights, targets, steps=int(steps))
+        return {k: np.asarray(v) for k, v in history.items()}
+
+    def image(self, averaged=False):
+        image, _, average, _, ema_steps = self._state
+        if averaged and self._average == "ema" and int(ema_steps) > 0:
+            correction = 1.0 - self._ema_decay ** int(ema_steps)
+            return np.clip(np.asarray(average)[0] / correction, 0.0, 1.0)
+        if averaged and self._average == "best":
+            return np.asarray(average)[0]
+        return np.asarray(image)[0]
+
+    def assign(self, image):
+        image = jnp.asarray(np.asarray(image, np.float32)[None])
+        self._state = (image, *self._state[1:])
+
+    def reset(self, image):
+        image = np.asarray(image, np.float32)[None]
+        # What the compiled loop carries: the image, the optimizer's variables, the averaged
+        # image (a moving average started at zero and bias-corrected, as Adam's moments are, or
+        # the lowest-loss image), the lowest loss and the number of averaged steps. Fresh
+        # buffers each time: they are donated to the compiled loop.
+        self._state = (
+            jnp.asarray(image),
+            [jnp.asarray(value) for value in self._initial_optimizer_state],
+            jnp.asarray(np.zeros_like(image) if self._average == "ema" else image),
+            jnp.asarray(np.inf, jnp.float32),
+            jnp.asarray(0, jnp.int32),
+        )
+
+    def value_and_grad(self, image, targets):
+        batch = jnp.asarray(np.asarray(image, np.float32)[None])
+        while True:
+            scale = self._static_scale
+            losses, grad = self._value_and_grad(self._weights, batch, targets, scale)
+            grad = np.asarray(grad)[0]
+            # Float16 gradients that overflowed: halve the scale and evaluate again.
+            if np.all(np.isfinite(grad)) or scale <= 1.0:
+                break
+            self._static_scale = scale / 2
+        return {k: float(v) for k, v in losses.items()}, grad / scale
+
+
+class _Spec:
+    """The static parts of a step: what the compiled functions close over."""
+
+    def __init__(self, extractor, loss_fn, optimizer, average, ema_decay, loss_scale):
+        self.extractor = extractor
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.average = average
+        self.ema_decay = ema_decay
+        # Where the LossScaleOptimizer keeps its scale among the optimizer's variables.
+        self.scale_index = None
+        if loss_scale and optimizer is not None:
+            variables = optimizer.variables
+            self.scale_index = next(
+                i for i, v in enumerate(variables) if v is optimizer.dynamic_scale
+            )
+
+
+def _cache_key(spec):
+    # Two specs with equal keys trace to the same program: the optimizer's state is an
+    # argument, so only its class and settings matter, not the object.
+    optimizer_key = None
+    if spec.optimizer is not None:
+        settings = {k: v for k, v in spec.optimizer.get_config().items() if k != "name"}
+        optimizer_key = (type(spec.optimizer), json.dumps(settings, sort_keys=True, default=repr))
+    return (
+        id(spec.extractor),
+        _function_key(spec.loss_fn),
+        optimizer_key,
+        spec.average,
+        spec.ema_decay if spec.average == "ema" else None,
+        spec.scale_index,
+    )
+
+
+def _function_key(function):
+    if isinstance(function, functools.partial):
+        settings = json.dumps(function.keywords, sort_keys=True, default=repr)
+        return (function.func, repr(function.args), settings)
+    return function
+
+
+_CACHE = {}
+_CACHE_SIZE = 16
+
+
+def _compiled(key, spec, jit):
+    """`(run_steps, losses_and_grad)` for `spec`, compiled when `jit`, cached by `key`."""
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        run_steps = functools.partial(_run_steps, spec)
+        losses_and_grad = functools.partial(_losses_and_grad, spec)
+        if jit:
+            # The CPU backend ignores donation (and warns), so donate only on accelerators.
+            donate = (0,) if jax.default_backend() != "cpu" else ()
+            run_steps = jax.jit(run_steps, static_argnames="steps", donate_argnums=donate)
+            losses_and_grad = jax.jit(losses_and_grad)
+        _CACHE[key] = (run_steps, losses_and_grad)
+    return _CACHE[key]
+
+
+def _losses_and_grad(spec, weights, image, targets, scale):
+    """Losses and the gradient of `scale` times the objective (see `tfstyle.step`)."""
+    pixels = image.shape[1] * image.shape[2]
+
+    def objective(x):
+        features, _ = spec.extractor.stateless_call(*weights, x, training=False)
+        losses = spec.loss_fn(features, x, targets)
+        return losses["total"] * pixels * scale, losses
+
+    (_, losses), grad = jax.value_and_grad(objective, has_aux=True)(image)
+    return losses, grad
+
+
+def _run_steps(spec, state, weights, targets, *, steps):
+    def step(state, _):
+        image, optimizer_state, averaged, best_loss, ema_steps = state
+        # The LossScaleOptimizer divides by its scale again, and skips non-finite steps.
+        scale = 1.0 if spec.scale_index is None else optimizer_state[spec.scale_index]
+        losses, grad = _losses_and_grad(spec, weights, image, targets, scale)
+        (updated,), optimizer_state = spec.optimizer.stateless_apply(
+            optimizer_state, [grad], [image]
+        )
+        # Projected gradient descent: keep pixels in the valid range after every update.
+        updated = jnp.clip(updated, 0.0, 1.0)
+        averaged, best_loss = _update_average(
+            spec, image, updated, losses["total"], averaged, best_loss
+        )
+        history = {k: losses[k].astype(jnp.float32) for k in LOSS_NAMES}
+        return (updated, optimizer_state, averaged, best_loss, ema_steps + 1), history
+
+    return jax.lax.scan(step, state, length=steps)
+
+
+def _update_average(spec, current, updated, loss, averaged, best_loss):
+    if spec.average == "ema":
+        decay = spec.ema_decay
+        return decay * averaged + (1.0 - decay) * updated, best_loss
+    if spec.average == "best":
+        # `loss` belongs to `current`, the image before this update.
+        better = loss < best_loss
+        return jnp.where(better, current, averaged), jnp.where(better, loss, best_loss)
+    return averaged, best_loss
