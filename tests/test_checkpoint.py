@@ -144,9 +144,8 @@ def test_interrupt_just_after_a_compiled_call(content_image, style_image, config
     # The interrupt can land after a compiled call updated the image but before its losses
     # were recorded: the runner's step count is the truth, the lost losses are NaN.
     full = stylize(content_image, style_image, config=config)
-    from tfstyle.step.tensorflow import TensorFlowRunner
-
-    real_run, calls = TensorFlowRunner.run, []
+    runner_class = _runner_class()
+    real_run, calls = runner_class.run, []
 
     def run_then_interrupt(self, targets, steps):
         result = real_run(self, targets, steps)
@@ -155,7 +154,7 @@ def test_interrupt_just_after_a_compiled_call(content_image, style_image, config
             raise KeyboardInterrupt
         return result
 
-    monkeypatch.setattr(TensorFlowRunner, "run", run_then_interrupt)
+    monkeypatch.setattr(runner_class, "run", run_then_interrupt)
     with pytest.raises(Interrupted) as info:
         stylize(content_image, style_image, config=config)
     monkeypatch.undo()
@@ -242,3 +241,15 @@ def test_damaged_checkpoints_are_refused(tmp_path, content_image, style_image, c
     with pytest.raises(CheckpointError, match="format 7 is not supported"):
         Checkpoint.from_arrays({**arrays, "format": np.int64(7)})
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _runner_class():
+    import keras
+
+    if keras.backend.backend() == "jax":
+        from tfstyle.step.jax import JaxRunner
+
+        return JaxRunner
+    from tfstyle.step.tensorflow import TensorFlowRunner
+
+    return TensorFlowRunner

@@ -88,6 +88,44 @@ class JaxRunner:
             jnp.asarray(0, jnp.int32),
         )
 
+    def state(self):
+        image, optimizer_state, averaged, best_loss, ema_steps = self._state
+        state = {
+            "image": np.asarray(image)[0],
+            "averaged": np.asarray(averaged)[0],
+            "best_loss": np.float32(best_loss),
+            "ema_steps": np.float32(ema_steps),
+            "steps": np.int64(np.asarray(optimizer_state[0]) if optimizer_state else 0),
+        }
+        for i, value in enumerate(optimizer_state):
+            state[f"optimizer/{i:03d}"] = np.array(value)
+        return state
+
+    def load_state(self, state):
+        image, optimizer_state, *_ = self._state
+        shape = tuple(image.shape[1:])
+        for key in ("image", "averaged"):
+            if np.shape(state[key]) != shape:
+                raise ValueError(f"state {key} has shape {np.shape(state[key])}, not {shape}")
+        saved = sorted(key for key in state if key.startswith("optimizer/"))
+        if len(saved) != len(optimizer_state):
+            raise ValueError(
+                f"state has {len(saved)} optimizer variables, not {len(optimizer_state)}"
+            )
+        for key, current in zip(saved, optimizer_state, strict=True):
+            if np.shape(state[key]) != tuple(current.shape):
+                raise ValueError(f"state {key} has shape {np.shape(state[key])}")
+        self._state = (
+            jnp.asarray(np.asarray(state["image"], np.float32)[None]),
+            [
+                jnp.asarray(np.asarray(state[key]).astype(current.dtype))
+                for key, current in zip(saved, optimizer_state, strict=True)
+            ],
+            jnp.asarray(np.asarray(state["averaged"], np.float32)[None]),
+            jnp.asarray(np.float32(state["best_loss"])),
+            jnp.asarray(int(state.get("ema_steps", 0)), jnp.int32),
+        )
+
     def value_and_grad(self, image, targets):
         batch = jnp.asarray(np.asarray(image, np.float32)[None])
         while True:
