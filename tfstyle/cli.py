@@ -132,6 +132,10 @@ def _import_backend_quietly():
             import tensorflow as tf
 
             tf.constant(0.0) + 1.0  # creates the eager context, which logs on first use
+        elif keras.backend.backend() == "jax":
+            import jax
+
+            jax.devices()  # probes for TPUs and GPUs, and logs what it does not find
     finally:
         os.dup2(saved, stderr_fd)
         os.close(saved)
