@@ -121,14 +121,18 @@ def _copy_layers(base, network, layers, pooling, dtype):
             copies.append(pool(2, strides=2, name=layer.name, dtype=dtype))
             continue
         # Zero initialisers: the weights are copied in next, and random initialisation of ~20M
-        # weights costs seconds (a compiled kernel per shape on the JAX backend).
-        conv = keras.layers.Conv2D.from_config(
-            {
-                **layer.get_config(),
-                "dtype": dtype or "float32",
-                "kernel_initializer": "zeros",
-                "bias_initializer": "zeros",
-            }
+        # weights costs seconds (a compiled kernel per shape on the JAX backend). Settings are
+        # copied one by one: `get_config()` would import TensorFlow even on the JAX backend.
+        conv = keras.layers.Conv2D(
+            layer.filters,
+            layer.kernel_size,
+            strides=layer.strides,
+            padding=layer.padding,
+            activation=layer.activation,
+            name=layer.name,
+            dtype=dtype or "float32",
+            kernel_initializer="zeros",
+            bias_initializer="zeros",
         )
         conv.build((None, None, None, channels))
         conv.set_weights(layer.get_weights())

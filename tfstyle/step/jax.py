@@ -160,18 +160,34 @@ class _Spec:
 def _cache_key(spec):
     # Two specs with equal keys trace to the same program: the optimizer's state is an
     # argument, so only its class and settings matter, not the object.
-    optimizer_key = None
-    if spec.optimizer is not None:
-        settings = {k: v for k, v in spec.optimizer.get_config().items() if k != "name"}
-        optimizer_key = (type(spec.optimizer), json.dumps(settings, sort_keys=True, default=repr))
     return (
         id(spec.extractor),
         _function_key(spec.loss_fn),
-        optimizer_key,
+        None if spec.optimizer is None else _settings_key(spec.optimizer),
         spec.average,
         spec.ema_decay if spec.average == "ema" else None,
         spec.scale_index,
     )
+
+
+def _settings_key(optimizer):
+    """Class and plain settings of a Keras optimizer, its schedule and any inner optimizer.
+
+    Read from the attributes, not `get_config()`, which imports TensorFlow to serialise a
+    schedule even on the JAX backend.
+    """
+    items = [type(optimizer)]
+    for key, value in sorted(vars(optimizer).items()):
+        if key in ("name", "built", "_lock"):
+            continue
+        if value is None or isinstance(value, bool | int | float | str):
+            items.append((key, value))
+        elif isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+            settings = json.dumps(value.get_config(), sort_keys=True, default=repr)
+            items.append((key, type(value), settings))
+        elif isinstance(value, keras.optimizers.Optimizer):
+            items.append((key, _settings_key(value)))
+    return tuple(items)
 
 
 def _function_key(function):
