@@ -56,7 +56,7 @@ def test_tensorboard_scalars_and_images(run, tmp_path):
     # First image on or after steps 3 and 6, then the last one.
     assert [step for step, _ in events["image"]] == [4, 6, 7]
     width, height, png = events["image"][-1][1]
-    assert (int(width), int(height)) == (48, 34) and png.startswith(b"\x89PNG")
+    assert (int(width), int(height)) == (56, 40) and png.startswith(b"\x89PNG")
 
 
 def test_history_loggers_and_loss_plot(run, tmp_path):
@@ -72,7 +72,7 @@ def test_history_loggers_and_loss_plot(run, tmp_path):
     assert [row["step"] for row in seen] == [1, 2, 3, 4]
     rows = json.loads((tmp_path / "h.json").read_text())
     assert [row["step"] for row in rows] == list(range(1, 8))
-    assert rows[0]["total_steps"] == 7 and (rows[0]["height"], rows[0]["width"]) == (34, 48)
+    assert rows[0]["total_steps"] == 7 and (rows[0]["height"], rows[0]["width"]) == (40, 56)
     np.testing.assert_allclose([row["total"] for row in rows], result.history["total"], rtol=1e-6)
     with open(tmp_path / "h.csv", newline="") as file:
         table = list(csv.DictReader(file))

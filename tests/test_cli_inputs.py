@@ -128,7 +128,7 @@ FAILURES = [
         "and vgg19 with layers up to block5_conv1 needs at least 16 px; use max_size 3875 or more",
     ),
     ("missing.png", lambda p: None, (), "missing.png' not found"),
-    ("folder.png", lambda p: p.mkdir(), (), "folder.png' is a directory, not an image file"),
+    ("folder.png", lambda p: p.mkdir(), (), "folder.png' holds no image files"),
 ]
 
 

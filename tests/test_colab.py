@@ -46,7 +46,7 @@ def test_live_preview_updates_one_image_every_k_steps(
     )
     # Images at steps 2, 4, 6 and the last, 7: one display, then updates of the same output.
     assert [kind for kind, _ in shown] == ["display", "update", "update", "update"]
-    assert all(isinstance(obj, Image.Image) and obj.size == (48, 34) for _, obj in shown)
+    assert all(isinstance(obj, Image.Image) and obj.size == (56, 40) for _, obj in shown)
     final = np.asarray(shown[-1][1], np.float32) / 255
     np.testing.assert_allclose(final, result.image, atol=0.5 / 255 + 1e-6)
 
