@@ -98,16 +98,20 @@ def render(name, content, style, changes):
 
 def compose(items, columns=4):
     thumb = FLAGS.thumb
-    cell_h = thumb + 18
+    images = []
+    for path, caption in items:
+        image = Image.open(path).convert("RGB")
+        image.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
+        images.append((image, caption))
+    image_h = max(image.height for image, _ in images)
+    cell_h = image_h + 18
     rows = -(-len(items) // columns)
     sheet = Image.new("RGB", (columns * thumb, rows * cell_h), "white")
     draw = ImageDraw.Draw(sheet)
-    for index, (path, caption) in enumerate(items):
-        image = Image.open(path).convert("RGB")
-        image.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
+    for index, (image, caption) in enumerate(images):
         x, y = (index % columns) * thumb, (index // columns) * cell_h
-        sheet.paste(image, (x + (thumb - image.width) // 2, y + (thumb - image.height) // 2))
-        draw.text((x + 4, y + thumb + 3), caption, fill="black")
+        sheet.paste(image, (x + (thumb - image.width) // 2, y + (image_h - image.height) // 2))
+        draw.text((x + 4, y + image_h + 3), caption, fill="black")
     return sheet
 
 
