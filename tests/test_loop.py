@@ -249,12 +249,14 @@ def test_style_layer_weights_select_layers(content_image, style_image, tiny_conf
 
 
 def test_lbfgs_stopping_early_still_ends_the_run(content_image, style_image, tiny_config):
-    # Nothing to optimise from the content image: L-BFGS stops before its first iteration.
+    # Nothing to optimise from the content image: L-BFGS stops early (see below).
     config = tiny_config.replace(optimizer="lbfgs", style_weight=0.0, tv_weight=0.0, iterations=5)
     records = []
     result = stylize(content_image, style_image, config=config, callbacks=[records.append])
     assert records[-1].is_last and records[-1].image is not None
-    assert 1 <= len(result.history["total"]) < 5
+    # TensorFlow's gradient is exactly zero here and L-BFGS stops at once; JAX's is ~1e-12 and
+    # it may iterate on. Either way the run ends with a last record carrying the image.
+    assert 1 <= len(result.history["total"]) <= 5
     assert result.final_losses()["content"] == pytest.approx(0.0, abs=1e-6)
     np.testing.assert_allclose(result.image, content_image, atol=1e-6)
 
