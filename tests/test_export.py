@@ -90,6 +90,30 @@ def test_resize_and_limits(rng):
         module.serve(tf.constant(_uint8(rng, (32, 32, 3))), tf.constant(too_long))
 
 
+def _ancestors(op):
+    """Every op `op` waits for: its inputs' producers and control inputs, transitively."""
+    seen, todo = set(), [op]
+    while todo:
+        current = todo.pop()
+        for parent in [t.op for t in current.inputs] + list(current.control_inputs):
+            if parent.name not in seen:
+                seen.add(parent.name)
+                todo.append(parent)
+    return seen
+
+
+def test_size_checks_run_before_the_network():
+    # A check that merely sits in the graph may run after the network, which then fails inside
+    # a pooling kernel on a 1-px image (oneDNN on some CPUs) instead of with the message.
+    module = Stylizer(StyleConfig(**SMALL, iterations=1, optimizer="adam"))
+    graph = module.serve.get_concrete_function().graph
+    asserts = {op.name for op in graph.get_operations() if op.type == "Assert"}
+    convs = [op for op in graph.get_operations() if op.type == "Conv2D"]
+    assert len(asserts) >= 3 and convs
+    for conv in convs:
+        assert asserts <= _ancestors(conv), conv.name
+
+
 def test_unsupported_settings_are_named():
     with pytest.raises(ConfigError, match=r"optimizer lbfgs .*scales=2"):
         Stylizer(StyleConfig(**SMALL, optimizer="lbfgs", scales=2))

@@ -82,6 +82,18 @@ def check_exportable(config):
         raise ConfigError(f"the exported graph does not support {'; '.join(problems)}")
 
 
+def _after_checks(tensors, checks):
+    """`tensors`, readable only once every op in `checks` (assertions) has passed.
+
+    A tf.function orders stateful ops, not an assertion before the ops that merely read the
+    same input: without this, the network could run first on a too-small image and fail
+    inside a pooling kernel (oneDNN's "could not create a descriptor") instead of with the
+    assertion's message.
+    """
+    with tf.control_dependencies(checks):
+        return [tf.identity(t) for t in tensors]
+
+
 _SPEC = {name: tf.TensorSpec([None, None, 3], tf.uint8, name=name) for name in SIGNATURE_INPUTS}
 
 
@@ -112,7 +124,7 @@ class Stylizer(tf.Module):
         c = self._config
         content = self._fit(_checked(content, "content"), c.max_size)
         height, width = tf.shape(content)[0], tf.shape(content)[1]
-        tf.debugging.assert_greater_equal(
+        content_check = tf.debugging.assert_greater_equal(
             tf.minimum(height, width),
             self._min_side,
             message=f"content too small: its shorter side at max_size {c.max_size} must "
@@ -123,11 +135,13 @@ class Stylizer(tf.Module):
             _round_int(c.style_scale * tf.cast(tf.maximum(height, width), tf.float64)),
         )
         style = self._fit(_checked(style, "style"), style_longest, upscale=True)
-        tf.debugging.assert_greater_equal(
+        style_check = tf.debugging.assert_greater_equal(
             tf.reduce_min(tf.shape(style)[:2]),
             self._min_side,
             message=f"style too small: its shorter side must be at least {self._min_side} px",
         )
+        # Neither image reaches the network before both have passed every check.
+        content, style = _after_checks([content, style], [content_check, style_check])
         targets = self._targets(content[None], style[None])
         image, history = self._optimise(self._initial(content)[None], targets)
         pixels = tf.cast(tf.round(tf.clip_by_value(image[0], 0.0, 1.0) * 255.0), tf.uint8)
@@ -213,12 +227,15 @@ class Stylizer(tf.Module):
 
 def _checked(image, name):
     shape = tf.shape(image)
-    tf.debugging.assert_less_equal(
-        tf.reduce_max(shape[:2]),
-        MAX_INPUT_SIDE,
-        message=f"{name} image too large: its longest side must be at most {MAX_INPUT_SIDE}",
-    )
-    tf.debugging.assert_positive(tf.reduce_min(shape[:2]), message=f"{name} image is empty")
+    checks = [
+        tf.debugging.assert_less_equal(
+            tf.reduce_max(shape[:2]),
+            MAX_INPUT_SIDE,
+            message=f"{name} image too large: its longest side must be at most {MAX_INPUT_SIDE}",
+        ),
+        tf.debugging.assert_positive(tf.reduce_min(shape[:2]), message=f"{name} image is empty"),
+    ]
+    (image,) = _after_checks([image], checks)
     return tf.cast(image, tf.float32) / 255.0
 
 
