@@ -3,9 +3,16 @@
 import numpy as np
 import pytest
 
-from tfstyle import ConfigError, NonFiniteLossError, stylize
+from tfstyle import ConfigError, NonFiniteLossError, RunnerCache, StyleConfig, stylize
 from tfstyle import preprocessing as pp
-from tfstyle.loop import scale_sizes
+from tfstyle.loop import (
+    _carried_state,
+    compute_targets,
+    feature_extractor_for,
+    make_loss_fn,
+    scale_plan,
+    scale_sizes,
+)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "lbfgs"])
@@ -102,12 +109,75 @@ def test_texture_synthesis_and_reconstruction(content_image, style_image, tiny_c
 def test_multi_scale_sizes_and_history(content_image, style_image, tiny_config):
     assert scale_sizes((400, 600), max_size=512, scales=3) == [(85, 128), (171, 256), (341, 512)]
     assert scale_sizes((40, 56), max_size=512, scales=1) == [(40, 56)]
+    # 3 steps at the first scale, then half as many (rounded up).
     config = tiny_config.replace(scales=2, iterations=3, max_size=56, steps_per_call=3)
     records = []
     result = stylize(content_image, style_image, config=config, callbacks=[records.append])
-    assert len(result.history["total"]) == 6
-    assert [r.size for r in records] == [(20, 28)] * 3 + [(40, 56)] * 3
+    assert len(result.history["total"]) == 5
+    assert [r.size for r in records] == [(20, 28)] * 3 + [(40, 56)] * 2
+    assert [r.total_steps for r in records] == [5] * 5
     assert result.image.shape == (40, 56, 3)
+
+
+def test_auto_scales_plan_a_pyramid_from_about_128_px():
+    config = StyleConfig(weights=None)
+    assert scale_plan(config, (400, 600)) == [((85, 128), 300), ((171, 256), 150), ((341, 512), 75)]
+    assert scale_plan(config.replace(max_size=384), (600, 600)) == [
+        ((192, 192), 300),
+        ((384, 384), 150),
+    ]
+    # Images are never upscaled: a 200 px photo is one scale, whatever max_size says.
+    assert scale_plan(config, (150, 200)) == [((150, 200), 300)]
+    assert scale_plan(config.replace(scales=1), (400, 600)) == [((341, 512), 300)]
+
+
+def test_second_scale_starts_from_the_upsampled_first_result(
+    content_image, style_image, tiny_config
+):
+    config = tiny_config.replace(scales=2, iterations=2, steps_per_call=1)
+    records = []
+    stylize(content_image, style_image, config=config, callbacks=[records.append])
+    assert [r.size for r in records] == [(20, 28)] * 2 + [(40, 56)]
+    start = pp.resize(records[1].image, 40, 56)
+    extractor = feature_extractor_for(config)
+    targets = compute_targets(extractor, content_image, [style_image], blend=[1.0], config=config)
+    losses = make_loss_fn(config)(extractor(start[None]), start[None], targets)
+    # The first loss of scale 2 is the loss of the image it started from.
+    assert records[2].losses["total"] == pytest.approx(float(losses["total"]), rel=1e-4)
+    assert records[2].losses["content"] > 1e-3  # not the content image again
+
+
+def test_optimizer_state_is_carried_between_scales(content_image, style_image, tiny_config):
+    runners = RunnerCache()
+    config = tiny_config.replace(scales=2, iterations=4)
+    stylize(content_image, style_image, config=config, runners=runners)
+    last = [r for r in runners.runners() if r.image().shape == (40, 56, 3)]
+    state = last[0].state()
+    # The step count runs on (4 + 2 steps) and the momentum came along, resized.
+    assert int(state["steps"]) == 6
+    slots = [v for k, v in state.items() if k.startswith("optimizer/") and np.ndim(v) == 4]
+    assert slots and all(v.shape == (1, 40, 56, 3) for v in slots)
+
+
+def test_carried_state_resizes_per_pixel_slots():
+    pending = {
+        "image": np.zeros((4, 6, 3), np.float32),
+        "steps": np.int64(7),
+        "optimizer/000": np.int64(7),
+        "optimizer/001": np.full((1, 4, 6, 3), -2.0, np.float32),
+    }
+    fresh = {
+        "image": np.ones((8, 12, 3), np.float32),
+        "steps": np.int64(0),
+        "optimizer/000": np.int64(0),
+        "optimizer/001": np.zeros((1, 8, 12, 3), np.float32),
+    }
+    carried = _carried_state(pending, fresh)
+    assert carried["steps"] == 7 and carried["optimizer/000"] == 7
+    np.testing.assert_allclose(carried["optimizer/001"], -2.0, rtol=1e-6)
+    assert carried["optimizer/001"].shape == (1, 8, 12, 3)
+    np.testing.assert_array_equal(carried["image"], fresh["image"])
+    assert _carried_state(pending, pending) is pending
 
 
 def test_too_small_image_names_the_minimum(style_image, tiny_config):
@@ -181,10 +251,16 @@ def test_ema_is_the_bias_corrected_moving_average_of_iterates(
 
 
 def test_best_returns_the_lowest_loss_iterate(content_image, style_image, tiny_config):
-    # SGD at a large constant rate oscillates, so the last iterate is not the best one (with the
-    # fixed test weights the lowest loss comes at step 4 of 6).
+    # Raw-gradient SGD at a large constant rate oscillates, so the last iterate is not the best
+    # one (with the fixed test weights the lowest loss comes at step 4 of 6).
     config = tiny_config.replace(
-        iterations=6, init="noise", learning_rate=4.5e-3, schedule="constant", steps_per_call=1
+        iterations=6,
+        init="noise",
+        learning_rate=4.5e-3,
+        schedule="constant",
+        steps_per_call=1,
+        precondition="none",
+        momentum=0.0,
     )
     plain, iterates, losses = _iterates(content_image, style_image, config)
     assert int(np.argmin(losses)) < len(losses) - 1  # otherwise "best" would equal "last"
@@ -204,9 +280,9 @@ def _initial(config, content_image, style_image):
 def test_non_finite_loss_stops_with_last_good_image(content_image, style_image, tiny_config):
     # Clipping to [0, 1] keeps even absurd learning rates finite; an absurd loss weight makes
     # the first gradient overflow, so the second step's loss is NaN.
-    config = tiny_config.replace(style_weight=1e38, iterations=6)
+    config = tiny_config.replace(style_weight=1e38, iterations=6, learning_rate=3e-4)
     pattern = (
-        r"non-finite at step 2; lower the learning_rate \(now 0.0002\) or the loss weights "
+        r"non-finite at step 2; lower the learning_rate \(now 0.0003\) or the loss weights "
         r"\(content_weight 1, style_weight 1e\+38, tv_weight 1\)"
     )
     with pytest.raises(NonFiniteLossError, match=pattern) as e:

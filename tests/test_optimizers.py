@@ -9,7 +9,7 @@ import pytest
 from keras import ops
 
 from tfstyle.config import SCHEDULES
-from tfstyle.optimizers import OneCycle, make_optimizer, make_schedule
+from tfstyle.optimizers import OneCycle, PreconditionedSGD, make_optimizer, make_schedule
 
 
 def _at(schedule, step):
@@ -67,13 +67,38 @@ def test_every_configured_schedule_is_built():
             assert isinstance(built, keras.optimizers.Optimizer)
 
 
-def test_sgd_step_follows_the_schedule():
-    """One SGD update moves a variable by exactly lr * gradient at step 0."""
-    optimizer = make_optimizer(name="sgd", learning_rate=0.5, schedule="one_cycle", total_steps=10)
+def test_plain_sgd_step_follows_the_schedule():
+    """One raw-gradient SGD update moves a variable by exactly lr * gradient at step 0."""
+    optimizer = make_optimizer(
+        name="sgd",
+        learning_rate=0.5,
+        schedule="one_cycle",
+        total_steps=10,
+        momentum=0.0,
+        precondition="none",
+    )
     variable = keras.Variable(np.zeros(3, np.float32))
     optimizer.build([variable])
     optimizer.apply_gradients([(ops.ones(3), variable)])
     np.testing.assert_allclose(ops.convert_to_numpy(variable), -0.5 / 25.0, rtol=1e-5)
+
+
+def test_preconditioned_sgd_steps_are_independent_of_the_gradient_scale():
+    """Two Nesterov steps (momentum 0.9) on gradients divided by their bias-corrected RMS:
+    step 1 moves by (1 + 0.9) lr, step 2 by 0.9 * 1.9 lr + lr = 2.71 lr, for gradients of any
+    size (the second moment of a constant gradient g is g^2 after bias correction)."""
+    optimizer = make_optimizer(name="sgd", learning_rate=0.01, schedule="constant", momentum=0.9)
+    assert isinstance(optimizer, PreconditionedSGD)
+    variable = keras.Variable(np.zeros(3, np.float32))
+    optimizer.build([variable])
+    gradient = ops.convert_to_tensor(np.array([1e3, 1.0, -1e-3], np.float32))
+    optimizer.apply_gradients([(gradient, variable)])
+    np.testing.assert_allclose(ops.convert_to_numpy(variable), [-0.019, -0.019, 0.019], rtol=1e-4)
+    optimizer.apply_gradients([(gradient, variable)])
+    expected = 0.01 * (1.9 + 2.71)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(variable), [-expected, -expected, expected], rtol=1e-4
+    )
 
 
 def test_lbfgs_is_not_a_keras_optimizer():

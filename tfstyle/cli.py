@@ -70,7 +70,12 @@ flags.DEFINE_string(
 )
 flags.DEFINE_enum("pooling", _D.pooling, config_lib.POOLINGS, "Pooling in the network.")
 flags.DEFINE_integer("max_size", _D.max_size, "Longest side of the output in pixels.")
-flags.DEFINE_integer("iterations", _D.iterations, "Optimisation steps (per scale).")
+flags.DEFINE_integer(
+    "iterations",
+    _D.iterations,
+    "Optimisation steps at the first scale; each finer scale runs "
+    f"{config_lib.SCALE_ITERATION_RATIO:g} as many.",
+)
 flags.DEFINE_enum("optimizer", _D.optimizer, config_lib.OPTIMIZERS, "Optimizer.")
 flags.DEFINE_float(
     "learning_rate",
@@ -80,6 +85,14 @@ flags.DEFINE_float(
     + ".",
 )
 flags.DEFINE_enum("schedule", _D.schedule, config_lib.SCHEDULES, "Learning-rate schedule.")
+flags.DEFINE_float("momentum", _D.momentum, "SGD momentum (Nesterov's when not 0).")
+flags.DEFINE_enum(
+    "precondition",
+    _D.precondition,
+    config_lib.PRECONDITIONERS,
+    "SGD's gradient: rms (each value's divided by its running RMS) or none (raw, as the Keras "
+    "example).",
+)
 flags.DEFINE_float("content_weight", _D.content_weight, "Weight of the content loss.")
 flags.DEFINE_float("style_weight", _D.style_weight, "Weight of the style loss.")
 flags.DEFINE_float("tv_weight", _D.tv_weight, "Weight of the total-variation loss.")
@@ -95,7 +108,12 @@ flags.DEFINE_float("style_scale", _D.style_scale, "Style image size relative to 
 flags.DEFINE_enum(
     "preserve_colors", _D.preserve_colors, config_lib.COLOR_MODES, "Keep the content's colours."
 )
-flags.DEFINE_integer("scales", _D.scales, "Number of sizes, coarse to fine (1: one size).")
+flags.DEFINE_string(
+    "scales",
+    _D.scales,
+    f"'auto' (from about {config_lib.AUTO_SCALE_MIN_SIZE} px up to --max_size, doubling) or the "
+    "number of sizes, coarse to fine (1: one size).",
+)
 flags.DEFINE_string(
     "init", _D.init, "content, noise, blurred_noise, style, or an image file to start from."
 )
@@ -337,7 +355,7 @@ def _run(config, images, output, resume, image_io, *, sources):
 
 def _save_interrupted(exc, config, output, image_io):
     """Save what an interrupted run had reached; returns 128 + the signal's number."""
-    total = config.iterations * config.scales
+    total = exc.total_steps
     if exc.checkpoint is None:
         line = f"interrupted before the first step of {total}; nothing was saved"
     else:
@@ -374,12 +392,11 @@ def _batch_command(config, contents, styles, init_path, image_io):
     inputs = _BatchInputs(_loader(image_io), keep=styles)
     init_image = _loader(image_io)(init_path) if init_path else None
     bar = None if FLAGS.quiet else _ProgressBar()
-    steps = config.iterations * config.scales
     runners = RunnerCache()  # one compiled step per image size for the whole batch
     failed = 0
     for index, (content, style, output) in enumerate(todo):
         stem = os.path.splitext(output)[0]
-        callbacks = [] if bar is None else [_BatchStep(bar, index * steps, len(todo) * steps)]
+        callbacks = [] if bar is None else [_BatchStep(bar, index, len(todo))]
         try:
             callbacks += _batch_logging_callbacks(stem)
             if FLAGS.save_every:
@@ -483,14 +500,18 @@ class _BatchInputs:
 
 
 class _BatchStep:
-    """Passes a job's progress records to the batch's one progress bar as steps of the batch."""
+    """Passes a job's progress records to the batch's one progress bar as steps of the batch
+    (counting every job as long as this one: their pyramids differ with the image's size)."""
 
-    def __init__(self, bar, offset, total):
-        self.bar, self.offset, self.total = bar, offset, total
+    def __init__(self, bar, index, jobs):
+        self.bar, self.index, self.jobs = bar, index, jobs
 
     def __call__(self, progress):
+        steps = progress.total_steps
         self.bar(
-            dataclasses.replace(progress, step=self.offset + progress.step, total_steps=self.total)
+            dataclasses.replace(
+                progress, step=self.index * steps + progress.step, total_steps=self.jobs * steps
+            )
         )
 
 
@@ -544,7 +565,9 @@ def config_from_flags():
         optimizer=FLAGS.optimizer,
         learning_rate=FLAGS.learning_rate,
         schedule=FLAGS.schedule,
-        scales=FLAGS.scales,
+        scales=_scales(FLAGS.scales),
+        momentum=FLAGS.momentum,
+        precondition=FLAGS.precondition,
         init=FLAGS.init if FLAGS.init in _INIT_KEYWORDS else "image",
         init_noise_ratio=FLAGS.init_noise_ratio,
         average=FLAGS.average,
@@ -553,6 +576,17 @@ def config_from_flags():
         remat=FLAGS.remat,
         steps_per_call=_steps_per_call(FLAGS.save_every),
     )
+
+
+def _scales(value):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise config_lib.ConfigError(
+            f"--scales must be 'auto' or a whole number; got {value!r}"
+        ) from None
 
 
 def _steps_per_call(save_every):

@@ -13,6 +13,7 @@ from tfstyle.errors import ConfigError
 NETWORKS = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
+PRECONDITIONERS = ("rms", "none")
 SCHEDULES = (
     "constant",
     "exponential",
@@ -32,12 +33,30 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # bombs); the CLI raises it with --max_pixels.
 MAX_PIXELS = 128_000_000
 
+# scales="auto": the pyramid's coarsest scale is the smallest size of at least this many pixels
+# (longest side) in the halving sequence from max_size (512 -> 128, 256, 512; 384 -> 192, 384;
+# under 256, one scale), as crowsonkb's style-transfer starts near 128 px.
+AUTO_SCALE_MIN_SIZE = 128
+# Each finer scale runs this fraction of the previous scale's steps (rounded up). A step costs
+# four times as much at twice the size, so every scale costs about the same, and most steps
+# fall where the colours and large shapes move: at the coarse scales.
+SCALE_ITERATION_RATIO = 0.25
+
 # How often (in steps) callbacks that show the image do so: TensorBoard images, Colab previews.
 PREVIEW_EVERY = 50
 
 # Learning rates for images in [0, 1] with the gradient scaled as `tfstyle.step` describes
-# (L-BFGS has none: its line search sets the step).
-DEFAULT_LEARNING_RATES = {"sgd": 2e-4, "adam": 0.02}
+# (L-BFGS has none: its line search sets the step). SGD's default runs with Nesterov momentum
+# 0.99 on the preconditioned gradient (`optimizers.PreconditionedSGD`): with every value's
+# gradient normalised, the momentum is what separates the painting's steady pull (colours,
+# large shapes, which add up over about 1 / (1 - 0.99) = 100 steps) from high-frequency
+# components whose sign changes from step to step (they cancel). With momentum 0.9 the output
+# kept the photo's palette under a fine noise. A steady gradient moves a value by up to
+# lr / (1 - momentum) = 0.03 per step (Adam: 0.02).
+DEFAULT_LEARNING_RATES = {"sgd": 3e-4, "adam": 0.02}
+# SGD on the raw gradient (precondition="none", the Keras example's update) needs a rate in
+# gradient units instead: see SGD_GRADIENT_CLIP_RMS.
+PLAIN_SGD_LEARNING_RATE = 2e-4
 
 # SGD clips the gradient's global norm to this root-mean-square value per pixel channel (a safety
 # net, not in the Keras example): at the start the RMS is about 40-65 with ImageNet-like VGG16
@@ -100,12 +119,19 @@ class StyleConfig:
         preserve_colors: "none", "luminance" (transfer luminance only, keep the content's
             chroma) or "histogram" (match the style's colours to the content's first).
     Optimisation:
-        iterations: steps per scale (L-BFGS: iterations).
+        iterations: steps at the first (coarsest) scale (L-BFGS: iterations); each finer scale
+            runs `SCALE_ITERATION_RATIO` as many, rounded up. With one scale, all the steps.
         optimizer: "sgd" (with `schedule`, default "exponential" as in the Keras example),
             "adam" or "lbfgs" (scipy L-BFGS-B with pixel bounds).
+        momentum: SGD's momentum (Nesterov's when not 0).
+        precondition: "rms" (SGD steps on each value's gradient divided by its running RMS,
+            see `optimizers.PreconditionedSGD`) or "none" (the raw gradient, as the Keras
+            example; its default rate is then `PLAIN_SGD_LEARNING_RATE`).
         learning_rate: None for the optimizer's default (`DEFAULT_LEARNING_RATES`).
         schedule: learning-rate schedule for SGD and Adam.
-        scales: number of sizes, coarse to fine, ending at max_size (1: single scale).
+        scales: "auto" (a pyramid from about `AUTO_SCALE_MIN_SIZE` px up to max_size, each
+            size twice the previous) or the number of sizes (1: a single scale). Each scale
+            starts from the previous result, with the optimizer's state resized and carried.
         init: "content", "noise", "blurred_noise", "style", or "image" (pass init_image).
         init_noise_ratio: fraction of noise mixed into the initial image.
         average: "none", "ema" (exponential moving average of the image as output) or
@@ -136,11 +162,13 @@ class StyleConfig:
     style_scale: float = 1.0
     style_blend_weights: tuple[float, ...] | None = None
     preserve_colors: str = "none"
-    iterations: int = 300
+    iterations: int = 200
     optimizer: str = "sgd"
     learning_rate: float | None = None
+    momentum: float = 0.99
+    precondition: str = "rms"
     schedule: str = "exponential"
-    scales: int = 1
+    scales: int | str = "auto"
     init: str = "content"
     init_noise_ratio: float = 0.0
     average: str = "none"
@@ -155,6 +183,7 @@ class StyleConfig:
             ("network", NETWORKS),
             ("pooling", POOLINGS),
             ("optimizer", OPTIMIZERS),
+            ("precondition", PRECONDITIONERS),
             ("schedule", SCHEDULES),
             ("init", INITS),
             ("preserve_colors", COLOR_MODES),
@@ -173,11 +202,14 @@ class StyleConfig:
             raise ConfigError("content_weight and style_weight are both 0: nothing to optimise")
         if not isinstance(self.remat, bool):
             raise ConfigError(f"remat must be True or False; got {self.remat!r}")
-        for name in ("max_size", "iterations", "scales", "steps_per_call"):
+        for name in ("max_size", "iterations", "steps_per_call"):
             _check_int(name, getattr(self, name), low=1)
+        if self.scales != "auto":
+            _check_int("scales", self.scales, low=1)
         _check_number("style_scale", self.style_scale, low=0.0, low_open=True, high=10.0)
         _check_number("init_noise_ratio", self.init_noise_ratio, low=0.0, high=1.0)
         _check_number("ema_decay", self.ema_decay, low=0.0, high=1.0, high_open=True)
+        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         if self.learning_rate is not None:
             _check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
             if self.optimizer == "lbfgs":
@@ -195,15 +227,32 @@ class StyleConfig:
                 raise ConfigError("style_blend_weights must not all be 0")
             object.__setattr__(self, "style_blend_weights", weights)
 
+    def scale_count(self, longest):
+        """The number of scales for an output whose longest side is `longest` px."""
+        if self.scales != "auto":
+            return self.scales
+        count = 1
+        while longest / 2**count >= AUTO_SCALE_MIN_SIZE:
+            count += 1
+        return count
+
+    def scale_iterations(self, count):
+        """Steps of each of `count` scales, coarse to fine."""
+        return [
+            max(1, math.ceil(self.iterations * SCALE_ITERATION_RATIO**k - 1e-9))
+            for k in range(count)
+        ]
+
     def _check_max_size(self):
         # The image's own shape is checked in stylize(); this is what no image can fix.
         minimum = min_input_size(self.network, self.content_layers + self.style_layers)
-        first = round(self.max_size / 2 ** (self.scales - 1))
+        scales = self.scale_count(self.max_size)
+        first = round(self.max_size / 2 ** (scales - 1))
         if first < minimum:
-            needed = minimum * 2 ** (self.scales - 1)
+            needed = minimum * 2 ** (scales - 1)
             raise ConfigError(
                 f"max_size must be at least {needed} for {self.network} with layers up to "
-                f"{self.deepest_layer} and {self.scales} scale(s) (the first scale needs "
+                f"{self.deepest_layer} and {scales} scale(s) (the first scale needs "
                 f"{minimum} px); got {self.max_size}"
             )
 
@@ -252,6 +301,8 @@ class StyleConfig:
         L-BFGS)."""
         if self.learning_rate is not None:
             return self.learning_rate
+        if self.optimizer == "sgd" and self.precondition == "none":
+            return PLAIN_SGD_LEARNING_RATE
         return DEFAULT_LEARNING_RATES.get(self.optimizer)
 
     def style_layer_weight_map(self):

@@ -57,10 +57,12 @@ class Interrupted(KeyboardInterrupt):
         image: the current image, finished like a result (colours preserved as configured):
             what to save; None with `checkpoint`.
         step: steps done over the whole run.
+        total_steps: steps of the whole run (all scales).
     """
 
-    def __init__(self, message, *, checkpoint=None, image=None, step=0):
+    def __init__(self, message, *, checkpoint=None, image=None, step=0, total_steps=0):
         super().__init__(message)
+        self.total_steps = total_steps
         self.checkpoint = checkpoint
         self.image = image
         self.step = step

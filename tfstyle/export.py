@@ -70,7 +70,11 @@ def check_exportable(config):
         message
         for failed, message in (
             (config.optimizer == "lbfgs", "optimizer lbfgs (use sgd or adam)"),
-            (config.scales != 1, f"scales={config.scales} (use 1)"),
+            (
+                config.scale_count(config.max_size) != 1,
+                f"scales={config.scales}, {config.scale_count(config.max_size)} scales at "
+                f"max_size {config.max_size} (use scales=1)",
+            ),
             (config.average != "none", f"average={config.average} (use none)"),
             (config.preserve_colors != "none", f"preserve_colors={config.preserve_colors}"),
             (config.init not in ("content", "noise"), f"init={config.init}"),
@@ -114,9 +118,11 @@ class Stylizer(tf.Module):
         self.network_variables = [w.value for w in extractor.weights]
         self._loss_fn = make_loss_fn(config)
         self._schedule = make_schedule(config.schedule, config.lr, config.iterations)
+        # Built only to read the optimizer's constants from the one place that sets them.
         if config.optimizer == "adam":
-            # Built only to read Adam's constants from the one place that sets them.
             self._adam = _adam_constants(config)
+        if config.optimizer == "sgd" and config.precondition == "rms":
+            self._sgd = _sgd_constants(config)
         self._min_side = min_input_size(config.network, config.content_layers + config.style_layers)
         self.serve = tf.function(self._stylize, input_signature=[_SPEC["content"], _SPEC["style"]])
 
@@ -206,23 +212,40 @@ class Stylizer(tf.Module):
         return image, history.stack()
 
     def _update(self, step, image, grad, m, v):
-        """One update of `keras.optimizers.SGD` (no momentum) or `Adam`, written out as
-        functions of the loop state: Keras optimizers keep state in variables of a fixed
-        shape, and the image size here is known only when the graph runs."""
+        """One update of `make_optimizer`'s SGD (`PreconditionedSGD`, or the clipped raw
+        gradient) or Adam, written out as functions of the loop state: Keras optimizers keep
+        state in variables of a fixed shape, and the image size here is known only when the
+        graph runs."""
         rate = self._schedule
         lr = rate(step) if callable(rate) else tf.constant(rate, tf.float32)
         lr = tf.cast(lr, tf.float32)
         if self._config.optimizer == "sgd":
-            # keras.optimizers.SGD's global_clipnorm, as make_optimizer sets it.
-            limit = SGD_GRADIENT_CLIP_RMS * tf.sqrt(tf.cast(tf.size(grad), tf.float32))
-            grad = grad * tf.minimum(1.0, limit / tf.maximum(tf.norm(grad), 1e-12))
-            return image - lr * grad, m, v
+            return self._sgd_update(step, image, grad, lr, m, v)
         beta_1, beta_2, epsilon = self._adam
         t = tf.cast(step + 1, tf.float32)
         alpha = lr * tf.sqrt(1.0 - beta_2**t) / (1.0 - beta_1**t)
         m = m + (grad - m) * (1.0 - beta_1)
         v = v + (tf.square(grad) - v) * (1.0 - beta_2)
         return image - alpha * m / (tf.sqrt(v) + epsilon), m, v
+
+
+    def _sgd_update(self, step, image, grad, lr, m, v):
+        c = self._config
+        if c.precondition == "rms":
+            # PreconditionedSGD: `v` is the moving average of squared gradients.
+            decay = self._sgd["rms_decay"]
+            v = decay * v + (1.0 - decay) * tf.square(grad)
+            corrected = v / (1.0 - decay ** tf.cast(step + 1, tf.float32))
+            grad = grad / (tf.sqrt(corrected) + self._sgd["epsilon"])
+        else:
+            # keras.optimizers.SGD's global_clipnorm, as make_optimizer sets it.
+            limit = SGD_GRADIENT_CLIP_RMS * tf.sqrt(tf.cast(tf.size(grad), tf.float32))
+            grad = grad * tf.minimum(1.0, limit / tf.maximum(tf.norm(grad), 1e-12))
+        if c.momentum == 0:
+            return image - lr * grad, m, v
+        # keras.optimizers.SGD with Nesterov momentum: `m` is the velocity.
+        m = c.momentum * m - lr * grad
+        return image + c.momentum * m - lr * grad, m, v
 
 
 def _checked(image, name):
@@ -242,6 +265,13 @@ def _checked(image, name):
 def _round_int(x):
     # tf.round rounds half to even, as Python's round() in preprocessing.scaled_shape.
     return tf.cast(tf.round(x), tf.int32)
+
+
+def _sgd_constants(config):
+    from tfstyle.optimizers import make_optimizer
+
+    sgd = make_optimizer(name="sgd", learning_rate=config.lr, momentum=config.momentum)
+    return {"rms_decay": float(sgd.rms_decay), "epsilon": float(sgd.epsilon)}
 
 
 def _adam_constants(config):

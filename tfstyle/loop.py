@@ -95,13 +95,14 @@ def stylize(
         styles = [pp.match_color(s, content) for s in styles]
     elif config.preserve_colors == "luminance":
         styles = [_luminance_only(s, reference=content) for s in styles]
-    sizes = scale_sizes(content.shape, max_size=config.max_size, scales=config.scales)
+    plan = scale_plan(config, content.shape)
+    sizes = [size for size, _ in plan]
     _check_sizes(config, sizes, content.shape, styles)
     _check_memory(config, sizes[-1])
     extractor = extractor or feature_extractor_for(config)
     source = _luminance_only(content, reference=content) if _luminance(config) else content
-    clock = _Clock(start, total_steps=config.iterations * len(sizes), callbacks=callbacks)
-    run = _Run(config, clock, inputs, resume)
+    clock = _Clock(start, total_steps=sum(n for _, n in plan), callbacks=callbacks)
+    run = _Run(config, clock, inputs, resume, [n for _, n in plan])
     finish = functools.partial(_finish, config, content=content)
     try:
         for size in sizes[run.scale :]:
@@ -122,6 +123,7 @@ def stylize(
             checkpoint=checkpoint,
             image=image,
             step=clock.step if checkpoint is None else checkpoint.step,
+            total_steps=clock.total_steps,
         ) from exc
     return StyleResult(
         finish(run.image), run.full_history(), config, run.evaluations, time.perf_counter() - start
@@ -138,6 +140,14 @@ def feature_extractor_for(config):
         dtype=None if config.precision == "float32" else config.precision,
         remat=config.remat,
     )
+
+
+def scale_plan(config, shape):
+    """`[((height, width), steps), ...]` of each scale of a run on an image of `shape`, coarse
+    to fine (`StyleConfig.scale_count` and `scale_iterations`)."""
+    longest = min(config.max_size, max(shape[:2]))
+    sizes = scale_sizes(shape, max_size=config.max_size, scales=config.scale_count(longest))
+    return list(zip(sizes, config.scale_iterations(len(sizes)), strict=True))
 
 
 def scale_sizes(shape, *, max_size, scales):
@@ -218,6 +228,8 @@ class RunnerCache:
         "tv_weight",
         "optimizer",
         "learning_rate",
+        "momentum",
+        "precondition",
         "schedule",
         "iterations",
         "average",
@@ -228,16 +240,21 @@ class RunnerCache:
         self.maxsize = maxsize
         self._runners = collections.OrderedDict()
 
-    def get(self, config, extractor, image):
+    def get(self, config, extractor, image, *, total_steps):
         """A runner for `image`: a cached one reset to it, or a new one (then cached)."""
         # The cached runner holds `extractor`, so its id cannot be reused by another object.
-        key = (id(extractor), image.shape, *(getattr(config, f) for f in self.KEY_FIELDS))
+        key = (
+            id(extractor),
+            image.shape,
+            total_steps,
+            *(getattr(config, f) for f in self.KEY_FIELDS),
+        )
         runner = self._runners.get(key)
         if runner is not None and hasattr(runner, "reset"):
             self._runners.move_to_end(key)
             runner.reset(image)
             return runner
-        runner = _new_runner(config, extractor, image)
+        runner = _new_runner(config, extractor, image, total_steps=total_steps)
         self._runners[key] = runner
         while len(self._runners) > self.maxsize:
             self._runners.popitem(last=False)
@@ -250,15 +267,17 @@ class RunnerCache:
         return list(self._runners.values())
 
 
-def _new_runner(config, extractor, image):
+def _new_runner(config, extractor, image, *, total_steps):
     optimizer = None
     if config.optimizer != "lbfgs":
         optimizer = make_optimizer(
             name=config.optimizer,
             learning_rate=config.lr,
             schedule=config.schedule,
-            total_steps=config.iterations,
+            total_steps=total_steps,
             values=int(np.prod(image.shape)),
+            momentum=config.momentum,
+            precondition=config.precondition,
         )
     return make_runner(
         extractor=extractor,
@@ -274,10 +293,12 @@ def _new_runner(config, extractor, image):
 def _optimise(config, extractor, targets, image, run, runners=None):
     """Optimise one scale from `image` (or from `run`'s pending resumed state); returns its
     result."""
+    # The schedule runs over the whole pyramid: the step count is carried between scales.
+    total_steps = sum(run.scale_steps)
     if runners is None:
-        runner = _new_runner(config, extractor, image)
+        runner = _new_runner(config, extractor, image, total_steps=total_steps)
     else:
-        runner = runners.get(config, extractor, image)
+        runner = runners.get(config, extractor, image, total_steps=total_steps)
     if config.optimizer == "lbfgs":
         return _optimise_lbfgs(config, runner, targets, image, run)
     run.attach(runner)
@@ -297,13 +318,14 @@ def _loss_fn(features, image, targets, **weights):
 def _optimise_keras(config, runner, targets, run):
     clock = run.clock
     done, last_good = run.steps_in_scale(), runner.image()
-    while done < config.iterations:
+    iterations = run.scale_steps[run.scale]
+    while done < iterations:
         # Calls end on multiples of steps_per_call counted over the whole run, so images (and
         # the CLI's snapshots) come at the same steps whatever the number of scales.
         until_boundary = config.steps_per_call - clock.step % config.steps_per_call
-        steps = min(until_boundary, config.iterations - done)
+        steps = min(until_boundary, iterations - done)
         chunk = runner.run(targets, steps)
-        current = runner.image(averaged=done + steps == config.iterations)
+        current = runner.image(averaged=done + steps == iterations)
         finite = np.isfinite(chunk["total"])
         if not finite.all() or not np.isfinite(current).all():
             # A NaN pixel survives clipping; its loss would show only at the next step.
@@ -318,7 +340,7 @@ def _optimise_keras(config, runner, targets, run):
 
 def _optimise_lbfgs(config, runner, targets, image, run):
     clock = run.clock
-    first_step, remaining = clock.step, config.iterations - run.steps_in_scale()
+    first_step, remaining = clock.step, run.scale_steps[run.scale] - run.steps_in_scale()
     if remaining <= 0:  # resumed from a checkpoint taken at the end of this scale
         return image
 
@@ -382,27 +404,32 @@ class _Run:
     started from one on resume.
     """
 
-    def __init__(self, config, clock, inputs, resume):
+    def __init__(self, config, clock, inputs, resume, scale_steps):
         self.config, self.clock, self.inputs = config, clock, inputs
+        self.scale_steps = scale_steps
         self.runner = None
         self.history = {name: [] for name in LOSS_NAMES}
         if resume is None:
             self.scale, self.image, self.pending, self.evaluations = 0, None, {}, 0
             return
         self.scale, self.image, self.evaluations = resume.scale, resume.image, resume.evaluations
-        self.pending = dict(resume.runner_state)  # loaded into the scale's runner once built
+        # Loaded into the scale's runner once built: that scale's state, or the previous
+        # scale's when the run was interrupted between two scales.
+        self.pending = dict(resume.runner_state)
         clock.step = resume.step
         for name in LOSS_NAMES:
             self.history[name].append(np.asarray(resume.history[name], np.float32))
 
     def steps_in_scale(self):
-        return self.clock.step - self.scale * self.config.iterations
+        return self.clock.step - sum(self.scale_steps[: self.scale])
 
     def attach(self, runner):
-        """Make `runner` the current scale's, loading the resumed state if there is one."""
+        """Make `runner` the current scale's, loading the pending state if there is one: a
+        resumed state of this scale, or the previous scale's, whose optimizer state is
+        resized and carried (crowsonkb's style-transfer carries Adam's moments the same way)."""
         if self.pending:
             try:
-                runner.load_state(self.pending)
+                runner.load_state(_carried_state(self.pending, runner.state()))
             except (KeyError, ValueError) as exc:
                 raise CheckpointError(
                     f"the checkpoint's optimizer state does not fit ({exc})"
@@ -415,8 +442,10 @@ class _Run:
         self.evaluations += evaluations
 
     def next_scale(self, image):
-        """The scale in progress finished with `image`; the next one starts from it."""
-        self.scale, self.image, self.runner, self.pending = self.scale + 1, image, None, {}
+        """The scale in progress finished with `image`; the next one starts from it and from
+        its optimizer state."""
+        self.pending = {} if self.runner is None else self.runner.state()
+        self.scale, self.image, self.runner = self.scale + 1, image, None
 
     def full_history(self, length=None):
         """The history as arrays, padded with NaN to `length` steps if given."""
@@ -436,9 +465,10 @@ class _Run:
         if self.runner is not None:
             state = self.runner.state()
             image = self.runner.image(averaged=True)
-            # The runner's count is the truth: the interrupt may have come after a compiled
-            # call had updated the image but before its losses were recorded (NaN in history).
-            step = length = self.scale * self.config.iterations + int(state["steps"])
+            # The runner's count (carried from scale to scale, so it counts the whole run) is
+            # the truth: the interrupt may have come after a compiled call had updated the
+            # image but before its losses were recorded (NaN in history).
+            step = length = int(state["steps"])
         return Checkpoint(
             config=self.config,
             scale=self.scale,
@@ -449,6 +479,24 @@ class _Run:
             evaluations=self.evaluations,
             inputs=self.inputs(),
         )
+
+
+def _carried_state(pending, fresh):
+    """The state to load into a runner whose own state is `fresh`: `pending` itself when it
+    has the runner's image size (a resumed scale); else `fresh` with `pending`'s step count and
+    optimizer variables, those of the image's shape resized to the new size (a new scale, which
+    starts from its own image)."""
+    old_shape, new_shape = np.shape(pending["image"]), np.shape(fresh["image"])
+    if old_shape == new_shape:
+        return pending
+    carried = dict(fresh, steps=pending["steps"])
+    for key, value in pending.items():
+        if key.startswith("optimizer/"):
+            value = np.asarray(value)
+            if value.shape[1:] == old_shape:
+                value = pp.resize_field(value[0], *new_shape[:2])[None].astype(value.dtype)
+            carried[key] = value
+    return carried
 
 
 def _finish(config, image, *, content):
@@ -478,7 +526,7 @@ def _check_sizes(config, sizes, content_shape, styles):
     if smallest < minimum:
         height, width = content_shape[:2]
         enough = _max_size_needed(config, content_shape, minimum)
-        fewer = ", fewer scales" if config.scales > 1 else ""
+        fewer = ", fewer scales" if len(sizes) > 1 else ""
         fix = (
             f"use max_size {enough} or more"
             if enough is not None
@@ -486,7 +534,7 @@ def _check_sizes(config, sizes, content_shape, styles):
         )
         raise ConfigError(
             f"the image is too small: {width}x{height} px gives a shorter side of {smallest} px "
-            f"at the first scale (max_size {config.max_size}, {config.scales} scale(s)), and "
+            f"at the first scale (max_size {config.max_size}, {len(sizes)} scale(s)), and "
             f"{needs}; {fix}"
         )
     for style in styles:
@@ -508,11 +556,12 @@ def _max_size_needed(config, shape, minimum):
     """The smallest max_size that makes every scale of `shape` big enough, or None (images are
     never upscaled, so a small image cannot be fixed with max_size)."""
     short, long = sorted(shape[:2])
-    factor = 2 ** (config.scales - 1)
+    factor = 2 ** (config.scale_count(min(config.max_size, long)) - 1)
     # Sizes are rounded, so start a little below the exact bound and search upwards.
     estimate = int((minimum - 0.5) * factor * long / short) - factor - 1
     for max_size in range(max(config.max_size + 1, estimate), long + 1):
-        sizes = scale_sizes(shape, max_size=max_size, scales=config.scales)
+        scales = config.scale_count(min(max_size, long))
+        sizes = scale_sizes(shape, max_size=max_size, scales=scales)
         if min(min(size) for size in sizes) >= minimum:
             return max_size
     return None

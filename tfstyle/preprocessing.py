@@ -49,6 +49,23 @@ def resize(image, height, width):
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
+def resize_field(values, height, width):
+    """Bilinear resize of a float array `[H, W, C]` of any range, without clipping: for
+    per-pixel optimizer state (momentum, mean squares) carried from one scale to the next."""
+    values = np.asarray(values, np.float32)
+    if values.shape[:2] == (height, width):
+        return values.copy()
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(values[..., c]), mode="F").resize(
+                (width, height), Image.Resampling.BILINEAR
+            )
+        )
+        for c in range(values.shape[-1])
+    ]
+    return np.stack(channels, axis=-1).astype(np.float32)
+
+
 def scaled_shape(shape, longest):
     """(height, width) with the longer side equal to `longest`, aspect ratio kept."""
     height, width = shape[:2]
