@@ -28,8 +28,8 @@ import time
 from absl import app, flags
 from absl import logging as absl_logging
 
+from tfstyle import __version__, shell
 from tfstyle import config as config_lib
-from tfstyle import shell
 from tfstyle.errors import (
     CheckpointError,
     Interrupted,
@@ -113,6 +113,7 @@ flags.DEFINE_integer(
     "max_pixels", None, "Refuse input images with more pixels than this.", lower_bound=1
 )
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
+flags.DEFINE_boolean("version", False, "Print the version (tfstyle X.Y.Z) and exit.")
 flags.DEFINE_boolean(
     "resume",
     False,
@@ -150,6 +151,9 @@ def main(argv):
         # Library INFO/WARNING logs (TensorFlow's retracing notes...) are not for a CLI user.
         absl_logging.set_verbosity(absl_logging.ERROR)
     shell.quiet_library_loggers()
+    if FLAGS.version:
+        print(f"{shell.PREFIX} {__version__}")
+        return 0
     command = _stylize_command
     if argv[1:2] == ["export"]:
         command, argv = _export_command, argv[1:]
@@ -580,10 +584,8 @@ def _loader(image_io):
 def _report(result, output, content, styles):
     import keras
 
-    from tfstyle import __version__
-
     return {
-        "tfstyle_version": __version__,
+        "version": __version__,
         "backend": keras.backend.backend(),
         "content": os.path.abspath(content),
         "style": [os.path.abspath(path) for path in styles],
@@ -648,13 +650,32 @@ class _Snapshots:
             )
 
 
+# absl's help flags (`-?` is --help's short name); they print the usage and exit.
+_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
+
+
 def parse_flags(argv):
-    """absl's flag parsing, with a bad flag reported on one line like every other error."""
+    """absl's flag parsing, with a bad flag reported on one line like every other error, `-h`
+    taken for --help, and a help request ending with exit status 0 (absl's exits with 1)."""
+    argv = [argv[0], *("--help" if arg == "-h" else arg for arg in argv[1:])]
     try:
         return FLAGS(argv)
     except flags.Error as exc:
         print(shell.error_line(exc), file=sys.stderr)
         sys.exit(1)
+    except SystemExit:
+        if any(_flag_name(arg) in _HELP_FLAGS for arg in argv[1:]):
+            sys.exit(0)
+        raise
+    except BrokenPipeError:  # `tfstyle --help | head`: the reader has all it wanted
+        # Python would report the failed flush of stdout at exit; point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+def _flag_name(arg):
+    """`help` for `--help`, `-help` or `--help=true`; None for an argument that is not a flag."""
+    return arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else None
 
 
 def run(argv=None):
