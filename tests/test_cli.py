@@ -128,7 +128,8 @@ def test_bad_settings(images, tmp_path, capsys, extra, message):
 def test_output_directory_missing_or_bad_extension(images, tmp_path, capsys):
     content, style = images
     for output, message in [
-        (tmp_path / "no" / "such" / "dir" / "out.png", "does not exist"),
+        # A missing folder is created; one under a file cannot be.
+        (os.path.join(content, "sub", "out.png"), "is not a directory"),
         (tmp_path / "out.gif", ".png"),
         (content, "input"),
     ]:

@@ -707,3 +707,27 @@ def test_damaged_files_load_or_raise_image_error(tmp_path_factory, data, max_siz
     assert np.isfinite(pixels).all() and pixels.min() >= 0 and pixels.max() <= 1
     if max_size is not None:
         assert max(pixels.shape[:2]) <= max_size
+
+
+def test_creatable_directories_are_checked_without_creating_them(tmp_path):
+    from tfstyle.image_io import check_directory, check_output_file, make_directories
+
+    (tmp_path / "file.png").write_bytes(b"x")
+    deep = tmp_path / "a" / "b"
+    assert check_output_path(deep / "out.png", create_directory=True) == str(deep / "out.png")
+    assert check_output_file(deep / "h.csv", extensions=(".csv",), create_directory=True)
+    assert check_directory(deep, create=True) == str(deep)
+    assert not (tmp_path / "a").exists()
+    _raises(OutputError, "does not exist", check_directory, deep)
+    blocked = tmp_path / "file.png" / "sub"
+    _raises(OutputError, "file.png' is not a directory", check_directory, blocked, create=True)
+    _raises(
+        OutputError,
+        "is not a directory",
+        check_output_path,
+        blocked / "out.png",
+        create_directory=True,
+    )
+    assert make_directories(deep) == str(deep) and deep.is_dir()
+    assert make_directories(deep) == str(deep)  # already there: nothing to do
+    _raises(OutputError, "cannot create directory", make_directories, blocked)

@@ -143,6 +143,7 @@ _NOT_FOR_EXPORT = (
 )
 
 _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
+_HISTORY = (".json", ".csv")  # = callbacks.HISTORY_EXTENSIONS, without importing Keras
 
 
 def main(argv):
@@ -202,7 +203,7 @@ def _stylize_command():
         )
     config.blend_weights(len(styles))
     inputs = [*contents, *styles] + ([init_path] if init_path else [])
-    output = image_io.check_output_path(FLAGS.output, inputs=inputs)
+    output = image_io.check_output_path(FLAGS.output, inputs=inputs, create_directory=True)
     _check_side_files(output, inputs, image_io)
     resume = _checkpoint_to_resume(output, config, image_io)
     load = _loader(image_io)
@@ -264,12 +265,15 @@ def _cannot_resume(exc, path):
 
 
 def _check_side_files(output, inputs, image_io):
-    """The files written next to the output must not be inputs either."""
+    """The files written next to the output must not be inputs either, and the side outputs
+    must be writable (their folders made if need be)."""
     image_io.check_not_input(_report_path(output), inputs=inputs)
     image_io.check_not_input(_checkpoint_path(output), inputs=inputs)
     if FLAGS.plot_losses:
+        image_io.check_output_file(_plot_path(output), extensions=(".png",), create_directory=True)
         image_io.check_not_input(_plot_path(output), inputs=inputs)
     if FLAGS.history:
+        image_io.check_output_file(FLAGS.history, extensions=_HISTORY, create_directory=True)
         image_io.check_not_input(FLAGS.history, inputs=inputs)
     if not FLAGS.save_every:
         return
@@ -322,7 +326,7 @@ def _run(config, images, output, resume, image_io, *, sources):
     except NonFiniteLossError as exc:
         if exc.image is None:
             raise
-        image_io.save_image(exc.image, output)
+        _save(image_io.save_image, exc.image, output, image_io)
         which = f"after step {exc.step}" if exc.step else "the starting image"
         raise TfstyleError(f"{exc}; the last finite image ({which}) was saved to {output}") from exc
     except CheckpointError as exc:  # the images differ from the checkpoint's
@@ -331,7 +335,7 @@ def _run(config, images, output, resume, image_io, *, sources):
         if progress:
             progress.end_line()
         return _save_interrupted(exc, config, output, image_io)
-    image_io.save_image(result.image, output)
+    _save(image_io.save_image, result.image, output, image_io)
     image_io.save_json(_report(result, output, *sources), _report_path(output))
     image_io.remove_file(_checkpoint_path(output))  # the run it belonged to is now complete
     if not FLAGS.quiet:
@@ -347,7 +351,7 @@ def _save_interrupted(exc, config, output, image_io):
     else:
         # A second Ctrl-C now could only lose these two writes; they take milliseconds.
         with shell.signals_ignored():
-            image_io.save_image(exc.image, output)
+            _save(image_io.save_image, exc.image, output, image_io)
             image_io.save_npz(exc.checkpoint.to_arrays(), _checkpoint_path(output))
         line = (
             f"interrupted after step {exc.step} of {total}; saved the current image to {output} "
@@ -366,8 +370,8 @@ def _batch_command(config, contents, styles, init_path, image_io):
         from tfstyle.loop import RunnerCache, stylize
 
     jobs = _plan_batch(contents, styles, FLAGS.output_dir, image_io)
-    if FLAGS.history:
-        image_io.check_output_file(FLAGS.history, extensions=(".json", ".csv"))
+    if FLAGS.history:  # only its extension is used: <stem>_history<ext> beside each output
+        image_io.check_output_file(FLAGS.history, extensions=_HISTORY, create_directory=True)
     todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[2])]
     if len(todo) < len(jobs) and not FLAGS.quiet:
         print(
@@ -396,7 +400,7 @@ def _batch_command(config, contents, styles, init_path, image_io):
                 init_image=init_image,
                 runners=runners,
             )
-            image_io.save_image(result.image, output)
+            _save(image_io.save_image, result.image, output, image_io)
             image_io.save_json(_report(result, output, content, [style]), stem + ".json")
         except Interrupted as exc:
             _fresh_line(bar)
@@ -439,9 +443,10 @@ def _plan_batch(contents, styles, output_dir, image_io):
                 )
             made_by[name] = (content, style)
             output = os.path.join(output_dir, name)
-            jobs.append(
-                (content, style, image_io.check_output_path(output, inputs=(content, style)))
+            checked = image_io.check_output_path(
+                output, inputs=(content, style), create_directory=True
             )
+            jobs.append((content, style, checked))
     return jobs
 
 
@@ -513,12 +518,38 @@ def _logging_callbacks(output, *, history, logdir, resume=None):
     if history:
         if os.path.abspath(history) == os.path.splitext(output)[0] + ".json":
             raise TfstyleError(f"--history {history} would overwrite the run's report; rename it")
-        made.append(callbacks.HistoryLogger(history, previous=previous))
+        made.append(
+            _SideOutput(history, lambda: callbacks.HistoryLogger(history, previous=previous))
+        )
     if logdir:
         made.append(callbacks.TensorBoard(logdir))
     if FLAGS.plot_losses:
-        made.append(callbacks.LossPlot(_plot_path(output), previous=previous))
+        plot = _plot_path(output)
+        made.append(_SideOutput(plot, lambda: callbacks.LossPlot(plot, previous=previous)))
     return made
+
+
+class _SideOutput:
+    """The callback of a side output file (--history, --plot_losses), made at the run's first
+    step after creating the file's folder: a run refused before that leaves no folder."""
+
+    def __init__(self, path, make):
+        self.path, self.make = path, make
+        self.callback = None
+
+    def __call__(self, progress):
+        if self.callback is None:
+            from tfstyle import image_io
+
+            image_io.make_directories(os.path.dirname(os.path.abspath(self.path)))
+            self.callback = self.make()
+        self.callback(progress)
+
+
+def _save(save, data, path, image_io):
+    """`save(data, path)` after creating the folder the checks before the run accepted."""
+    image_io.make_directories(os.path.dirname(os.path.abspath(path)))
+    return save(data, path)
 
 
 def config_from_flags():
@@ -645,9 +676,8 @@ class _Snapshots:
 
     def __call__(self, progress):
         if progress.image is not None and progress.step % self.every == 0:
-            self.image_io.save_image(
-                progress.image, f"{self.stem}_step{progress.step:05d}{self.ext}"
-            )
+            path = f"{self.stem}_step{progress.step:05d}{self.ext}"
+            _save(self.image_io.save_image, progress.image, path, self.image_io)
 
 
 # absl's help flags (`-?` is --help's short name); they print the usage and exit.

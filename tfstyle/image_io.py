@@ -417,18 +417,22 @@ def save_csv(rows: list[dict], path: str | os.PathLike, *, columns: list[str]) -
     return atomic_write_bytes(buffer.getvalue().encode("utf-8"), path)
 
 
-def check_output_file(path: str | os.PathLike, *, extensions: tuple[str, ...]) -> str:
+def check_output_file(
+    path: str | os.PathLike, *, extensions: tuple[str, ...], create_directory: bool = False
+) -> str:
     """Check, before any work, that a non-image output file (a log, a plot) can be written.
 
     Args:
         path: the intended file.
         extensions: the allowed extensions, lower case with the dot (".json", ".csv").
+        create_directory: accept a missing directory that `make_directories` could create.
 
     Returns:
         The absolute path.
 
     Raises:
-        OutputError: a wrong extension, the path is a directory, or its directory is missing.
+        OutputError: a wrong extension, the path is a directory, or its directory is missing
+            (or, with `create_directory`, cannot be created).
     """
     target = os.path.abspath(os.fsdecode(path))
     extension = os.path.splitext(target)[1].lower()
@@ -438,7 +442,7 @@ def check_output_file(path: str | os.PathLike, *, extensions: tuple[str, ...]) -
         )
     if os.path.isdir(target):
         raise OutputError(f"cannot write {_quote(target)}: it is a directory")
-    _check_directory(target)
+    _check_directory(target, create=create_directory)
     return target
 
 
@@ -609,32 +613,67 @@ def write_directory(
 
 
 def check_output_path(
-    path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = ()
+    path: str | os.PathLike,
+    *,
+    inputs: tuple[str | os.PathLike, ...] = (),
+    create_directory: bool = False,
 ) -> str:
     """Check that an image can be written to a path, before any work starts; creates nothing.
 
     Args:
         path: the intended output image.
         inputs: the run's input files, none of which may be overwritten.
+        create_directory: accept a missing directory that `make_directories` could create.
 
     Returns:
         The absolute output path.
 
     Raises:
         OutputError: unsupported extension, the path is a directory, its directory is missing
-            or not writable, or it is one of the inputs.
+            (or, with `create_directory`, cannot be created) or not writable, or it is one of
+            the inputs.
     """
     target = os.path.abspath(os.fsdecode(path))
     if os.path.isdir(target):
         raise OutputError(f"output {_quote(target)} is a directory; give a file name like out.png")
     _save_format(target)
-    _check_directory(target)
-    directory = os.path.dirname(target)
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputError(
-            f"cannot write {_quote(target)}: directory {_quote(directory)} is not writable"
-        )
+    _check_directory(target, create=create_directory, writable=True)
     check_not_input(target, inputs=inputs)
+    return target
+
+
+def check_directory(path: str | os.PathLike, *, create: bool = False) -> str:
+    """Check, creating nothing, that files can be written in a directory: it exists (or, with
+    `create`, it or its missing parents can be created where the nearest existing folder is)
+    and is writable.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: naming the part of the path that is in the way.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    problem = _directory_problem(target, create=create, writable=True)
+    if problem:
+        raise OutputError(f"cannot write in {_quote(target)}: {problem}")
+    return target
+
+
+def make_directories(path: str | os.PathLike) -> str:
+    """Create a directory and its missing parents (nothing if it exists), like `mkdir -p`.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: it cannot be created (a file in the way, no permission...).
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create directory {_quote(target)}: {_reason(exc)}") from exc
     return target
 
 
@@ -672,16 +711,32 @@ def _save_format(target: str) -> str:
     )
 
 
-def _check_directory(target: str) -> None:
-    """Raise OutputError unless the directory that would hold `target` exists."""
-    directory = os.path.dirname(target)
+def _check_directory(target: str, *, create: bool = False, writable: bool = False) -> None:
+    """Raise OutputError unless the directory that would hold `target` exists (or, with
+    `create`, could be created), and, with `writable`, lets files be created in it."""
+    problem = _directory_problem(os.path.dirname(target), create=create, writable=writable)
+    if problem:
+        raise OutputError(f"cannot write {_quote(target)}: {problem}")
+
+
+def _directory_problem(directory: str, *, create: bool, writable: bool) -> str | None:
+    """Why files cannot be written in `directory` (see `_check_directory`), or None."""
     if not os.path.exists(directory):
-        raise OutputError(
-            f"cannot write {_quote(target)}: directory {_quote(directory)} does not exist; "
-            "create it first"
-        )
+        if not create:
+            return f"directory {_quote(directory)} does not exist; create it first"
+        existing = directory
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            return f"{_quote(existing)} is not a directory"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"directory {_quote(existing)} is not writable, so no folder can be made in it"
+        return None
     if not os.path.isdir(directory):
-        raise OutputError(f"cannot write {_quote(target)}: {_quote(directory)} is not a directory")
+        return f"{_quote(directory)} is not a directory"
+    if writable and not os.access(directory, os.W_OK | os.X_OK):
+        return f"directory {_quote(directory)} is not writable"
+    return None
 
 
 def _same_file(target: str, other: str | os.PathLike) -> bool:
