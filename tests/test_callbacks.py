@@ -152,3 +152,38 @@ def test_history_logger_starts_with_a_resumed_runs_earlier_steps(tmp_path):
     rows = json.loads((tmp_path / "h.json").read_text())
     assert [row["step"] for row in rows] == [1, 2, 3]
     assert [row["style"] for row in rows] == [2.0, 1.0, 0.5]
+
+
+def test_cli_refused_run_leaves_no_tensorboard_dir(files, capsys):
+    # A 1x1 content image is refused by stylize() (too small for the layers), in one run and
+    # in a batch: the log folders must not exist afterwards.
+    image_io.save_image(np.zeros((1, 1, 3), np.float32), files / "dot.png")
+    common = ["--content", files / "dot.png", "--style", files / "s.png", *TINY, "--quiet"]
+    status = run_cli(*common, "--output", files / "o.png", "--tensorboard_dir", files / "tb")
+    assert status == 1 and "too small" in capsys.readouterr().err
+    status = run_cli(*common, "--output_dir", files / "out", "--tensorboard_dir", files / "tb2")
+    assert status == 1 and "too small" in capsys.readouterr().err
+    assert not (files / "tb").exists() and not (files / "tb2").exists()
+
+
+def test_cli_tensorboard_dir_that_cannot_be_made_is_one_line_before_any_work(files, capsys):
+    status = run_cli(
+        "--content", files / "c.png", "--style", files / "s.png", "--output", files / "o.png",
+        *TINY, "--tensorboard_dir", files / "c.png" / "tb", "--quiet",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and "c.png' is not a directory" in err, err
+    assert not (files / "o.png").exists()
+
+
+def test_cli_missing_tensorboard_is_one_line_before_any_work(files, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # `import tensorboard` fails
+    status = run_cli(
+        "--content", files / "missing.png", "--style", files / "s.png", "--output",
+        files / "o.png", *TINY, "--tensorboard_dir", files / "tb", "--quiet",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert "--tensorboard_dir needs the tensorboard package" in err and "pip install" in err

@@ -184,7 +184,10 @@ def _stylize_command():
     if not (FLAGS.output or FLAGS.output_dir):
         raise TfstyleError("--output is required (or --output_dir for a batch)")
     config = config_from_flags()
+    _check_optional_packages()
     init_path = None if FLAGS.init in _INIT_KEYWORDS else FLAGS.init
+    if FLAGS.tensorboard_dir:
+        image_io.check_directory(FLAGS.tensorboard_dir, create=True)
     contents = image_io.expand_image_paths(FLAGS.content)
     styles = image_io.expand_image_paths(FLAGS.style)
     if FLAGS.output_dir:
@@ -233,6 +236,24 @@ def _export_command():
             file=sys.stderr,
         )
     return 0
+
+
+# Flags that need an optional package: (flag, package to import, how to install it).
+_OPTIONAL_PACKAGES = (("tensorboard_dir", "tensorboard", "pip install tensorboard"),)
+
+
+def _check_optional_packages():
+    """Refuse, before any work, a flag whose optional package is not installed."""
+    import importlib
+
+    for flag, package, install in _OPTIONAL_PACKAGES:
+        if FLAGS[flag].present:
+            try:
+                importlib.import_module(package)
+            except ImportError:
+                raise config_lib.ConfigError(
+                    f"--{flag} needs the {package} package, which is not installed: {install}"
+                ) from None
 
 
 def _checkpoint_to_resume(output, config, image_io):
@@ -518,30 +539,34 @@ def _logging_callbacks(output, *, history, logdir, resume=None):
     if history:
         if os.path.abspath(history) == os.path.splitext(output)[0] + ".json":
             raise TfstyleError(f"--history {history} would overwrite the run's report; rename it")
+        folder = os.path.dirname(os.path.abspath(history))
         made.append(
-            _SideOutput(history, lambda: callbacks.HistoryLogger(history, previous=previous))
+            _SideOutput(folder, lambda: callbacks.HistoryLogger(history, previous=previous))
         )
-    if logdir:
-        made.append(callbacks.TensorBoard(logdir))
+    if logdir:  # tf.summary creates the folder itself
+        made.append(_SideOutput(None, lambda: callbacks.TensorBoard(logdir)))
     if FLAGS.plot_losses:
         plot = _plot_path(output)
-        made.append(_SideOutput(plot, lambda: callbacks.LossPlot(plot, previous=previous)))
+        folder = os.path.dirname(plot)
+        made.append(_SideOutput(folder, lambda: callbacks.LossPlot(plot, previous=previous)))
     return made
 
 
 class _SideOutput:
-    """The callback of a side output file (--history, --plot_losses), made at the run's first
-    step after creating the file's folder: a run refused before that leaves no folder."""
+    """The callback of a side output (--history, --tensorboard_dir, --plot_losses), made at the
+    run's first step, after creating `folder` (if not None): a run refused before its first
+    step (by the checks in stylize()) leaves no folder behind."""
 
-    def __init__(self, path, make):
-        self.path, self.make = path, make
+    def __init__(self, folder, make):
+        self.folder, self.make = folder, make
         self.callback = None
 
     def __call__(self, progress):
         if self.callback is None:
             from tfstyle import image_io
 
-            image_io.make_directories(os.path.dirname(os.path.abspath(self.path)))
+            if self.folder is not None:
+                image_io.make_directories(self.folder)
             self.callback = self.make()
         self.callback(progress)
 

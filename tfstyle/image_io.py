@@ -575,11 +575,7 @@ def write_directory(
     Raises:
         OutputError: `path` exists and `overwrite` is false, is a file, or cannot be written.
     """
-    target = os.path.abspath(os.fsdecode(path))
-    if os.path.isfile(target):
-        raise OutputError(f"cannot write directory {_quote(target)}: a file has that name")
-    if os.path.exists(target) and not overwrite:
-        raise OutputError(f"{_quote(target)} already exists; remove it or pass --overwrite")
+    target = check_new_directory(path, overwrite=overwrite)
     parent = os.path.dirname(target)
     hidden = "." + os.path.basename(target)[:100] + "."
     try:
@@ -609,6 +605,24 @@ def write_directory(
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     _fsync_directory(parent)
+    return target
+
+
+def check_new_directory(path: str | os.PathLike, *, overwrite: bool = False) -> str:
+    """Check, before any work, that `write_directory(path, ..., overwrite=overwrite)` may write
+    there: no file has that name, and it does not exist unless `overwrite`.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: a file has that name, or the directory exists and not `overwrite`.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    if os.path.isfile(target):
+        raise OutputError(f"cannot write directory {_quote(target)}: a file has that name")
+    if os.path.exists(target) and not overwrite:
+        raise OutputError(f"{_quote(target)} already exists; remove it or pass --overwrite")
     return target
 
 
