@@ -123,8 +123,10 @@ def test_failed_save_leaves_the_previous_file_whole(tmp_path, capfd, images, mon
         capfd,
     )
     assert result.code == 1 and len(result.lines) == 1, result
+    # A failed report comes after the image, which the line then says is saved.
+    saved = f"; the image was saved to {tmp_path / 'out.png'}" if failing == "out.json" else ""
     assert result.lines[0] == (
-        f"tfstyle: error: cannot write '{tmp_path / failing}': No space left on device"
+        f"tfstyle: error: cannot write '{tmp_path / failing}': No space left on device{saved}"
     )
     assert (tmp_path / failing).read_bytes() == previous[failing]
     assert temporary_files(tmp_path) == []

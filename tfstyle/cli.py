@@ -239,7 +239,10 @@ def _export_command():
 
 
 # Flags that need an optional package: (flag, package to import, how to install it).
-_OPTIONAL_PACKAGES = (("tensorboard_dir", "tensorboard", "pip install tensorboard"),)
+_OPTIONAL_PACKAGES = (
+    ("tensorboard_dir", "tensorboard", "pip install tensorboard"),
+    ("plot_losses", "matplotlib", "pip install matplotlib"),
+)
 
 
 def _check_optional_packages():
@@ -247,7 +250,7 @@ def _check_optional_packages():
     import importlib
 
     for flag, package, install in _OPTIONAL_PACKAGES:
-        if FLAGS[flag].present:
+        if getattr(FLAGS, flag):
             try:
                 importlib.import_module(package)
             except ImportError:
@@ -332,9 +335,10 @@ def _run(config, images, output, resume, image_io, *, sources):
     callbacks = [progress] if progress else []
     if FLAGS.save_every:
         callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
-    callbacks += _logging_callbacks(
+    side_outputs = _logging_callbacks(
         output, history=FLAGS.history, logdir=FLAGS.tensorboard_dir, resume=resume
     )
+    callbacks += side_outputs
     try:
         result = stylize(
             content,
@@ -357,11 +361,26 @@ def _run(config, images, output, resume, image_io, *, sources):
             progress.end_line()
         return _save_interrupted(exc, config, output, image_io)
     _save(image_io.save_image, result.image, output, image_io)
-    image_io.save_json(_report(result, output, *sources), _report_path(output))
     image_io.remove_file(_checkpoint_path(output))  # the run it belonged to is now complete
+    _save_report(result, output, sources, side_outputs, image_io)
     if not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _save_report(result, output, sources, side_outputs, image_io):
+    """After the image is saved: its JSON report, then the first failure of a side output (if
+    any) raised, naming the saved image. A side output's bug (not a TfstyleError) is raised
+    as it is, with its traceback."""
+    try:
+        image_io.save_json(_report(result, output, *sources), _report_path(output))
+    except TfstyleError as exc:
+        raise TfstyleError(f"{exc}; the image was saved to {output}") from exc
+    for side in side_outputs:
+        if side.error is not None and not isinstance(side.error, TfstyleError):
+            raise side.error
+        if side.error is not None:
+            raise TfstyleError(f"{side.error}; the image was saved to {output}") from side.error
 
 
 def _save_interrupted(exc, config, output, image_io):
@@ -410,7 +429,8 @@ def _batch_command(config, contents, styles, init_path, image_io):
         stem = os.path.splitext(output)[0]
         callbacks = [] if bar is None else [_BatchStep(bar, index * steps, len(todo) * steps)]
         try:
-            callbacks += _batch_logging_callbacks(stem)
+            side_outputs = _batch_logging_callbacks(stem)
+            callbacks += side_outputs
             if FLAGS.save_every:
                 callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
             result = stylize(
@@ -422,7 +442,7 @@ def _batch_command(config, contents, styles, init_path, image_io):
                 runners=runners,
             )
             _save(image_io.save_image, result.image, output, image_io)
-            image_io.save_json(_report(result, output, content, [style]), stem + ".json")
+            _save_report(result, output, (content, [style]), side_outputs, image_io)
         except Interrupted as exc:
             _fresh_line(bar)
             print(
@@ -555,20 +575,28 @@ def _logging_callbacks(output, *, history, logdir, resume=None):
 class _SideOutput:
     """The callback of a side output (--history, --tensorboard_dir, --plot_losses), made at the
     run's first step, after creating `folder` (if not None): a run refused before its first
-    step (by the checks in stylize()) leaves no folder behind."""
+    step (by the checks in stylize()) leaves no folder behind. A failure never stops the run:
+    the first one is kept in `error` (reported once the image is saved) and the side output
+    stops."""
 
     def __init__(self, folder, make):
         self.folder, self.make = folder, make
         self.callback = None
+        self.error = None
 
     def __call__(self, progress):
-        if self.callback is None:
-            from tfstyle import image_io
+        if self.error is not None:
+            return
+        try:
+            if self.callback is None:
+                from tfstyle import image_io
 
-            if self.folder is not None:
-                image_io.make_directories(self.folder)
-            self.callback = self.make()
-        self.callback(progress)
+                if self.folder is not None:
+                    image_io.make_directories(self.folder)
+                self.callback = self.make()
+            self.callback(progress)
+        except Exception as exc:
+            self.error = exc
 
 
 def _save(save, data, path, image_io):
