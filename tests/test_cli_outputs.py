@@ -189,3 +189,21 @@ def test_a_folder_that_cannot_be_created_is_one_line(tmp_path, capfd, images, fl
     line = assert_clean_failure(result, output=tmp_path / "out.png", match="not a directory")
     assert "photo.png" in line
     assert sorted(os.listdir(tmp_path)) == ["paint.png", "photo.png", "sub"]
+
+
+def test_odd_file_names_are_read_literally(tmp_path, capfd, images):
+    content, style = images
+    os.rename(content, tmp_path / "photo[1].png")
+    os.rename(style, tmp_path / "paint, 2.png")
+    result = run_inprocess(
+        ["--content", "photo[1].png", "--style", "paint, 2.png", "--output", "out.png", *FAST],
+        capfd,
+    )
+    assert_success(result, output=tmp_path / "out.png")
+    # In a list, CSV quotes keep a comma in a name; unquoted, the comma separates.
+    (tmp_path / "paint3.png").write_bytes((tmp_path / "paint, 2.png").read_bytes())
+    args = ["--content", "photo[1].png", "--output", "out2.png", *FAST]
+    result = run_inprocess([*args, "--style", '"paint, 2.png",paint3.png'], capfd)
+    assert_success(result, output=tmp_path / "out2.png")
+    result = run_inprocess([*args, "--style", "paint3.png,paint, 2.png"], capfd)
+    assert result.code == 1 and "image file 'paint' not found" in result.stderr, result

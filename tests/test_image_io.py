@@ -731,3 +731,18 @@ def test_creatable_directories_are_checked_without_creating_them(tmp_path):
     assert make_directories(deep) == str(deep) and deep.is_dir()
     assert make_directories(deep) == str(deep)  # already there: nothing to do
     _raises(OutputError, "cannot create directory", make_directories, blocked)
+
+
+def test_existing_paths_are_taken_literally_before_patterns_and_lists(tmp_path, monkeypatch):
+    from tfstyle.image_io import expand_image_paths, split_path_list
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("photo[1].png", "photo1.png", "a, b.png", "c.png"):
+        (tmp_path / name).write_bytes(b"x")
+    # `photo[1].png` as a pattern would match photo1.png only.
+    assert expand_image_paths(["photo[1].png"]) == ["photo[1].png"]
+    assert expand_image_paths(["photo[0-9].png"]) == ["photo1.png"]
+    assert split_path_list("a, b.png") == ["a, b.png"]
+    assert split_path_list('"a, b.png",c.png') == ["a, b.png", "c.png"]
+    assert split_path_list("c.png, photo1.png") == ["c.png", "photo1.png"]
+    assert split_path_list("") == []

@@ -45,17 +45,41 @@ shell.set_tf_log_level()
 FLAGS = flags.FLAGS
 _D = config_lib.DEFAULTS
 
-flags.DEFINE_list(
+
+class _PathListParser(flags.ListParser):
+    """A comma-separated list of paths, where an existing path is taken whole (its name may
+    hold commas); in a list, "double quotes" keep a comma in a name."""
+
+    def parse(self, argument):
+        if not isinstance(argument, str):
+            return super().parse(argument)
+        from tfstyle import image_io
+
+        try:
+            return image_io.split_path_list(argument)
+        except config_lib.ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
+_NAMES_HELP = (
+    " An existing file is read as named, even with commas or [ ] in its name; in a list, "
+    "quote such a name: '\"a, b.png\",c.png'."
+)
+flags.DEFINE(
+    _PathListParser(),
     "content",
     None,
     "Content image(s): files, directories or glob patterns, comma-separated (several need "
-    "--output_dir).",
+    "--output_dir)." + _NAMES_HELP,
+    serializer=flags.CsvListSerializer(","),
 )
-flags.DEFINE_list(
+flags.DEFINE(
+    _PathListParser(),
     "style",
     None,
     "Style image(s): files, directories or glob patterns, comma-separated; with --output they "
-    "are blended, with --output_dir each is applied to each content image.",
+    "are blended, with --output_dir each is applied to each content image." + _NAMES_HELP,
+    serializer=flags.CsvListSerializer(","),
 )
 flags.DEFINE_string("output", None, "Output image (.png, .jpg or .jpeg).")
 flags.DEFINE_string(

@@ -69,9 +69,10 @@ def is_image_file(path: str | os.PathLike) -> bool:
 def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
     """The files a list of command-line specs names: files, directories and glob patterns.
 
-    A directory gives its image files (by extension, not recursive) in sorted order, a pattern
-    with `*`, `?` or `[` its matches in sorted order, anything else itself, existing or not (so
-    that loading it reports what is wrong). Order is kept and duplicates dropped.
+    An existing file gives itself (even if its name holds `*`, `?` or `[`), a directory its
+    image files (by extension, not recursive) in sorted order, a pattern with `*`, `?` or `[`
+    its matches in sorted order, anything else itself (so that loading it reports what is
+    wrong). Order is kept and duplicates dropped.
 
     Raises:
         ImageError: a directory holds no image files, or a pattern matches nothing.
@@ -79,7 +80,9 @@ def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
     found = []
     for spec in specs:
         spec = os.fsdecode(spec)
-        if os.path.isdir(spec):
+        if os.path.isfile(spec):  # before patterns: `photo[1].png` is a file, not a pattern
+            paths = [spec]
+        elif os.path.isdir(spec):
             names = sorted(n for n in os.listdir(spec) if is_image_file(n))
             paths = [p for p in (os.path.join(spec, n) for n in names) if os.path.isfile(p)]
             if not paths:
@@ -92,6 +95,24 @@ def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
             paths = [spec]
         found.extend(paths)
     return list(dict.fromkeys(found))
+
+
+def split_path_list(text: str) -> list[str]:
+    """Split a command-line list of paths: an existing path is taken whole (commas and all),
+    anything else is split at commas as one CSV row, so `"a, b.png",c.png` names two files.
+
+    Raises:
+        ConfigError: the text is not a valid CSV row (a stray quote, a line break).
+    """
+    if not text:
+        return []
+    if os.path.exists(text):
+        return [text]
+    try:
+        (row,) = csv.reader([text], strict=True)
+    except (csv.Error, ValueError) as exc:
+        raise ConfigError(f"cannot read {text!r} as a comma-separated list: {exc}") from None
+    return [item.strip() for item in row]
 
 
 # ---------------------------------------------------------------------------------------------
