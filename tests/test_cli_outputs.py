@@ -207,3 +207,28 @@ def test_odd_file_names_are_read_literally(tmp_path, capfd, images):
     assert_success(result, output=tmp_path / "out2.png")
     result = run_inprocess([*args, "--style", "paint3.png,paint, 2.png"], capfd)
     assert result.code == 1 and "image file 'paint' not found" in result.stderr, result
+
+
+@pytest.mark.parametrize(
+    ("stem", "mode"),
+    [
+        ("o" * 300, "single"),  # the image's own name
+        ("o" * 250, "single"),  # out.png fits; <stem>.ckpt.npz (259 bytes) does not
+        ("p" * 246, "batch"),  # <content>__<style>.png (257 bytes)
+    ],
+)
+def test_a_name_too_long_for_the_file_system_is_refused_before_any_work(
+    tmp_path, capfd, images, stem, mode
+):
+    content, style = images
+    if mode == "batch":
+        content = tmp_path / f"{stem}.png"
+        os.rename(images[0], content)
+        where = ["--output_dir", "out"]
+    else:
+        where = ["--output", f"{stem}.png"]
+    result = run_inprocess(["--content", content, "--style", style, *where, *FAST], capfd)
+    assert result.code == 1 and len(result.lines) == 1, result
+    assert "too long" in result.lines[0] and "255" in result.lines[0], result.lines[0]
+    assert temporary_files(tmp_path) == [] and not (tmp_path / "out").exists()
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(content), "paint.png", "sub"])

@@ -746,3 +746,14 @@ def test_existing_paths_are_taken_literally_before_patterns_and_lists(tmp_path, 
     assert split_path_list('"a, b.png",c.png') == ["a, b.png", "c.png"]
     assert split_path_list("c.png, photo1.png") == ["c.png", "photo1.png"]
     assert split_path_list("") == []
+
+
+def test_check_name_length(tmp_path):
+    from tfstyle.image_io import check_name_length
+
+    assert check_name_length(tmp_path / ("a" * 255)) == str(tmp_path / ("a" * 255))
+    message = _raises(OutputError, "256 bytes long", check_name_length, tmp_path / ("a" * 256))
+    assert "at most 255" in message
+    # A folder still to be made is a name too; non-ASCII characters count in bytes.
+    _raises(OutputError, "too long", check_name_length, tmp_path / ("ü" * 128) / "out.png")
+    _raises(OutputError, "path is", check_name_length, tmp_path / "/".join(["d" * 200] * 25))

@@ -232,6 +232,8 @@ def _stylize_command():
     inputs = [*contents, *styles] + ([init_path] if init_path else [])
     output = image_io.check_output_path(FLAGS.output, inputs=inputs, create_directory=True)
     _check_side_files(output, inputs, image_io)
+    for path in _side_files(output, steps=config.iterations * config.scales):
+        image_io.check_name_length(path)
     resume = _checkpoint_to_resume(output, config, image_io)
     load = _loader(image_io)
     content = load(contents[0])
@@ -338,6 +340,20 @@ def _check_side_files(output, inputs, image_io):
             )
 
 
+def _side_files(output, *, steps, batch=False):
+    """The files a run writes beside its output (of the snapshots, the one with the longest
+    name, after `steps` steps), for checking their names before any work."""
+    stem, ext = os.path.splitext(output)
+    files = [_report_path(output)] + ([] if batch else [_checkpoint_path(output)])
+    if FLAGS.plot_losses:
+        files.append(_plot_path(output))
+    if batch and FLAGS.history:
+        files.append(stem + "_history" + os.path.splitext(FLAGS.history)[1])
+    if FLAGS.save_every:
+        files.append(f"{stem}_step{steps:05d}{ext}")
+    return files
+
+
 def _plot_path(output):
     return os.path.splitext(output)[0] + "_losses.png"
 
@@ -434,6 +450,9 @@ def _batch_command(config, contents, styles, init_path, image_io):
         from tfstyle.loop import RunnerCache, stylize
 
     jobs = _plan_batch(contents, styles, FLAGS.output_dir, image_io)
+    total = config.iterations * config.scales
+    for path in (p for job in jobs for p in _side_files(job[2], steps=total, batch=True)):
+        image_io.check_name_length(path)
     if FLAGS.history:  # only its extension is used: <stem>_history<ext> beside each output
         image_io.check_output_file(FLAGS.history, extensions=_HISTORY, create_directory=True)
     todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[2])]

@@ -464,6 +464,7 @@ def check_output_file(
     if os.path.isdir(target):
         raise OutputError(f"cannot write {_quote(target)}: it is a directory")
     _check_directory(target, create=create_directory)
+    check_name_length(target)
     return target
 
 
@@ -673,6 +674,7 @@ def check_output_path(
         raise OutputError(f"output {_quote(target)} is a directory; give a file name like out.png")
     _save_format(target)
     _check_directory(target, create=create_directory, writable=True)
+    check_name_length(target)
     check_not_input(target, inputs=inputs)
     return target
 
@@ -692,7 +694,47 @@ def check_directory(path: str | os.PathLike, *, create: bool = False) -> str:
     problem = _directory_problem(target, create=create, writable=True)
     if problem:
         raise OutputError(f"cannot write in {_quote(target)}: {problem}")
+    check_name_length(target)
     return target
+
+
+def check_name_length(path: str | os.PathLike) -> str:
+    """Check, creating nothing, that the file system can hold a path's name: no part of it (the
+    file's name, a folder still to be made) longer than its limit (NAME_MAX, usually 255 bytes),
+    nor the whole path longer than PATH_MAX.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: naming the limit and the length.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    existing = os.path.dirname(target)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    name_max = _path_limit(existing, "PC_NAME_MAX", 255)
+    path_max = _path_limit(existing, "PC_PATH_MAX", 4096)
+    for part in os.path.relpath(target, existing).split(os.sep):
+        if len(os.fsencode(part)) > name_max:
+            raise OutputError(
+                f"cannot write {_quote(target)}: the name {_quote(part[:40] + '...')} is "
+                f"{len(os.fsencode(part))} bytes long, too long for this file system (at most "
+                f"{name_max}); choose a shorter name"
+            )
+    if len(os.fsencode(target)) >= path_max:
+        raise OutputError(
+            f"cannot write {_quote(target)}: the path is {len(os.fsencode(target))} bytes long, "
+            f"too long for this file system (less than {path_max}); choose a shorter path"
+        )
+    return target
+
+
+def _path_limit(directory: str, name: str, default: int) -> int:
+    try:
+        return os.pathconf(directory, name)
+    except (OSError, ValueError, AttributeError):  # not POSIX, or no limit reported
+        return default
 
 
 def make_directories(path: str | os.PathLike) -> str:
