@@ -300,7 +300,10 @@ def _checkpoint_to_resume(output, config, image_io):
             )
         return None
     try:
-        checkpoint = Checkpoint.from_arrays(image_io.load_npz(path))
+        arrays = image_io.load_npz(path)
+        if "format" not in arrays:  # an .npz, but not one of ours
+            raise CheckpointError(f"'{path}' is not a tfstyle checkpoint (no 'format' entry)")
+        checkpoint = Checkpoint.from_arrays(arrays)
         checkpoint.check_settings(config)
     except CheckpointError as exc:
         raise _cannot_resume(exc, path) from exc

@@ -499,6 +499,7 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         CheckpointError: the file is missing, unreadable or not an intact `.npz` file.
     """
     name = _quote(path)
+    _check_npz_signature(path, name)
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
@@ -510,6 +511,18 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(
             f"checkpoint {name} is damaged or not a checkpoint ({_detail(exc)})"
         ) from exc
+
+
+def _check_npz_signature(path: str | os.PathLike, name: str) -> None:
+    """Refuse a file that is not a zip archive (as every .npz is) before NumPy reads it: NumPy
+    takes any other file for a pickle and advises `allow_pickle=`."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError:
+        return  # np.load reports it below, with the OS's reason
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise CheckpointError(f"{name} is not a tfstyle checkpoint (not an .npz file)")
 
 
 def remove_file(path: str | os.PathLike) -> bool:
