@@ -104,6 +104,21 @@ FAILURES = [
         ("--max_pixels", "200000000"),
         "bomb.png' is truncated or corrupt",
     ),
+    # Beyond Pillow's hard limit, raising --max_pixels cannot help: the message says so.
+    (
+        "huge.png",
+        lambda p: p.write_bytes(_png_declaring(60_000, 60_000)),
+        (),
+        "huge.png' is 60000x60000 = 3,600,000,000 pixels, more than Pillow's hard limit of "
+        "178,956,970, which --max_pixels cannot raise; downscale it with another tool first",
+    ),
+    (
+        "huge.png",
+        lambda p: p.write_bytes(_png_declaring(14_000, 14_000)),
+        ("--max_pixels", "4000000000"),
+        "huge.png' is 14000x14000 = 196,000,000 pixels, more than Pillow's hard limit of "
+        "178,956,970, which --max_pixels cannot raise",
+    ),
     (
         "hundred.png",
         _write_image(Image.new("RGB", (100, 100))),

@@ -187,7 +187,7 @@ def _decode(fp: io.BufferedReader, name: str, max_pixels: int | None) -> np.ndar
     with warnings.catch_warnings():
         # Our own `max_pixels` check replaces Pillow's global limit; its warning is noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with _open_pillow(fp, name, max_pixels) as im:
+        with _open_pillow(fp, name) as im:
             width, height = im.size
             if width * height == 0:
                 raise ImageError(f"image file {name} has no pixels ({width}x{height})")
@@ -204,10 +204,10 @@ def _decode(fp: io.BufferedReader, name: str, max_pixels: int | None) -> np.ndar
             except Exception as exc:
                 # Pillow's decoders raise many types on corrupt data (OSError, SyntaxError,
                 # struct.error, IndexError, ...); none of them is a bug of ours.
-                raise _decode_failure(name, exc, max_pixels) from exc
+                raise _decode_failure(name, exc) from exc
 
 
-def _open_pillow(fp: io.BufferedReader, name: str, max_pixels: int | None) -> Image.Image:
+def _open_pillow(fp: io.BufferedReader, name: str) -> Image.Image:
     """Read the image header with Pillow, turning its exceptions into ImageError."""
     try:
         return Image.open(fp, formats=_readable_formats())
@@ -222,8 +222,28 @@ def _open_pillow(fp: io.BufferedReader, name: str, max_pixels: int | None) -> Im
         raise ImageError(
             f"{name} is not an image Pillow can read (expected PNG, JPEG, BMP, GIF, TIFF, WebP...)"
         ) from exc
+    except Image.DecompressionBombError as exc:
+        raise _pillow_bomb(name, exc, _header_size(fp)) from exc
     except Exception as exc:
-        raise _decode_failure(name, exc, max_pixels) from exc
+        raise _decode_failure(name, exc) from exc
+
+
+def _header_size(fp: io.BufferedReader) -> tuple[int, int] | None:
+    """(width, height) from the header, read by the format's plugin as `Image.open` does but
+    without its size check (which refuses to say the size); None if no plugin reads it."""
+    fp.seek(0)
+    prefix = fp.read(16)
+    for image_format in _readable_formats():
+        factory, accept = Image.OPEN[image_format]
+        verdict = accept(prefix) if accept else True
+        if not verdict or isinstance(verdict, str):  # a string: "not this format, because"
+            continue
+        try:
+            fp.seek(0)
+            return factory(fp, "").size
+        except Exception:
+            continue
+    return None
 
 
 @functools.cache
@@ -240,10 +260,10 @@ def _signature(fp: io.BufferedReader) -> str | None:
     return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
 
 
-def _decode_failure(name: str, exc: Exception, max_pixels: int | None) -> ImageError:
+def _decode_failure(name: str, exc: Exception) -> ImageError:
     """Describe why Pillow failed to decode a file, as one line."""
     if isinstance(exc, Image.DecompressionBombError):
-        return _pillow_bomb(name, exc, max_pixels)
+        return _pillow_bomb(name, exc)
     if isinstance(exc, MemoryError):
         return ImageError(f"not enough memory to decode {name}; downscale it or lower max_pixels")
     return ImageError(
@@ -252,20 +272,20 @@ def _decode_failure(name: str, exc: Exception, max_pixels: int | None) -> ImageE
 
 
 def _pillow_bomb(
-    name: str, exc: Image.DecompressionBombError, max_pixels: int | None
+    name: str, exc: Image.DecompressionBombError, size: tuple[int, int] | None = None
 ) -> ImageError:
-    """Explain Pillow's own refusal, which happens in `Image.open` above twice its global limit."""
-    # Pillow states the size only in its message; without it we can still name the limit.
-    match = re.search(r"\((\d+) pixels\)", str(exc))
-    pixels = int(match.group(1)) if match else None
-    if max_pixels is not None and (pixels is None or pixels > max_pixels):
-        described = f"{pixels:,}" if pixels is not None else "more than that many"
-        return _too_many_pixels(name, described, max_pixels)
-    described = f"{pixels:,}" if pixels is not None else "too many"
+    """Explain Pillow's own refusal, which happens in `Image.open` above twice its global limit:
+    a hard limit that --max_pixels cannot raise, so the message must not advise raising it."""
     hard_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    if size is not None:
+        width, height = size
+        described = f"is {width}x{height} = {width * height:,} pixels"
+    else:  # Pillow states the pixel count in its message only
+        match = re.search(r"\((\d+) pixels\)", str(exc))
+        described = f"has {int(match.group(1)):,} pixels" if match else "has too many pixels"
     return ImageError(
-        f"{name} has {described} pixels, more than Pillow's hard limit of {hard_limit:,}; "
-        "downscale it with another tool first"
+        f"{name} {described}, more than Pillow's hard limit of {hard_limit:,}, which "
+        "--max_pixels cannot raise; downscale it with another tool first"
     )
 
 
