@@ -121,7 +121,10 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_integer("scales", _D.scales, "Number of sizes, coarse to fine (1: one size).")
 flags.DEFINE_string(
-    "init", _D.init, "content, noise, blurred_noise, style, or an image file to start from."
+    "init",
+    _D.init,
+    "content, noise, blurred_noise, style, or an image file to start from (centre-cropped to "
+    "the content's aspect ratio, then resized to its size).",
 )
 flags.DEFINE_float("init_noise_ratio", _D.init_noise_ratio, "Noise mixed into the initial image.")
 flags.DEFINE_enum("average", _D.average, config_lib.AVERAGING, "Output averaging.")
@@ -238,7 +241,7 @@ def _stylize_command():
     load = _loader(image_io)
     content = load(contents[0])
     style_images = [load(path) for path in styles]
-    init_image = load(init_path) if init_path else None
+    init_image = _init_for(content, load(init_path)) if init_path else None
     images = (content, style_images, init_image)
     return _run(config, images, output, resume, image_io, sources=(contents[0], styles))
 
@@ -479,12 +482,15 @@ def _batch_command(config, contents, styles, init_path, image_io):
             callbacks += side_outputs
             if FLAGS.save_every:
                 callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
+            content_image = inputs(content)
             result = stylize(
-                inputs(content),
+                content_image,
                 [inputs(style)],
                 config=config,
                 callbacks=callbacks,
-                init_image=init_image,
+                init_image=init_image
+                if init_image is None
+                else _init_for(content_image, init_image),
                 runners=runners,
             )
             _save(image_io.save_image, result.image, output, image_io)
@@ -704,6 +710,14 @@ def _floats(name, values):
         raise config_lib.ConfigError(
             f"--{name} takes comma-separated numbers; got {','.join(values)}"
         ) from None
+
+
+def _init_for(content, init_image):
+    """--init FILE centre-cropped to the content's aspect ratio (stylize() would stretch it)."""
+    from tfstyle import preprocessing
+
+    height, width = content.shape[:2]
+    return preprocessing.crop_to_aspect(init_image, height=height, width=width)
 
 
 def _loader(image_io):
