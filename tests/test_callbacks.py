@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,3 +153,93 @@ def test_history_logger_starts_with_a_resumed_runs_earlier_steps(tmp_path):
     rows = json.loads((tmp_path / "h.json").read_text())
     assert [row["step"] for row in rows] == [1, 2, 3]
     assert [row["style"] for row in rows] == [2.0, 1.0, 0.5]
+
+
+def test_cli_refused_run_leaves_no_tensorboard_dir(files, capsys):
+    # A 1x1 content image is refused by stylize() (too small for the layers), in one run and
+    # in a batch: the log folders must not exist afterwards.
+    image_io.save_image(np.zeros((1, 1, 3), np.float32), files / "dot.png")
+    common = ["--content", files / "dot.png", "--style", files / "s.png", *TINY, "--quiet"]
+    status = run_cli(*common, "--output", files / "o.png", "--tensorboard_dir", files / "tb")
+    assert status == 1 and "too small" in capsys.readouterr().err
+    status = run_cli(*common, "--output_dir", files / "out", "--tensorboard_dir", files / "tb2")
+    assert status == 1 and "too small" in capsys.readouterr().err
+    assert not (files / "tb").exists() and not (files / "tb2").exists()
+
+
+def test_cli_tensorboard_dir_that_cannot_be_made_is_one_line_before_any_work(files, capsys):
+    status = run_cli(
+        "--content", files / "c.png", "--style", files / "s.png", "--output", files / "o.png",
+        *TINY, "--tensorboard_dir", files / "c.png" / "tb", "--quiet",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and "c.png' is not a directory" in err, err
+    assert not (files / "o.png").exists()
+
+
+def test_cli_missing_tensorboard_is_one_line_before_any_work(files, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # `import tensorboard` fails
+    status = run_cli(
+        "--content", files / "missing.png", "--style", files / "s.png", "--output",
+        files / "o.png", *TINY, "--tensorboard_dir", files / "tb", "--quiet",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert "--tensorboard_dir needs the tensorboard package" in err and "pip install" in err
+
+
+def test_cli_missing_matplotlib_is_one_line_before_any_work(files, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
+    status = run_cli(
+        "--content", files / "missing.png", "--style", files / "s.png", "--output",
+        files / "o.png", *TINY, "--plot_losses", "--quiet",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert "--plot_losses needs the matplotlib package" in err and "pip install" in err
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_cli_failing_side_output_keeps_the_image(files, capsys, monkeypatch, batch):
+    import tfstyle.callbacks
+
+    def disk_full(history, *, steps=None):
+        raise OutputError("cannot write 'out_losses.png': No space left on device")
+
+    monkeypatch.setattr(tfstyle.callbacks, "render_loss_plot", disk_full)
+    where = ("--output_dir", files / "out") if batch else ("--output", files / "out" / "c.png")
+    status = run_cli(
+        "--content", files / "c.png", "--style", files / "s.png", *where, *TINY,
+        "--plot_losses", "--history", files / "h.json", "--quiet",
+    )  # fmt: skip
+    lines = capsys.readouterr().err.splitlines()
+    assert status == 1 and "No space left on device" in lines[0], lines
+    stem = files / "out" / ("c__s" if batch else "c")
+    assert image_io.load_image(f"{stem}.png").shape[2] == 3
+    assert json.loads(Path(f"{stem}.json").read_text())["steps"] == 2
+    history = Path(f"{stem}_history.json") if batch else files / "h.json"
+    assert len(json.loads(history.read_text())) == 2  # the other side output is complete
+    if not batch:
+        assert lines == [
+            "tfstyle: error: cannot write 'out_losses.png': No space left on device; the image "
+            f"was saved to {stem}.png"
+        ]
+
+
+def test_cli_side_output_bug_still_saves_the_image_first(files, capsys, monkeypatch):
+    import tfstyle.callbacks
+
+    def bug(history, *, steps=None):
+        raise RuntimeError("a bug in the plot")
+
+    monkeypatch.setattr(tfstyle.callbacks, "render_loss_plot", bug)
+    with pytest.raises(RuntimeError, match="a bug in the plot"):  # a bug keeps its traceback
+        run_cli(
+            "--content", files / "c.png", "--style", files / "s.png", "--output", files / "o.png",
+            *TINY, "--plot_losses", "--quiet",
+        )  # fmt: skip
+    assert (files / "o.png").is_file() and (files / "o.json").is_file()

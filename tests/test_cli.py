@@ -2,14 +2,18 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 
 import numpy as np
 import pytest
 from absl import flags
+from cli_runner import run_inprocess
 from PIL import Image
 
+import tfstyle
 from tfstyle import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +52,7 @@ def test_end_to_end_writes_image_and_json(images, tmp_path, capsys):
     assert report["steps"] == 2
     assert set(report["final_losses"]) == {"content", "style", "tv", "total"}
     assert report["content"] == os.path.abspath(content)
+    assert report["version"] == tfstyle.__version__
 
 
 def test_save_every_writes_snapshots(images, tmp_path, capsys):
@@ -123,7 +128,8 @@ def test_bad_settings(images, tmp_path, capsys, extra, message):
 def test_output_directory_missing_or_bad_extension(images, tmp_path, capsys):
     content, style = images
     for output, message in [
-        (tmp_path / "no" / "such" / "dir" / "out.png", "does not exist"),
+        # A missing folder is created; one under a file cannot be.
+        (os.path.join(content, "sub", "out.png"), "is not a directory"),
         (tmp_path / "out.gif", ".png"),
         (content, "input"),
     ]:
@@ -212,12 +218,57 @@ def test_batch_refuses_blend_weights_and_export_refuses_image_flags(images, tmp_
     assert not (tmp_path / "model").exists()
 
 
-def test_help_lists_the_flags():
+@pytest.mark.parametrize("arg", ["--help", "-h"])
+def test_help_lists_the_flags(arg):
     script = os.path.join(ROOT, "scripts", "stylize.py")
     result = subprocess.run(
-        [sys.executable, script, "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, script, arg], capture_output=True, text=True, timeout=120
     )
-    # absl ends --help with exit status 1, as for any usage message.
+    # A help request is not an error (absl's own --help exits with status 1).
+    assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     for flag in ("--content", "--style", "--output", "--optimizer", "--[no]resume", "--output_dir"):
         assert flag in result.stdout
+
+
+def test_help_into_a_closed_pipe_is_quiet():
+    # `tfstyle --help | head -1`: the reader may be gone before the help is written.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    script = os.path.join(ROOT, "scripts", "stylize.py")
+    try:
+        result = subprocess.run(
+            [sys.executable, script, "--help"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@pytest.mark.parametrize("arg", ["-h", "--help", "--helpshort", "--helpfull", "-?"])
+def test_help_exits_with_status_0(capfd, arg):
+    result = run_inprocess([arg], capfd)
+    assert result.code == 0, result
+    # In-process, absl describes pytest's main module; test_help_lists_the_flags checks
+    # what is listed.
+    assert "--helpfull" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_version_prints_the_package_version(capfd):
+    result = run_inprocess(["--version"], capfd)
+    assert result.code == 0, result
+    assert result.stdout == f"tfstyle {tfstyle.__version__}\n" and result.stderr == ""
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tfstyle.__version__)
+
+
+def test_version_has_one_home():
+    # pyproject.toml reads the version from tfstyle.__version__ instead of repeating it.
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as file:
+        project = tomllib.load(file)
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    dynamic = project["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "tfstyle.__version__"}

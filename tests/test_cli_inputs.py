@@ -104,6 +104,21 @@ FAILURES = [
         ("--max_pixels", "200000000"),
         "bomb.png' is truncated or corrupt",
     ),
+    # Beyond Pillow's hard limit, raising --max_pixels cannot help: the message says so.
+    (
+        "huge.png",
+        lambda p: p.write_bytes(_png_declaring(60_000, 60_000)),
+        (),
+        "huge.png' is 60000x60000 = 3,600,000,000 pixels, more than Pillow's hard limit of "
+        "178,956,970, which --max_pixels cannot raise; downscale it with another tool first",
+    ),
+    (
+        "huge.png",
+        lambda p: p.write_bytes(_png_declaring(14_000, 14_000)),
+        ("--max_pixels", "4000000000"),
+        "huge.png' is 14000x14000 = 196,000,000 pixels, more than Pillow's hard limit of "
+        "178,956,970, which --max_pixels cannot raise",
+    ),
     (
         "hundred.png",
         _write_image(Image.new("RGB", (100, 100))),
@@ -289,3 +304,43 @@ def test_real_processes(tmp_path, style):
     assert_success(results[2], output=outputs[2], warnings=1)
     assert "only the first frame is used" in results[2].lines[0]
     assert image_io.load_image(outputs[2]).shape == (23, 32, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# --init FILE of another shape
+
+
+def _bands(height, width):
+    """Red top quarter, green middle half, blue bottom quarter."""
+    image = np.zeros((height, width, 3), np.float32)
+    image[: height // 4] = (1, 0, 0)
+    image[height // 4 : height - height // 4] = (0, 1, 0)
+    image[height - height // 4 :] = (0, 0, 1)
+    return image
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_init_image_of_another_aspect_ratio_is_centre_cropped(tmp_path, capfd, style, batch):
+    Image.fromarray(_uint8(np.full((32, 32, 3), 0.5))).save(tmp_path / "square.png")
+    Image.fromarray(_uint8(_bands(64, 32))).save(tmp_path / "tall.png")
+    where = ("--output_dir", tmp_path) if batch else ("--output", tmp_path / "square__style.png")
+    result = run_inprocess(
+        ["--content", tmp_path / "square.png", "--style", style, *where, *FAST,
+         "--init", tmp_path / "tall.png", "--learning_rate", "1e-12", "--iterations", "1"],
+        capfd,
+    )  # fmt: skip
+    output = tmp_path / "square__style.png"
+    assert_success(result, output=output)
+    # The middle 32x32 of the tall image is all green; stretched, it would be red and blue
+    # at the top and bottom.
+    pixels = image_io.load_image(output)
+    assert pixels.shape == (32, 32, 3)
+    np.testing.assert_allclose(pixels, _bands(64, 32)[16:48], atol=0.02)
+
+
+def test_centre_crop_to_aspect():
+    image = np.arange(6 * 4 * 3, dtype=np.float32).reshape(6, 4, 3) / 100
+    np.testing.assert_array_equal(pp.crop_to_aspect(image, height=1, width=1), image[1:5])
+    np.testing.assert_array_equal(pp.crop_to_aspect(image, height=1, width=4), image[2:3])
+    np.testing.assert_array_equal(pp.crop_to_aspect(image, height=3, width=2), image)
+    np.testing.assert_array_equal(pp.crop_to_aspect(image, height=60, width=1), image[:, 1:2])

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from cli_runner import FAST, assert_clean_failure, run_inprocess, temporary_files
+from cli_runner import FAST, assert_clean_failure, assert_success, run_inprocess, temporary_files
 from PIL import Image
 
 from tfstyle import image_io
@@ -123,8 +123,112 @@ def test_failed_save_leaves_the_previous_file_whole(tmp_path, capfd, images, mon
         capfd,
     )
     assert result.code == 1 and len(result.lines) == 1, result
+    # A failed report comes after the image, which the line then says is saved.
+    saved = f"; the image was saved to {tmp_path / 'out.png'}" if failing == "out.json" else ""
     assert result.lines[0] == (
-        f"tfstyle: error: cannot write '{tmp_path / failing}': No space left on device"
+        f"tfstyle: error: cannot write '{tmp_path / failing}': No space left on device{saved}"
     )
     assert (tmp_path / failing).read_bytes() == previous[failing]
     assert temporary_files(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Output folders: created as needed, once the run has passed every check
+
+
+def test_batch_creates_its_output_dir(tmp_path, capfd, images):
+    content, style = images
+    result = run_inprocess(
+        ["--content", content, "--style", style, "--output_dir", "out/deeper/", *FAST], capfd
+    )
+    assert result.code == 0, result
+    assert sorted(os.listdir(tmp_path / "out" / "deeper")) == [
+        "photo__paint.json",
+        "photo__paint.png",
+    ]
+
+
+def test_output_and_history_folders_are_created(tmp_path, capfd, images):
+    content, style = images
+    output = tmp_path / "new" / "out.png"
+    args = ["--content", content, "--style", style, "--output", output, *FAST]
+    result = run_inprocess([*args, "--history", "logs/run/h.csv"], capfd)
+    assert_success(result, output=output)
+    assert (tmp_path / "new" / "out.json").is_file()
+    assert (tmp_path / "logs" / "run" / "h.csv").is_file()
+
+
+def test_a_refused_run_creates_no_folder(tmp_path, capfd, images):
+    style = images[1]
+    _png(tmp_path / "tiny.png", size=(1, 1))  # too small for the layers: refused by stylize
+    output = tmp_path / "new" / "out.png"
+    result = run_inprocess(
+        ["--content", "tiny.png", "--style", style, "--output", output, *FAST,
+         "--history", "logs/h.json"],
+        capfd,
+    )  # fmt: skip
+    assert result.code == 1 and len(result.lines) == 1, result
+    assert "too small" in result.lines[0]
+    assert not (tmp_path / "new").exists() and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--output", "photo.png/sub/out.png"),
+        ("--output_dir", "photo.png/sub"),
+        ("--history", "photo.png/h.json"),
+    ],
+)
+def test_a_folder_that_cannot_be_created_is_one_line(tmp_path, capfd, images, flag, value):
+    content, style = images
+    output = ["--output", "out.png"] if flag != "--output" and flag != "--output_dir" else []
+    result = run_inprocess(
+        ["--content", content, "--style", style, flag, value, *output, *FAST], capfd
+    )
+    line = assert_clean_failure(result, output=tmp_path / "out.png", match="not a directory")
+    assert "photo.png" in line
+    assert sorted(os.listdir(tmp_path)) == ["paint.png", "photo.png", "sub"]
+
+
+def test_odd_file_names_are_read_literally(tmp_path, capfd, images):
+    content, style = images
+    os.rename(content, tmp_path / "photo[1].png")
+    os.rename(style, tmp_path / "paint, 2.png")
+    result = run_inprocess(
+        ["--content", "photo[1].png", "--style", "paint, 2.png", "--output", "out.png", *FAST],
+        capfd,
+    )
+    assert_success(result, output=tmp_path / "out.png")
+    # In a list, CSV quotes keep a comma in a name; unquoted, the comma separates.
+    (tmp_path / "paint3.png").write_bytes((tmp_path / "paint, 2.png").read_bytes())
+    args = ["--content", "photo[1].png", "--output", "out2.png", *FAST]
+    result = run_inprocess([*args, "--style", '"paint, 2.png",paint3.png'], capfd)
+    assert_success(result, output=tmp_path / "out2.png")
+    result = run_inprocess([*args, "--style", "paint3.png,paint, 2.png"], capfd)
+    assert result.code == 1 and "image file 'paint' not found" in result.stderr, result
+
+
+@pytest.mark.parametrize(
+    ("stem", "mode"),
+    [
+        ("o" * 300, "single"),  # the image's own name
+        ("o" * 250, "single"),  # out.png fits; <stem>.ckpt.npz (259 bytes) does not
+        ("p" * 246, "batch"),  # <content>__<style>.png (257 bytes)
+    ],
+)
+def test_a_name_too_long_for_the_file_system_is_refused_before_any_work(
+    tmp_path, capfd, images, stem, mode
+):
+    content, style = images
+    if mode == "batch":
+        content = tmp_path / f"{stem}.png"
+        os.rename(images[0], content)
+        where = ["--output_dir", "out"]
+    else:
+        where = ["--output", f"{stem}.png"]
+    result = run_inprocess(["--content", content, "--style", style, *where, *FAST], capfd)
+    assert result.code == 1 and len(result.lines) == 1, result
+    assert "too long" in result.lines[0] and "255" in result.lines[0], result.lines[0]
+    assert temporary_files(tmp_path) == [] and not (tmp_path / "out").exists()
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(content), "paint.png", "sub"])

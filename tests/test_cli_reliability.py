@@ -1,6 +1,7 @@
 """The command under failure: a non-finite loss, refused settings, and (in
 test_cli_interrupt.py) interruption and resume."""
 
+import io
 import json
 
 import numpy as np
@@ -126,3 +127,28 @@ def test_report_records_the_settings(tmp_path, capfd, images):
     assert result.code == 0, result
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["settings"]["iterations"] == 2 and report["steps"] == 2
+
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p.write_text("notes, not a checkpoint\n"),
+        lambda p: p.write_bytes(_npy(np.zeros(3))),  # a .npy array, not an .npz archive
+        lambda p: image_io.save_npz({"weights": np.zeros(3)}, p),  # another program's .npz
+    ],
+    ids=["text", "npy", "other-npz"],
+)
+def test_resume_from_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, capfd, images, make):
+    content, style = images
+    output = tmp_path / "out.png"
+    make(tmp_path / "out.ckpt.npz")
+    result = run_inprocess(_command(content, style, output, "--resume"), capfd)
+    line = assert_clean_failure(result, output=output, match="cannot resume: ")
+    assert "is not a tfstyle checkpoint" in line and "pickle" not in line, line
+    assert "out.ckpt.npz" in line

@@ -181,3 +181,20 @@ def test_cli_export_refuses_images(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert status == 1 and "export takes no --content" in err and not (tmp_path / "m").exists()
+
+
+def test_target_is_checked_before_the_network_is_built(tmp_path, capsys, monkeypatch):
+    import tfstyle.export
+
+    def built(config):
+        raise AssertionError("the network was built before the target was checked")
+
+    monkeypatch.setattr(tfstyle.export, "Stylizer", built)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    for target, message in (("taken", "already exists"), ("file", "a file has that name")):
+        with pytest.raises(OutputError, match=message):
+            tfstyle.export.export_stylizer(tmp_path / target, config=StyleConfig(**SMALL))
+    status = run_cli("export", "--output", tmp_path / "taken", "--weights", "none", "--quiet")
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1 and "already exists" in err, err

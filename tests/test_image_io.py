@@ -449,11 +449,14 @@ def test_decompression_bomb_header_is_refused_before_decoding(tmp_path):
     limit_before = Image.MAX_IMAGE_PIXELS
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_with_size(100_000, 100_000))  # 3 * 10^10 bytes if decoded
-    message = _raises(ImageError, "decompression bomb", load_image, path)
-    assert "10,000,000,000" in message and f"{DEFAULT_MAX_PIXELS:,}" in message
-    assert "--max_pixels" in message and "bomb.png" in message
-    # Raising our limit cannot get past Pillow's hard one, which the message then names.
-    _raises(ImageError, "Pillow's hard limit", load_image, path, max_pixels=10**11)
+    # Over Pillow's hard limit, which raising ours cannot get past: the message names that
+    # limit and the size, and does not advise raising --max_pixels.
+    for max_pixels in (DEFAULT_MAX_PIXELS, 10**11):
+        message = _raises(
+            ImageError, "Pillow's hard limit", load_image, path, max_pixels=max_pixels
+        )
+        assert "is 100000x100000 = 10,000,000,000 pixels" in message and "bomb.png" in message
+        assert f"{2 * Image.MAX_IMAGE_PIXELS:,}, which --max_pixels cannot raise" in message
     assert limit_before == Image.MAX_IMAGE_PIXELS
 
 
@@ -707,3 +710,53 @@ def test_damaged_files_load_or_raise_image_error(tmp_path_factory, data, max_siz
     assert np.isfinite(pixels).all() and pixels.min() >= 0 and pixels.max() <= 1
     if max_size is not None:
         assert max(pixels.shape[:2]) <= max_size
+
+
+def test_creatable_directories_are_checked_without_creating_them(tmp_path):
+    from tfstyle.image_io import check_directory, check_output_file, make_directories
+
+    (tmp_path / "file.png").write_bytes(b"x")
+    deep = tmp_path / "a" / "b"
+    assert check_output_path(deep / "out.png", create_directory=True) == str(deep / "out.png")
+    assert check_output_file(deep / "h.csv", extensions=(".csv",), create_directory=True)
+    assert check_directory(deep, create=True) == str(deep)
+    assert not (tmp_path / "a").exists()
+    _raises(OutputError, "does not exist", check_directory, deep)
+    blocked = tmp_path / "file.png" / "sub"
+    _raises(OutputError, "file.png' is not a directory", check_directory, blocked, create=True)
+    _raises(
+        OutputError,
+        "is not a directory",
+        check_output_path,
+        blocked / "out.png",
+        create_directory=True,
+    )
+    assert make_directories(deep) == str(deep) and deep.is_dir()
+    assert make_directories(deep) == str(deep)  # already there: nothing to do
+    _raises(OutputError, "cannot create directory", make_directories, blocked)
+
+
+def test_existing_paths_are_taken_literally_before_patterns_and_lists(tmp_path, monkeypatch):
+    from tfstyle.image_io import expand_image_paths, split_path_list
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("photo[1].png", "photo1.png", "a, b.png", "c.png"):
+        (tmp_path / name).write_bytes(b"x")
+    # `photo[1].png` as a pattern would match photo1.png only.
+    assert expand_image_paths(["photo[1].png"]) == ["photo[1].png"]
+    assert expand_image_paths(["photo[0-9].png"]) == ["photo1.png"]
+    assert split_path_list("a, b.png") == ["a, b.png"]
+    assert split_path_list('"a, b.png",c.png') == ["a, b.png", "c.png"]
+    assert split_path_list("c.png, photo1.png") == ["c.png", "photo1.png"]
+    assert split_path_list("") == []
+
+
+def test_check_name_length(tmp_path):
+    from tfstyle.image_io import check_name_length
+
+    assert check_name_length(tmp_path / ("a" * 255)) == str(tmp_path / ("a" * 255))
+    message = _raises(OutputError, "256 bytes long", check_name_length, tmp_path / ("a" * 256))
+    assert "at most 255" in message
+    # A folder still to be made is a name too; non-ASCII characters count in bytes.
+    _raises(OutputError, "too long", check_name_length, tmp_path / ("ü" * 128) / "out.png")
+    _raises(OutputError, "path is", check_name_length, tmp_path / "/".join(["d" * 200] * 25))

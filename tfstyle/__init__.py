@@ -32,10 +32,17 @@ _EXPORTS = {
     "stylize": "tfstyle.loop",
 }
 
+# Submodules the README uses as attributes (`tfstyle.losses.gram_matrix`), also imported on
+# first use.
+_SUBMODULES = ("callbacks", "colab", "image_io", "losses")
+
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        # import_module binds the submodule as an attribute of this package.
+        return importlib.import_module(f"tfstyle.{name}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tfstyle' has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
@@ -44,4 +51,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))

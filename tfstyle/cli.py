@@ -28,8 +28,8 @@ import time
 from absl import app, flags
 from absl import logging as absl_logging
 
+from tfstyle import __version__, shell
 from tfstyle import config as config_lib
-from tfstyle import shell
 from tfstyle.errors import (
     CheckpointError,
     Interrupted,
@@ -45,17 +45,41 @@ shell.set_tf_log_level()
 FLAGS = flags.FLAGS
 _D = config_lib.DEFAULTS
 
-flags.DEFINE_list(
+
+class _PathListParser(flags.ListParser):
+    """A comma-separated list of paths, where an existing path is taken whole (its name may
+    hold commas); in a list, "double quotes" keep a comma in a name."""
+
+    def parse(self, argument):
+        if not isinstance(argument, str):
+            return super().parse(argument)
+        from tfstyle import image_io
+
+        try:
+            return image_io.split_path_list(argument)
+        except config_lib.ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
+_NAMES_HELP = (
+    " An existing file is read as named, even with commas or [ ] in its name; in a list, "
+    "quote such a name: '\"a, b.png\",c.png'."
+)
+flags.DEFINE(
+    _PathListParser(),
     "content",
     None,
     "Content image(s): files, directories or glob patterns, comma-separated (several need "
-    "--output_dir).",
+    "--output_dir)." + _NAMES_HELP,
+    serializer=flags.CsvListSerializer(","),
 )
-flags.DEFINE_list(
+flags.DEFINE(
+    _PathListParser(),
     "style",
     None,
     "Style image(s): files, directories or glob patterns, comma-separated; with --output they "
-    "are blended, with --output_dir each is applied to each content image.",
+    "are blended, with --output_dir each is applied to each content image." + _NAMES_HELP,
+    serializer=flags.CsvListSerializer(","),
 )
 flags.DEFINE_string("output", None, "Output image (.png, .jpg or .jpeg).")
 flags.DEFINE_string(
@@ -115,7 +139,10 @@ flags.DEFINE_string(
     "number of sizes, coarse to fine (1: one size).",
 )
 flags.DEFINE_string(
-    "init", _D.init, "content, noise, blurred_noise, style, or an image file to start from."
+    "init",
+    _D.init,
+    "content, noise, blurred_noise, style, or an image file to start from (centre-cropped to "
+    "the content's aspect ratio, then resized to its size).",
 )
 flags.DEFINE_float("init_noise_ratio", _D.init_noise_ratio, "Noise mixed into the initial image.")
 flags.DEFINE_enum("average", _D.average, config_lib.AVERAGING, "Output averaging.")
@@ -131,6 +158,7 @@ flags.DEFINE_integer(
     "max_pixels", None, "Refuse input images with more pixels than this.", lower_bound=1
 )
 flags.DEFINE_boolean("quiet", False, "No progress bar.")
+flags.DEFINE_boolean("version", False, "Print the version (tfstyle X.Y.Z) and exit.")
 flags.DEFINE_boolean(
     "resume",
     False,
@@ -160,6 +188,7 @@ _NOT_FOR_EXPORT = (
 )
 
 _INIT_KEYWORDS = tuple(i for i in config_lib.INITS if i != "image")
+_HISTORY = (".json", ".csv")  # = callbacks.HISTORY_EXTENSIONS, without importing Keras
 
 
 def main(argv):
@@ -168,6 +197,9 @@ def main(argv):
         # Library INFO/WARNING logs (TensorFlow's retracing notes...) are not for a CLI user.
         absl_logging.set_verbosity(absl_logging.ERROR)
     shell.quiet_library_loggers()
+    if FLAGS.version:
+        print(f"{shell.PREFIX} {__version__}")
+        return 0
     command = _stylize_command
     if argv[1:2] == ["export"]:
         command, argv = _export_command, argv[1:]
@@ -197,7 +229,10 @@ def _stylize_command():
     if not (FLAGS.output or FLAGS.output_dir):
         raise TfstyleError("--output is required (or --output_dir for a batch)")
     config = config_from_flags()
+    _check_optional_packages()
     init_path = None if FLAGS.init in _INIT_KEYWORDS else FLAGS.init
+    if FLAGS.tensorboard_dir:
+        image_io.check_directory(FLAGS.tensorboard_dir, create=True)
     contents = image_io.expand_image_paths(FLAGS.content)
     styles = image_io.expand_image_paths(FLAGS.style)
     if FLAGS.output_dir:
@@ -216,13 +251,15 @@ def _stylize_command():
         )
     config.blend_weights(len(styles))
     inputs = [*contents, *styles] + ([init_path] if init_path else [])
-    output = image_io.check_output_path(FLAGS.output, inputs=inputs)
+    output = image_io.check_output_path(FLAGS.output, inputs=inputs, create_directory=True)
     _check_side_files(output, inputs, image_io)
+    for path in _side_files(output, steps=config.iterations * config.scales):
+        image_io.check_name_length(path)
     resume = _checkpoint_to_resume(output, config, image_io)
     load = _loader(image_io)
     content = load(contents[0])
     style_images = [load(path) for path in styles]
-    init_image = load(init_path) if init_path else None
+    init_image = _init_for(content, load(init_path)) if init_path else None
     images = (content, style_images, init_image)
     return _run(config, images, output, resume, image_io, sources=(contents[0], styles))
 
@@ -248,6 +285,27 @@ def _export_command():
     return 0
 
 
+# Flags that need an optional package: (flag, package to import, how to install it).
+_OPTIONAL_PACKAGES = (
+    ("tensorboard_dir", "tensorboard", "pip install tensorboard"),
+    ("plot_losses", "matplotlib", "pip install matplotlib"),
+)
+
+
+def _check_optional_packages():
+    """Refuse, before any work, a flag whose optional package is not installed."""
+    import importlib
+
+    for flag, package, install in _OPTIONAL_PACKAGES:
+        if getattr(FLAGS, flag):
+            try:
+                importlib.import_module(package)
+            except ImportError:
+                raise config_lib.ConfigError(
+                    f"--{flag} needs the {package} package, which is not installed: {install}"
+                ) from None
+
+
 def _checkpoint_to_resume(output, config, image_io):
     """The checkpoint --resume continues from (its settings checked against the flags now,
     before any work), or None; without --resume, an existing checkpoint is refused rather
@@ -263,7 +321,10 @@ def _checkpoint_to_resume(output, config, image_io):
             )
         return None
     try:
-        checkpoint = Checkpoint.from_arrays(image_io.load_npz(path))
+        arrays = image_io.load_npz(path)
+        if "format" not in arrays:  # an .npz, but not one of ours
+            raise CheckpointError(f"'{path}' is not a tfstyle checkpoint (no 'format' entry)")
+        checkpoint = Checkpoint.from_arrays(arrays)
         checkpoint.check_settings(config)
     except CheckpointError as exc:
         raise _cannot_resume(exc, path) from exc
@@ -278,12 +339,15 @@ def _cannot_resume(exc, path):
 
 
 def _check_side_files(output, inputs, image_io):
-    """The files written next to the output must not be inputs either."""
+    """The files written next to the output must not be inputs either, and the side outputs
+    must be writable (their folders made if need be)."""
     image_io.check_not_input(_report_path(output), inputs=inputs)
     image_io.check_not_input(_checkpoint_path(output), inputs=inputs)
     if FLAGS.plot_losses:
+        image_io.check_output_file(_plot_path(output), extensions=(".png",), create_directory=True)
         image_io.check_not_input(_plot_path(output), inputs=inputs)
     if FLAGS.history:
+        image_io.check_output_file(FLAGS.history, extensions=_HISTORY, create_directory=True)
         image_io.check_not_input(FLAGS.history, inputs=inputs)
     if not FLAGS.save_every:
         return
@@ -298,6 +362,20 @@ def _check_side_files(output, inputs, image_io):
                 f"refusing to overwrite input file {real!r} with a --save_every snapshot; "
                 "choose another output name"
             )
+
+
+def _side_files(output, *, steps, batch=False):
+    """The files a run writes beside its output (of the snapshots, the one with the longest
+    name, after `steps` steps), for checking their names before any work."""
+    stem, ext = os.path.splitext(output)
+    files = [_report_path(output)] + ([] if batch else [_checkpoint_path(output)])
+    if FLAGS.plot_losses:
+        files.append(_plot_path(output))
+    if batch and FLAGS.history:
+        files.append(stem + "_history" + os.path.splitext(FLAGS.history)[1])
+    if FLAGS.save_every:
+        files.append(f"{stem}_step{steps:05d}{ext}")
+    return files
 
 
 def _plot_path(output):
@@ -321,9 +399,10 @@ def _run(config, images, output, resume, image_io, *, sources):
     callbacks = [progress] if progress else []
     if FLAGS.save_every:
         callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
-    callbacks += _logging_callbacks(
+    side_outputs = _logging_callbacks(
         output, history=FLAGS.history, logdir=FLAGS.tensorboard_dir, resume=resume
     )
+    callbacks += side_outputs
     try:
         result = stylize(
             content,
@@ -336,7 +415,7 @@ def _run(config, images, output, resume, image_io, *, sources):
     except NonFiniteLossError as exc:
         if exc.image is None:
             raise
-        image_io.save_image(exc.image, output)
+        _save(image_io.save_image, exc.image, output, image_io)
         which = f"after step {exc.step}" if exc.step else "the starting image"
         raise TfstyleError(f"{exc}; the last finite image ({which}) was saved to {output}") from exc
     except CheckpointError as exc:  # the images differ from the checkpoint's
@@ -345,12 +424,27 @@ def _run(config, images, output, resume, image_io, *, sources):
         if progress:
             progress.end_line()
         return _save_interrupted(exc, config, output, image_io)
-    image_io.save_image(result.image, output)
-    image_io.save_json(_report(result, output, *sources), _report_path(output))
+    _save(image_io.save_image, result.image, output, image_io)
     image_io.remove_file(_checkpoint_path(output))  # the run it belonged to is now complete
+    _save_report(result, output, sources, side_outputs, image_io)
     if not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _save_report(result, output, sources, side_outputs, image_io):
+    """After the image is saved: its JSON report, then the first failure of a side output (if
+    any) raised, naming the saved image. A side output's bug (not a TfstyleError) is raised
+    as it is, with its traceback."""
+    try:
+        image_io.save_json(_report(result, output, *sources), _report_path(output))
+    except TfstyleError as exc:
+        raise TfstyleError(f"{exc}; the image was saved to {output}") from exc
+    for side in side_outputs:
+        if side.error is not None and not isinstance(side.error, TfstyleError):
+            raise side.error
+        if side.error is not None:
+            raise TfstyleError(f"{side.error}; the image was saved to {output}") from side.error
 
 
 def _save_interrupted(exc, config, output, image_io):
@@ -361,7 +455,7 @@ def _save_interrupted(exc, config, output, image_io):
     else:
         # A second Ctrl-C now could only lose these two writes; they take milliseconds.
         with shell.signals_ignored():
-            image_io.save_image(exc.image, output)
+            _save(image_io.save_image, exc.image, output, image_io)
             image_io.save_npz(exc.checkpoint.to_arrays(), _checkpoint_path(output))
         line = (
             f"interrupted after step {exc.step} of {total}; saved the current image to {output} "
@@ -380,8 +474,11 @@ def _batch_command(config, contents, styles, init_path, image_io):
         from tfstyle.loop import RunnerCache, stylize
 
     jobs = _plan_batch(contents, styles, FLAGS.output_dir, image_io)
-    if FLAGS.history:
-        image_io.check_output_file(FLAGS.history, extensions=(".json", ".csv"))
+    total = config.iterations * config.scales
+    for path in (p for job in jobs for p in _side_files(job[2], steps=total, batch=True)):
+        image_io.check_name_length(path)
+    if FLAGS.history:  # only its extension is used: <stem>_history<ext> beside each output
+        image_io.check_output_file(FLAGS.history, extensions=_HISTORY, create_directory=True)
     todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[2])]
     if len(todo) < len(jobs) and not FLAGS.quiet:
         print(
@@ -398,19 +495,23 @@ def _batch_command(config, contents, styles, init_path, image_io):
         stem = os.path.splitext(output)[0]
         callbacks = [] if bar is None else [_BatchStep(bar, index, len(todo))]
         try:
-            callbacks += _batch_logging_callbacks(stem)
+            side_outputs = _batch_logging_callbacks(stem)
+            callbacks += side_outputs
             if FLAGS.save_every:
                 callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
+            content_image = inputs(content)
             result = stylize(
-                inputs(content),
+                content_image,
                 [inputs(style)],
                 config=config,
                 callbacks=callbacks,
-                init_image=init_image,
+                init_image=init_image
+                if init_image is None
+                else _init_for(content_image, init_image),
                 runners=runners,
             )
-            image_io.save_image(result.image, output)
-            image_io.save_json(_report(result, output, content, [style]), stem + ".json")
+            _save(image_io.save_image, result.image, output, image_io)
+            _save_report(result, output, (content, [style]), side_outputs, image_io)
         except Interrupted as exc:
             _fresh_line(bar)
             print(
@@ -452,9 +553,10 @@ def _plan_batch(contents, styles, output_dir, image_io):
                 )
             made_by[name] = (content, style)
             output = os.path.join(output_dir, name)
-            jobs.append(
-                (content, style, image_io.check_output_path(output, inputs=(content, style)))
+            checked = image_io.check_output_path(
+                output, inputs=(content, style), create_directory=True
             )
+            jobs.append((content, style, checked))
     return jobs
 
 
@@ -530,12 +632,50 @@ def _logging_callbacks(output, *, history, logdir, resume=None):
     if history:
         if os.path.abspath(history) == os.path.splitext(output)[0] + ".json":
             raise TfstyleError(f"--history {history} would overwrite the run's report; rename it")
-        made.append(callbacks.HistoryLogger(history, previous=previous))
-    if logdir:
-        made.append(callbacks.TensorBoard(logdir))
+        folder = os.path.dirname(os.path.abspath(history))
+        made.append(
+            _SideOutput(folder, lambda: callbacks.HistoryLogger(history, previous=previous))
+        )
+    if logdir:  # tf.summary creates the folder itself
+        made.append(_SideOutput(None, lambda: callbacks.TensorBoard(logdir)))
     if FLAGS.plot_losses:
-        made.append(callbacks.LossPlot(_plot_path(output), previous=previous))
+        plot = _plot_path(output)
+        folder = os.path.dirname(plot)
+        made.append(_SideOutput(folder, lambda: callbacks.LossPlot(plot, previous=previous)))
     return made
+
+
+class _SideOutput:
+    """The callback of a side output (--history, --tensorboard_dir, --plot_losses), made at the
+    run's first step, after creating `folder` (if not None): a run refused before its first
+    step (by the checks in stylize()) leaves no folder behind. A failure never stops the run:
+    the first one is kept in `error` (reported once the image is saved) and the side output
+    stops."""
+
+    def __init__(self, folder, make):
+        self.folder, self.make = folder, make
+        self.callback = None
+        self.error = None
+
+    def __call__(self, progress):
+        if self.error is not None:
+            return
+        try:
+            if self.callback is None:
+                from tfstyle import image_io
+
+                if self.folder is not None:
+                    image_io.make_directories(self.folder)
+                self.callback = self.make()
+            self.callback(progress)
+        except Exception as exc:
+            self.error = exc
+
+
+def _save(save, data, path, image_io):
+    """`save(data, path)` after creating the folder the checks before the run accepted."""
+    image_io.make_directories(os.path.dirname(os.path.abspath(path)))
+    return save(data, path)
 
 
 def config_from_flags():
@@ -606,6 +746,14 @@ def _floats(name, values):
         ) from None
 
 
+def _init_for(content, init_image):
+    """--init FILE centre-cropped to the content's aspect ratio (stylize() would stretch it)."""
+    from tfstyle import preprocessing
+
+    height, width = content.shape[:2]
+    return preprocessing.crop_to_aspect(init_image, height=height, width=width)
+
+
 def _loader(image_io):
     kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
     return lambda path: image_io.load_image(path, **kwargs)
@@ -614,10 +762,8 @@ def _loader(image_io):
 def _report(result, output, content, styles):
     import keras
 
-    from tfstyle import __version__
-
     return {
-        "tfstyle_version": __version__,
+        "version": __version__,
         "backend": keras.backend.backend(),
         "content": os.path.abspath(content),
         "style": [os.path.abspath(path) for path in styles],
@@ -677,18 +823,36 @@ class _Snapshots:
 
     def __call__(self, progress):
         if progress.image is not None and progress.step % self.every == 0:
-            self.image_io.save_image(
-                progress.image, f"{self.stem}_step{progress.step:05d}{self.ext}"
-            )
+            path = f"{self.stem}_step{progress.step:05d}{self.ext}"
+            _save(self.image_io.save_image, progress.image, path, self.image_io)
+
+
+# absl's help flags (`-?` is --help's short name); they print the usage and exit.
+_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
 
 
 def parse_flags(argv):
-    """absl's flag parsing, with a bad flag reported on one line like every other error."""
+    """absl's flag parsing, with a bad flag reported on one line like every other error, `-h`
+    taken for --help, and a help request ending with exit status 0 (absl's exits with 1)."""
+    argv = [argv[0], *("--help" if arg == "-h" else arg for arg in argv[1:])]
     try:
         return FLAGS(argv)
     except flags.Error as exc:
         print(shell.error_line(exc), file=sys.stderr)
         sys.exit(1)
+    except SystemExit:
+        if any(_flag_name(arg) in _HELP_FLAGS for arg in argv[1:]):
+            sys.exit(0)
+        raise
+    except BrokenPipeError:  # `tfstyle --help | head`: the reader has all it wanted
+        # Python would report the failed flush of stdout at exit; point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+def _flag_name(arg):
+    """`help` for `--help`, `-help` or `--help=true`; None for an argument that is not a flag."""
+    return arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else None
 
 
 def run(argv=None):

@@ -50,6 +50,7 @@ def export_stylizer(path, *, config=None, overwrite=False):
         OutputError: `path` exists (and not `overwrite`) or cannot be written.
         WeightsError: the network weights cannot be loaded.
     """
+    image_io.check_new_directory(path, overwrite=overwrite)  # before the weights are loaded
     module = Stylizer(config or StyleConfig())
     signatures = {"serving_default": module.serve}
     return image_io.write_directory(

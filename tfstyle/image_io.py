@@ -69,9 +69,10 @@ def is_image_file(path: str | os.PathLike) -> bool:
 def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
     """The files a list of command-line specs names: files, directories and glob patterns.
 
-    A directory gives its image files (by extension, not recursive) in sorted order, a pattern
-    with `*`, `?` or `[` its matches in sorted order, anything else itself, existing or not (so
-    that loading it reports what is wrong). Order is kept and duplicates dropped.
+    An existing file gives itself (even if its name holds `*`, `?` or `[`), a directory its
+    image files (by extension, not recursive) in sorted order, a pattern with `*`, `?` or `[`
+    its matches in sorted order, anything else itself (so that loading it reports what is
+    wrong). Order is kept and duplicates dropped.
 
     Raises:
         ImageError: a directory holds no image files, or a pattern matches nothing.
@@ -79,7 +80,9 @@ def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
     found = []
     for spec in specs:
         spec = os.fsdecode(spec)
-        if os.path.isdir(spec):
+        if os.path.isfile(spec):  # before patterns: `photo[1].png` is a file, not a pattern
+            paths = [spec]
+        elif os.path.isdir(spec):
             names = sorted(n for n in os.listdir(spec) if is_image_file(n))
             paths = [p for p in (os.path.join(spec, n) for n in names) if os.path.isfile(p)]
             if not paths:
@@ -92,6 +95,24 @@ def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
             paths = [spec]
         found.extend(paths)
     return list(dict.fromkeys(found))
+
+
+def split_path_list(text: str) -> list[str]:
+    """Split a command-line list of paths: an existing path is taken whole (commas and all),
+    anything else is split at commas as one CSV row, so `"a, b.png",c.png` names two files.
+
+    Raises:
+        ConfigError: the text is not a valid CSV row (a stray quote, a line break).
+    """
+    if not text:
+        return []
+    if os.path.exists(text):
+        return [text]
+    try:
+        (row,) = csv.reader([text], strict=True)
+    except (csv.Error, ValueError) as exc:
+        raise ConfigError(f"cannot read {text!r} as a comma-separated list: {exc}") from None
+    return [item.strip() for item in row]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +187,7 @@ def _decode(fp: io.BufferedReader, name: str, max_pixels: int | None) -> np.ndar
     with warnings.catch_warnings():
         # Our own `max_pixels` check replaces Pillow's global limit; its warning is noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with _open_pillow(fp, name, max_pixels) as im:
+        with _open_pillow(fp, name) as im:
             width, height = im.size
             if width * height == 0:
                 raise ImageError(f"image file {name} has no pixels ({width}x{height})")
@@ -183,10 +204,10 @@ def _decode(fp: io.BufferedReader, name: str, max_pixels: int | None) -> np.ndar
             except Exception as exc:
                 # Pillow's decoders raise many types on corrupt data (OSError, SyntaxError,
                 # struct.error, IndexError, ...); none of them is a bug of ours.
-                raise _decode_failure(name, exc, max_pixels) from exc
+                raise _decode_failure(name, exc) from exc
 
 
-def _open_pillow(fp: io.BufferedReader, name: str, max_pixels: int | None) -> Image.Image:
+def _open_pillow(fp: io.BufferedReader, name: str) -> Image.Image:
     """Read the image header with Pillow, turning its exceptions into ImageError."""
     try:
         return Image.open(fp, formats=_readable_formats())
@@ -201,8 +222,28 @@ def _open_pillow(fp: io.BufferedReader, name: str, max_pixels: int | None) -> Im
         raise ImageError(
             f"{name} is not an image Pillow can read (expected PNG, JPEG, BMP, GIF, TIFF, WebP...)"
         ) from exc
+    except Image.DecompressionBombError as exc:
+        raise _pillow_bomb(name, exc, _header_size(fp)) from exc
     except Exception as exc:
-        raise _decode_failure(name, exc, max_pixels) from exc
+        raise _decode_failure(name, exc) from exc
+
+
+def _header_size(fp: io.BufferedReader) -> tuple[int, int] | None:
+    """(width, height) from the header, read by the format's plugin as `Image.open` does but
+    without its size check (which refuses to say the size); None if no plugin reads it."""
+    fp.seek(0)
+    prefix = fp.read(16)
+    for image_format in _readable_formats():
+        factory, accept = Image.OPEN[image_format]
+        verdict = accept(prefix) if accept else True
+        if not verdict or isinstance(verdict, str):  # a string: "not this format, because"
+            continue
+        try:
+            fp.seek(0)
+            return factory(fp, "").size
+        except Exception:
+            continue
+    return None
 
 
 @functools.cache
@@ -219,10 +260,10 @@ def _signature(fp: io.BufferedReader) -> str | None:
     return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
 
 
-def _decode_failure(name: str, exc: Exception, max_pixels: int | None) -> ImageError:
+def _decode_failure(name: str, exc: Exception) -> ImageError:
     """Describe why Pillow failed to decode a file, as one line."""
     if isinstance(exc, Image.DecompressionBombError):
-        return _pillow_bomb(name, exc, max_pixels)
+        return _pillow_bomb(name, exc)
     if isinstance(exc, MemoryError):
         return ImageError(f"not enough memory to decode {name}; downscale it or lower max_pixels")
     return ImageError(
@@ -231,20 +272,20 @@ def _decode_failure(name: str, exc: Exception, max_pixels: int | None) -> ImageE
 
 
 def _pillow_bomb(
-    name: str, exc: Image.DecompressionBombError, max_pixels: int | None
+    name: str, exc: Image.DecompressionBombError, size: tuple[int, int] | None = None
 ) -> ImageError:
-    """Explain Pillow's own refusal, which happens in `Image.open` above twice its global limit."""
-    # Pillow states the size only in its message; without it we can still name the limit.
-    match = re.search(r"\((\d+) pixels\)", str(exc))
-    pixels = int(match.group(1)) if match else None
-    if max_pixels is not None and (pixels is None or pixels > max_pixels):
-        described = f"{pixels:,}" if pixels is not None else "more than that many"
-        return _too_many_pixels(name, described, max_pixels)
-    described = f"{pixels:,}" if pixels is not None else "too many"
+    """Explain Pillow's own refusal, which happens in `Image.open` above twice its global limit:
+    a hard limit that --max_pixels cannot raise, so the message must not advise raising it."""
     hard_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    if size is not None:
+        width, height = size
+        described = f"is {width}x{height} = {width * height:,} pixels"
+    else:  # Pillow states the pixel count in its message only
+        match = re.search(r"\((\d+) pixels\)", str(exc))
+        described = f"has {int(match.group(1)):,} pixels" if match else "has too many pixels"
     return ImageError(
-        f"{name} has {described} pixels, more than Pillow's hard limit of {hard_limit:,}; "
-        "downscale it with another tool first"
+        f"{name} {described}, more than Pillow's hard limit of {hard_limit:,}, which "
+        "--max_pixels cannot raise; downscale it with another tool first"
     )
 
 
@@ -417,18 +458,22 @@ def save_csv(rows: list[dict], path: str | os.PathLike, *, columns: list[str]) -
     return atomic_write_bytes(buffer.getvalue().encode("utf-8"), path)
 
 
-def check_output_file(path: str | os.PathLike, *, extensions: tuple[str, ...]) -> str:
+def check_output_file(
+    path: str | os.PathLike, *, extensions: tuple[str, ...], create_directory: bool = False
+) -> str:
     """Check, before any work, that a non-image output file (a log, a plot) can be written.
 
     Args:
         path: the intended file.
         extensions: the allowed extensions, lower case with the dot (".json", ".csv").
+        create_directory: accept a missing directory that `make_directories` could create.
 
     Returns:
         The absolute path.
 
     Raises:
-        OutputError: a wrong extension, the path is a directory, or its directory is missing.
+        OutputError: a wrong extension, the path is a directory, or its directory is missing
+            (or, with `create_directory`, cannot be created).
     """
     target = os.path.abspath(os.fsdecode(path))
     extension = os.path.splitext(target)[1].lower()
@@ -438,7 +483,8 @@ def check_output_file(path: str | os.PathLike, *, extensions: tuple[str, ...]) -
         )
     if os.path.isdir(target):
         raise OutputError(f"cannot write {_quote(target)}: it is a directory")
-    _check_directory(target)
+    _check_directory(target, create=create_directory)
+    check_name_length(target)
     return target
 
 
@@ -473,6 +519,7 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         CheckpointError: the file is missing, unreadable or not an intact `.npz` file.
     """
     name = _quote(path)
+    _check_npz_signature(path, name)
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
@@ -484,6 +531,18 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(
             f"checkpoint {name} is damaged or not a checkpoint ({_detail(exc)})"
         ) from exc
+
+
+def _check_npz_signature(path: str | os.PathLike, name: str) -> None:
+    """Refuse a file that is not a zip archive (as every .npz is) before NumPy reads it: NumPy
+    takes any other file for a pickle and advises `allow_pickle=`."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError:
+        return  # np.load reports it below, with the OS's reason
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise CheckpointError(f"{name} is not a tfstyle checkpoint (not an .npz file)")
 
 
 def remove_file(path: str | os.PathLike) -> bool:
@@ -571,11 +630,7 @@ def write_directory(
     Raises:
         OutputError: `path` exists and `overwrite` is false, is a file, or cannot be written.
     """
-    target = os.path.abspath(os.fsdecode(path))
-    if os.path.isfile(target):
-        raise OutputError(f"cannot write directory {_quote(target)}: a file has that name")
-    if os.path.exists(target) and not overwrite:
-        raise OutputError(f"{_quote(target)} already exists; remove it or pass --overwrite")
+    target = check_new_directory(path, overwrite=overwrite)
     parent = os.path.dirname(target)
     hidden = "." + os.path.basename(target)[:100] + "."
     try:
@@ -608,33 +663,127 @@ def write_directory(
     return target
 
 
+def check_new_directory(path: str | os.PathLike, *, overwrite: bool = False) -> str:
+    """Check, before any work, that `write_directory(path, ..., overwrite=overwrite)` may write
+    there: no file has that name, and it does not exist unless `overwrite`.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: a file has that name, or the directory exists and not `overwrite`.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    if os.path.isfile(target):
+        raise OutputError(f"cannot write directory {_quote(target)}: a file has that name")
+    if os.path.exists(target) and not overwrite:
+        raise OutputError(f"{_quote(target)} already exists; remove it or pass --overwrite")
+    return target
+
+
 def check_output_path(
-    path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = ()
+    path: str | os.PathLike,
+    *,
+    inputs: tuple[str | os.PathLike, ...] = (),
+    create_directory: bool = False,
 ) -> str:
     """Check that an image can be written to a path, before any work starts; creates nothing.
 
     Args:
         path: the intended output image.
         inputs: the run's input files, none of which may be overwritten.
+        create_directory: accept a missing directory that `make_directories` could create.
 
     Returns:
         The absolute output path.
 
     Raises:
         OutputError: unsupported extension, the path is a directory, its directory is missing
-            or not writable, or it is one of the inputs.
+            (or, with `create_directory`, cannot be created) or not writable, or it is one of
+            the inputs.
     """
     target = os.path.abspath(os.fsdecode(path))
     if os.path.isdir(target):
         raise OutputError(f"output {_quote(target)} is a directory; give a file name like out.png")
     _save_format(target)
-    _check_directory(target)
-    directory = os.path.dirname(target)
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputError(
-            f"cannot write {_quote(target)}: directory {_quote(directory)} is not writable"
-        )
+    _check_directory(target, create=create_directory, writable=True)
+    check_name_length(target)
     check_not_input(target, inputs=inputs)
+    return target
+
+
+def check_directory(path: str | os.PathLike, *, create: bool = False) -> str:
+    """Check, creating nothing, that files can be written in a directory: it exists (or, with
+    `create`, it or its missing parents can be created where the nearest existing folder is)
+    and is writable.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: naming the part of the path that is in the way.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    problem = _directory_problem(target, create=create, writable=True)
+    if problem:
+        raise OutputError(f"cannot write in {_quote(target)}: {problem}")
+    check_name_length(target)
+    return target
+
+
+def check_name_length(path: str | os.PathLike) -> str:
+    """Check, creating nothing, that the file system can hold a path's name: no part of it (the
+    file's name, a folder still to be made) longer than its limit (NAME_MAX, usually 255 bytes),
+    nor the whole path longer than PATH_MAX.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: naming the limit and the length.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    existing = os.path.dirname(target)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    name_max = _path_limit(existing, "PC_NAME_MAX", 255)
+    path_max = _path_limit(existing, "PC_PATH_MAX", 4096)
+    for part in os.path.relpath(target, existing).split(os.sep):
+        if len(os.fsencode(part)) > name_max:
+            raise OutputError(
+                f"cannot write {_quote(target)}: the name {_quote(part[:40] + '...')} is "
+                f"{len(os.fsencode(part))} bytes long, too long for this file system (at most "
+                f"{name_max}); choose a shorter name"
+            )
+    if len(os.fsencode(target)) >= path_max:
+        raise OutputError(
+            f"cannot write {_quote(target)}: the path is {len(os.fsencode(target))} bytes long, "
+            f"too long for this file system (less than {path_max}); choose a shorter path"
+        )
+    return target
+
+
+def _path_limit(directory: str, name: str, default: int) -> int:
+    try:
+        return os.pathconf(directory, name)
+    except (OSError, ValueError, AttributeError):  # not POSIX, or no limit reported
+        return default
+
+
+def make_directories(path: str | os.PathLike) -> str:
+    """Create a directory and its missing parents (nothing if it exists), like `mkdir -p`.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: it cannot be created (a file in the way, no permission...).
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create directory {_quote(target)}: {_reason(exc)}") from exc
     return target
 
 
@@ -672,16 +821,32 @@ def _save_format(target: str) -> str:
     )
 
 
-def _check_directory(target: str) -> None:
-    """Raise OutputError unless the directory that would hold `target` exists."""
-    directory = os.path.dirname(target)
+def _check_directory(target: str, *, create: bool = False, writable: bool = False) -> None:
+    """Raise OutputError unless the directory that would hold `target` exists (or, with
+    `create`, could be created), and, with `writable`, lets files be created in it."""
+    problem = _directory_problem(os.path.dirname(target), create=create, writable=writable)
+    if problem:
+        raise OutputError(f"cannot write {_quote(target)}: {problem}")
+
+
+def _directory_problem(directory: str, *, create: bool, writable: bool) -> str | None:
+    """Why files cannot be written in `directory` (see `_check_directory`), or None."""
     if not os.path.exists(directory):
-        raise OutputError(
-            f"cannot write {_quote(target)}: directory {_quote(directory)} does not exist; "
-            "create it first"
-        )
+        if not create:
+            return f"directory {_quote(directory)} does not exist; create it first"
+        existing = directory
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            return f"{_quote(existing)} is not a directory"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"directory {_quote(existing)} is not writable, so no folder can be made in it"
+        return None
     if not os.path.isdir(directory):
-        raise OutputError(f"cannot write {_quote(target)}: {_quote(directory)} is not a directory")
+        return f"{_quote(directory)} is not a directory"
+    if writable and not os.access(directory, os.W_OK | os.X_OK):
+        return f"directory {_quote(directory)} is not writable"
+    return None
 
 
 def _same_file(target: str, other: str | os.PathLike) -> bool:

@@ -191,7 +191,9 @@ def initial_image(config, content, styles, init_image=None):
     elif config.init == "style":
         base = pp.resize(styles[0], *shape[:2])
     elif config.init == "image":
-        base = pp.resize(init_image, *shape[:2])
+        # Cropped to the content's aspect ratio, not stretched to it.
+        cropped = pp.crop_to_aspect(init_image, height=shape[0], width=shape[1])
+        base = pp.resize(cropped, *shape[:2])
     else:
         base = content
     ratio = config.init_noise_ratio

@@ -65,6 +65,21 @@ def resize_field(values, height, width):
     ]
     return np.stack(channels, axis=-1).astype(np.float32)
 
+def crop_to_aspect(image, *, height, width):
+    """The largest centred crop of `image` with the aspect ratio of a `height` x `width` image
+    (an initial image of another shape is cropped to the content's, not stretched)."""
+    image = as_float_image(image)
+    rows, cols = image.shape[:2]
+    if cols * height > rows * width:  # too wide: crop the sides
+        keep = max(1, round(rows * width / height))
+        start = (cols - keep) // 2
+        return image[:, start : start + keep].copy()
+    if cols * height < rows * width:  # too tall: crop top and bottom
+        keep = max(1, round(cols * height / width))
+        start = (rows - keep) // 2
+        return image[start : start + keep].copy()
+    return image
+
 
 def scaled_shape(shape, longest):
     """(height, width) with the longer side equal to `longest`, aspect ratio kept."""

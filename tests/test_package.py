@@ -1,0 +1,62 @@
+"""The package as installed and imported: its public names, documented submodules and metadata."""
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from cli_runner import ROOT, subprocess_env
+
+# The submodules the README uses as attributes of the package (`tfstyle.losses.gram_matrix`...).
+DOCUMENTED_SUBMODULES = ("callbacks", "colab", "image_io", "losses")
+
+
+def test_documented_submodules_are_attributes_of_a_fresh_import():
+    # A fresh process: in this one, earlier tests have imported the submodules already.
+    names = " ".join(DOCUMENTED_SUBMODULES)
+    code = f"import tfstyle; print(*(getattr(tfstyle, n).__name__ for n in {names!r}.split()))"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=ROOT,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [f"tfstyle.{n}" for n in DOCUMENTED_SUBMODULES]
+
+
+def test_losses_has_the_functions_the_readme_lists():
+    import tfstyle
+
+    for name in ("gram_matrix", "content_loss", "style_loss", "total_variation_loss"):
+        assert callable(getattr(tfstyle.losses, name))
+
+
+def test_every_name_the_readme_uses_is_public():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        named = set(re.findall(r"`tfstyle\.([A-Za-z_]+)", file.read()))
+    import tfstyle
+
+    assert named - set(tfstyle.__all__) <= set(DOCUMENTED_SUBMODULES)
+
+
+def test_unknown_attribute_is_still_an_attribute_error():
+    import tfstyle
+
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        _ = tfstyle.nonsense
+
+
+def _pyproject():
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as file:
+        return tomllib.load(file)
+
+
+def test_keras_requirement_is_new_enough_for_remat_scope():
+    # features.py uses keras.RematScope (Keras 3.9); 3.9.2 fixed a bug in it.
+    (keras,) = [d for d in _pyproject()["project"]["dependencies"] if d.startswith("keras")]
+    assert keras.replace(" ", "") == "keras>=3.9.2"
