@@ -221,3 +221,16 @@ def test_help_lists_the_flags():
     assert "Traceback" not in result.stderr
     for flag in ("--content", "--style", "--output", "--optimizer", "--[no]resume", "--output_dir"):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["mean_cov", "sliced_wasserstein"])
+def test_style_loss_flag(images, tmp_path, capsys, kind):
+    content, style = images
+    output = tmp_path / "out.png"
+    args = ["--content", content, "--style", style, "--output", str(output), *FAST]
+    status, err = run_cli([*args, "--style_loss", kind], capsys)
+    assert status == 0, err
+    assert json.loads((tmp_path / "out.json").read_text())["settings"]["style_loss"] == kind
+    flags.FLAGS.unparse_flags()
+    with pytest.raises(flags.IllegalFlagValueError):
+        flags.FLAGS(["tfstyle", *args, "--style_loss", "gatys"])
