@@ -44,6 +44,19 @@ def test_runner_cache_keys_on_size_and_settings(content_image, style_image, tiny
     assert cache.runners()[-1] is first
 
 
+def test_runner_cache_keys_on_the_style_loss(content_image, style_image, tiny_config):
+    # The compiled step closes over the style loss: a cached gram runner must not serve it.
+    config = tiny_config.replace(iterations=1, steps_per_call=1, max_size=32)
+    cache = RunnerCache()
+    stylize(content_image, style_image, config=config, runners=cache)
+    result = stylize(
+        content_image, style_image, config=config.replace(style_loss="mean_cov"), runners=cache
+    )
+    assert len(cache) == 2
+    fresh = stylize(content_image, style_image, config=config.replace(style_loss="mean_cov"))
+    np.testing.assert_allclose(result.history["style"], fresh.history["style"], rtol=1e-5)
+
+
 @pytest.fixture
 def batch_files(tmp_path, content_image, style_image):
     """contents/: bad.png (corrupt), c1.png, c2.png (same size); styles/: s1.png, s2.jpg."""

@@ -272,3 +272,16 @@ def test_version_has_one_home():
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     dynamic = project["tool"]["setuptools"]["dynamic"]["version"]
     assert dynamic == {"attr": "tfstyle.__version__"}
+
+
+@pytest.mark.parametrize("kind", ["mean_cov", "sliced_wasserstein"])
+def test_style_loss_flag(images, tmp_path, capsys, kind):
+    content, style = images
+    output = tmp_path / "out.png"
+    args = ["--content", content, "--style", style, "--output", str(output), *FAST]
+    status, err = run_cli([*args, "--style_loss", kind], capsys)
+    assert status == 0, err
+    assert json.loads((tmp_path / "out.json").read_text())["settings"]["style_loss"] == kind
+    flags.FLAGS.unparse_flags()
+    with pytest.raises(flags.IllegalFlagValueError):
+        flags.FLAGS(["tfstyle", *args, "--style_loss", "gatys"])

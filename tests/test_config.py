@@ -32,6 +32,7 @@ from tfstyle import ConfigError, StyleConfig
         ({"network": "vgg16", "content_layers": ("block5_conv4",)}, "unknown vgg16 layer"),
         ({"max_size": 15}, "max_size must be at least 16 for vgg19 with layers up to block5_conv1"),
         ({"max_size": 100, "scales": 4}, r"at least 128 .* and 4 scale\(s\)"),
+        ({"style_loss": "wasserstein"}, "style_loss must be one of gram, mean_cov, sliced_"),
     ],
 )
 def test_bad_values_are_refused(changes, message):
@@ -94,3 +95,10 @@ def test_config_and_cli_import_without_tensorflow():
         "import sys, tfstyle.cli; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
+
+
+def test_style_loss_defaults_to_gram_and_round_trips():
+    assert StyleConfig().style_loss == "gram"
+    for kind in ("gram", "mean_cov", "sliced_wasserstein"):
+        config = StyleConfig(style_loss=kind)
+        assert StyleConfig(**config.to_dict()) == config

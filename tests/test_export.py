@@ -117,6 +117,8 @@ def test_size_checks_run_before_the_network():
 def test_unsupported_settings_are_named():
     with pytest.raises(ConfigError, match=r"optimizer lbfgs .*scales=2"):
         Stylizer(StyleConfig(**SMALL, optimizer="lbfgs", scales=2))
+    with pytest.raises(ConfigError, match=r"style_loss=mean_cov \(use gram\)"):
+        Stylizer(StyleConfig(**SMALL, style_loss="mean_cov"))
 
 
 def test_write_directory_is_all_or_nothing(tmp_path):

@@ -125,6 +125,14 @@ def test_bad_options_raise_config_error():
         tfstyle.StyleLoss(layers=STYLE_LAYERS, layer_weights=(1.0,), **NET)
 
 
+def test_only_the_gram_style_loss_is_offered():
+    from tfstyle.keras_losses import _FeatureLoss
+
+    config = tfstyle.StyleConfig(weights=None, style_loss="sliced_wasserstein")
+    with pytest.raises(tfstyle.ConfigError, match="style_loss='gram' only"):
+        _FeatureLoss(config=config, style_image=None, name="x", reduction="sum", dtype=None)
+
+
 def test_fit_image_to_image_model_with_perceptual_loss(rng):
     keras.utils.set_random_seed(0)
     inputs = rng.uniform(size=(8, 32, 32, 3)).astype(np.float32)

@@ -127,6 +127,12 @@ flags.DEFINE_list(
     [_D.style_layer_weights],
     "'equal', 'decreasing', or one comma-separated weight per style layer.",
 )
+flags.DEFINE_enum(
+    "style_loss",
+    _D.style_loss,
+    config_lib.STYLE_LOSSES,
+    "gram, mean_cov (Gaussian Wasserstein-2) or sliced_wasserstein (Heitz et al. 2021).",
+)
 flags.DEFINE_list("style_blend_weights", None, "One weight per style image (default: equal).")
 flags.DEFINE_float("style_scale", _D.style_scale, "Style image size relative to the output.")
 flags.DEFINE_enum(
@@ -697,6 +703,7 @@ def config_from_flags():
         content_weight=FLAGS.content_weight,
         style_weight=FLAGS.style_weight,
         tv_weight=FLAGS.tv_weight,
+        style_loss=FLAGS.style_loss,
         max_size=FLAGS.max_size,
         style_scale=FLAGS.style_scale,
         style_blend_weights=tuple(_floats("style_blend_weights", blend)) if blend else None,

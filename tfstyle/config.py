@@ -28,6 +28,12 @@ COLOR_MODES = ("none", "luminance", "histogram")
 LAYER_WEIGHT_PRESETS = ("equal", "decreasing")
 AVERAGING = ("none", "ema", "best")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
+
+# Style loss "mean_cov" (see losses.py): Newton-Schulz iterations per matrix square root, and the
+# ridge added to both covariances, relative to the target's mean variance (tr(S) / C).
+NEWTON_SCHULZ_ITERATIONS = 15
+COVARIANCE_RIDGE = 1e-4
 
 # Input images with more pixels are refused from their header, before decoding (decompression
 # bombs); the CLI raises it with --max_pixels.
@@ -112,6 +118,10 @@ class StyleConfig:
             style-transfer-pytorch weights shallow layers more) or one weight per style layer.
     Loss weights (see `losses.py` for the normalisation that makes them size-independent):
         content_weight, style_weight, tv_weight.
+        style_loss: what the style term matches: "gram" (Gram matrices, Gatys et al.),
+            "mean_cov" (Wasserstein-2 distance between Gaussian fits: means and covariances)
+            or "sliced_wasserstein" (the full feature distributions along random directions,
+            Heitz et al. 2021). All three are relative errors, about 1 for a blank image.
     Images:
         max_size: longest side of the output in pixels.
         style_scale: style image's longest side relative to the output's.
@@ -158,6 +168,7 @@ class StyleConfig:
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 1.0
+    style_loss: str = "gram"
     max_size: int = 512
     style_scale: float = 1.0
     style_blend_weights: tuple[float, ...] | None = None
@@ -189,6 +200,7 @@ class StyleConfig:
             ("preserve_colors", COLOR_MODES),
             ("average", AVERAGING),
             ("precision", PRECISIONS),
+            ("style_loss", STYLE_LOSSES),
         ):
             _check_choice(name, getattr(self, name), allowed)
         for name in ("content_layers", "style_layers"):

@@ -11,7 +11,8 @@ TensorFlow backend only. The exported graph follows `stylize()` with these setti
 export time: network, weights, layers and their weights, loss weights, `max_size`,
 `style_scale`, `iterations`, optimizer ("sgd" or "adam"), learning rate and schedule, `init`
 ("content" or "noise") and `init_noise_ratio`. Not supported in the graph (a `ConfigError`):
-L-BFGS, several scales, averaging, colour preservation, mixed precision.
+L-BFGS, several scales, averaging, colour preservation, mixed precision, style losses other
+than "gram".
 
 Deviations from `stylize()`: images are resized with TensorFlow's Lanczos-3 (antialiased)
 rather than Pillow's Lanczos, and "noise" comes from TensorFlow's stateless RNG, so results
@@ -80,6 +81,7 @@ def check_exportable(config):
             (config.preserve_colors != "none", f"preserve_colors={config.preserve_colors}"),
             (config.init not in ("content", "noise"), f"init={config.init}"),
             (config.precision != "float32", f"precision={config.precision}"),
+            (config.style_loss != "gram", f"style_loss={config.style_loss} (use gram)"),
         )
         if failed
     ]

@@ -23,6 +23,7 @@ import keras
 
 from tfstyle import preprocessing as pp
 from tfstyle.config import DEFAULTS, StyleConfig
+from tfstyle.errors import ConfigError
 from tfstyle.features import build_feature_extractor
 from tfstyle.losses import gram_matrix, relative_squared_error, total_variation_loss, weighted_mean
 
@@ -34,6 +35,11 @@ class _FeatureLoss(keras.losses.Loss):
     """Shared machinery: a validated `StyleConfig`, the extractor, optional fixed style Grams."""
 
     def __init__(self, *, config, style_image, name, reduction, dtype):
+        if config.style_loss != "gram":
+            # y_true-against-y_pred style terms here are Gram matrices only.
+            raise ConfigError(
+                f"the Keras losses support style_loss='gram' only; got {config.style_loss!r}"
+            )
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self._config = config
         self._extractor = build_feature_extractor(

@@ -13,7 +13,7 @@ from tfstyle.config import StyleConfig
 from tfstyle.errors import CheckpointError, ConfigError, Interrupted, NonFiniteLossError
 from tfstyle.features import build_feature_extractor, min_input_size
 from tfstyle.lbfgs import minimize_lbfgs
-from tfstyle.losses import LOSS_NAMES, gram_matrix, style_transfer_losses
+from tfstyle.losses import LOSS_NAMES, blend_statistics, style_statistics, style_transfer_losses
 from tfstyle.memory import HEADROOM, describe_bytes, estimate_step_bytes, largest_fitting_size
 from tfstyle.optimizers import make_optimizer
 from tfstyle.progress import Progress
@@ -160,23 +160,28 @@ def scale_sizes(shape, *, max_size, scales):
 
 
 def compute_targets(extractor, content, styles, *, blend, config):
-    """Content features and blended style Grams, computed once per scale.
+    """Content features and blended style statistics, computed once per scale.
 
-    Several style images are blended in Gram space, as neural-style does: the target Gram of a
-    layer is the weighted mean of the style images' Grams.
+    Several style images are blended as `losses.blend_statistics` describes: for "gram" the
+    weighted mean of the Grams, as neural-style does; for the others the mixture distribution.
+    With "sliced_wasserstein", `targets["seed"]` (int32) seeds the random directions: a
+    tensor argument, so a new seed does not recompile the step.
     """
     content_features = extractor(content[None], training=False)
     targets = {"content": {k: content_features[k] for k in config.content_layers}, "style": {}}
     if not config.style_layers:
         return targets
+    kind = config.style_loss
     style_shape = content.shape
-    grams = {k: 0.0 for k in config.style_layers}
+    statistics = {k: [] for k in config.style_layers}
     for style, weight in zip(styles, blend, strict=True):
         scaled = pp.scale_style(style, style_shape, config.style_scale)
         features = extractor(scaled[None], training=False)
         for k in config.style_layers:
-            grams[k] = grams[k] + weight * gram_matrix(features[k])
-    targets["style"] = grams
+            statistics[k].append((style_statistics(features[k], kind=kind), weight))
+    targets["style"] = {k: blend_statistics(v, kind=kind) for k, v in statistics.items()}
+    if kind == "sliced_wasserstein":
+        targets["seed"] = np.asarray(config.seed % 2**31, np.int32)
     return targets
 
 
@@ -209,6 +214,9 @@ def make_loss_fn(config):
         content_weight=config.content_weight,
         style_weight=config.style_weight,
         tv_weight=config.tv_weight,
+        style_kind=config.style_loss,
+        # New sliced-Wasserstein directions every step, except for L-BFGS (one objective).
+        redraw_directions=config.optimizer != "lbfgs",
     )
 
 
@@ -225,6 +233,7 @@ class RunnerCache:
         "content_layers",
         "style_layers",
         "style_layer_weights",
+        "style_loss",
         "content_weight",
         "style_weight",
         "tv_weight",
@@ -313,6 +322,7 @@ def _loss_fn(features, image, targets, **weights):
         image,
         content_targets=targets["content"],
         style_targets=targets["style"],
+        seed=targets.get("seed", 0),
         **weights,
     )
 
