@@ -87,7 +87,9 @@ def test_cli_batch_every_pair_bad_file_skipped_and_one_runner(batch_files, capsy
 
     made = []
     real = tfstyle.loop._new_runner
-    monkeypatch.setattr(tfstyle.loop, "_new_runner", lambda *a: made.append(1) or real(*a))
+    monkeypatch.setattr(
+        tfstyle.loop, "_new_runner", lambda *a, **k: made.append(1) or real(*a, **k)
+    )
     assert _batch(batch_files) == 1
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("tfstyle: error:")]

@@ -140,7 +140,8 @@ FAILURES = [
         _write_image(np.full((16, 4000, 3), 0.5)),
         (),
         "4000x16 px gives a shorter side of 1 px at the first scale (max_size 32, 1 scale(s)), "
-        "and vgg19 with layers up to block5_conv1 needs at least 16 px; use max_size 3875 or more",
+        "and vgg19 with layers up to block5_conv1 needs at least 16 px; use scales=1 and max_size "
+        "3875 or more",
     ),
     ("missing.png", lambda p: None, (), "missing.png' not found"),
     ("folder.png", lambda p: p.mkdir(), (), "folder.png' holds no image files"),

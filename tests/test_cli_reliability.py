@@ -34,7 +34,17 @@ def test_non_finite_loss_saves_the_last_finite_image(tmp_path, capfd, images):
     # An absurd weight overflows the first gradient: the second step's loss is NaN. (An absurd
     # learning rate does not do it: pixels are clipped to [0, 1] after every step.)
     result = run_inprocess(
-        _command(content, style, output, "--iterations", "6", "--style_weight", "1e38"),
+        _command(
+            content,
+            style,
+            output,
+            "--iterations",
+            "6",
+            "--style_weight",
+            "1e38",
+            "--learning_rate",
+            "0.0002",
+        ),
         capfd,
     )
     assert result.code == 1 and "Traceback" not in result.stderr

@@ -32,7 +32,7 @@ def test_network_computes_in_the_policy_dtype_and_losses_in_float32(
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_half_precision_run_tracks_float32(content_image, style_image, tiny_config, precision):
     # float16 runs through the LossScaleOptimizer (SGD inside it).
-    config = tiny_config.replace(iterations=6, init="noise", **LAYERS)
+    config = tiny_config.replace(iterations=6, init="noise", learning_rate=0.01, **LAYERS)
     full = stylize(content_image, style_image, config=config).history["total"]
     half = stylize(content_image, style_image, config=config.replace(precision=precision)).history[
         "total"

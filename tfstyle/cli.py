@@ -259,7 +259,7 @@ def _stylize_command():
     inputs = [*contents, *styles] + ([init_path] if init_path else [])
     output = image_io.check_output_path(FLAGS.output, inputs=inputs, create_directory=True)
     _check_side_files(output, inputs, image_io)
-    for path in _side_files(output, steps=config.iterations * config.scales):
+    for path in _side_files(output, steps=config.most_steps()):
         image_io.check_name_length(path)
     resume = _checkpoint_to_resume(output, config, image_io)
     load = _loader(image_io)
@@ -480,7 +480,7 @@ def _batch_command(config, contents, styles, init_path, image_io):
         from tfstyle.loop import RunnerCache, stylize
 
     jobs = _plan_batch(contents, styles, FLAGS.output_dir, image_io)
-    total = config.iterations * config.scales
+    total = config.most_steps()
     for path in (p for job in jobs for p in _side_files(job[2], steps=total, batch=True)):
         image_io.check_name_length(path)
     if FLAGS.history:  # only its extension is used: <stem>_history<ext> beside each output

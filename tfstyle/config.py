@@ -53,13 +53,15 @@ PREVIEW_EVERY = 50
 
 # Learning rates for images in [0, 1] with the gradient scaled as `tfstyle.step` describes
 # (L-BFGS has none: its line search sets the step). SGD's default runs with Nesterov momentum
-# 0.99 on the preconditioned gradient (`optimizers.PreconditionedSGD`): with every value's
+# 0.95 on the preconditioned gradient (`optimizers.PreconditionedSGD`): with every value's
 # gradient normalised, the momentum is what separates the painting's steady pull (colours,
-# large shapes, which add up over about 1 / (1 - 0.99) = 100 steps) from high-frequency
-# components whose sign changes from step to step (they cancel). With momentum 0.9 the output
-# kept the photo's palette under a fine noise. A steady gradient moves a value by up to
-# lr / (1 - momentum) = 0.03 per step (Adam: 0.02).
-DEFAULT_LEARNING_RATES = {"sgd": 3e-4, "adam": 0.02}
+# large shapes, which add up over about 1 / (1 - 0.95) = 20 steps) from high-frequency
+# components whose sign changes from step to step (they cancel). A steady gradient moves a
+# value by up to lr / (1 - momentum) = 0.01 per step. Measured with scripts/quality.py (VGG16,
+# docs/quality.md): momentum 0.99 at 3e-4 (0.03 per step) overshoots and paints the face away,
+# as Adam at 0.02 does; 0.95 at 5e-4 kept the content and scored lower held-out style
+# distances than both.
+DEFAULT_LEARNING_RATES = {"sgd": 5e-4, "adam": 0.02}
 # SGD on the raw gradient (precondition="none", the Keras example's update) needs a rate in
 # gradient units instead: see SGD_GRADIENT_CLIP_RMS.
 PLAIN_SGD_LEARNING_RATE = 2e-4
@@ -176,7 +178,7 @@ class StyleConfig:
     iterations: int = 200
     optimizer: str = "sgd"
     learning_rate: float | None = None
-    momentum: float = 0.99
+    momentum: float = 0.95
     precondition: str = "rms"
     schedule: str = "exponential"
     scales: int | str = "auto"
@@ -247,6 +249,10 @@ class StyleConfig:
         while longest / 2**count >= AUTO_SCALE_MIN_SIZE:
             count += 1
         return count
+
+    def most_steps(self):
+        """The most steps a run can take (the longest pyramid any image gets at max_size)."""
+        return sum(self.scale_iterations(self.scale_count(self.max_size)))
 
     def scale_iterations(self, count):
         """Steps of each of `count` scales, coarse to fine."""

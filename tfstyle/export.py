@@ -231,7 +231,6 @@ class Stylizer(tf.Module):
         v = v + (tf.square(grad) - v) * (1.0 - beta_2)
         return image - alpha * m / (tf.sqrt(v) + epsilon), m, v
 
-
     def _sgd_update(self, step, image, grad, lr, m, v):
         c = self._config
         if c.precondition == "rms":

@@ -538,12 +538,17 @@ def _check_sizes(config, sizes, content_shape, styles):
     if smallest < minimum:
         height, width = content_shape[:2]
         enough = _max_size_needed(config, content_shape, minimum)
+        single = None
+        if enough is None and config.scales == "auto":
+            # A pyramid starts near 128 px whatever max_size is: one scale may still fit.
+            single = _max_size_needed(config.replace(scales=1), content_shape, minimum)
         fewer = ", fewer scales" if len(sizes) > 1 else ""
-        fix = (
-            f"use max_size {enough} or more"
-            if enough is not None
-            else f"use a larger image{fewer} or shallower layers"
-        )
+        if enough is not None:
+            fix = f"use max_size {enough} or more"
+        elif single is not None:
+            fix = f"use scales=1 and max_size {single} or more"
+        else:
+            fix = f"use a larger image{fewer} or shallower layers"
         raise ConfigError(
             f"the image is too small: {width}x{height} px gives a shorter side of {smallest} px "
             f"at the first scale (max_size {config.max_size}, {len(sizes)} scale(s)), and "

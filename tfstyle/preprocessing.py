@@ -65,6 +65,7 @@ def resize_field(values, height, width):
     ]
     return np.stack(channels, axis=-1).astype(np.float32)
 
+
 def crop_to_aspect(image, *, height, width):
     """The largest centred crop of `image` with the aspect ratio of a `height` x `width` image
     (an initial image of another shape is cropped to the content's, not stretched)."""
