@@ -22,10 +22,9 @@ flags.DEFINE_string("weights", "imagenet", "Weights: imagenet, none or a file.")
 flags.DEFINE_string("images", "examples/images", "Folder with the example images.")
 flags.DEFINE_string("panels", "docs/gallery", "Folder for the individual panels.")
 flags.DEFINE_string("output", "docs/gallery.png", "The grid image.")
-flags.DEFINE_integer("size", 256, "Longest side of the grid panels.")
-flags.DEFINE_integer("iterations", 300, "Steps for the grid panels.")
-flags.DEFINE_integer("large_size", 1024, "Longest side of the multi-scale panel (0: skip).")
-flags.DEFINE_integer("large_iterations", 100, "Steps per scale for the multi-scale panel.")
+flags.DEFINE_integer("size", 512, "Longest side of the grid panels.")
+flags.DEFINE_integer("iterations", None, "First-scale steps (default: StyleConfig's).")
+flags.DEFINE_integer("large_size", 1024, "Longest side of the large panel (0: skip).")
 flags.DEFINE_integer("thumb", 256, "Longest side of each panel in the grid.")
 flags.DEFINE_boolean("overwrite", False, "Recompute panels that exist.")
 
@@ -68,10 +67,10 @@ def panels():
         extras.append(
             (
                 f"chelsea__starry_{FLAGS.large_size}.png",
-                f"{FLAGS.large_size} px, 3 scales",
+                f"{FLAGS.large_size} px",
                 CONTENTS[0],
                 starry,
-                {"max_size": FLAGS.large_size, "scales": 3, "iterations": FLAGS.large_iterations},
+                {"max_size": FLAGS.large_size},
             )
         )
     return grid + extras
@@ -82,11 +81,9 @@ def render(name, content, style, changes):
     if os.path.exists(path) and not FLAGS.overwrite:
         return path
     weights = None if FLAGS.weights == "none" else os.path.expanduser(FLAGS.weights)
+    steps = {} if FLAGS.iterations is None else {"iterations": FLAGS.iterations}
     config = StyleConfig(
-        network=FLAGS.network,
-        weights=weights,
-        max_size=FLAGS.size,
-        iterations=FLAGS.iterations,
+        network=FLAGS.network, weights=weights, max_size=FLAGS.size, **steps
     ).replace(**changes)
     load = lambda f: image_io.load_image(os.path.join(FLAGS.images, f))  # noqa: E731
     start = time.perf_counter()

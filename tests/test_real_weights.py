@@ -11,9 +11,12 @@ import pytest
 from tfstyle import StyleConfig, image_io, stylize
 
 pytestmark = pytest.mark.weights
-# Measured in the commit that added test_default_run_paints; see its docstring.
-HELD_OUT_RATIO = 0.05
-CONTENT_LIMIT = 0.8
+# test_default_run_paints's bounds. Measured (astronaut + shipwreck, 128 px, 200 steps): the
+# default reaches a held-out distance of 0.0072 of the photo's (0.080 / 11.12) at content 0.373;
+# Adam 0.02 reaches 0.0082 at 0.443. tfstyle 0.1's raw-gradient SGD also passes at this size
+# (0.0065, 0.368): it failed only at 384 px and more, which CI cannot afford.
+HELD_OUT_RATIO = 0.012
+CONTENT_LIMIT = 0.6
 IMAGES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "images")
 
 
@@ -60,9 +63,8 @@ def test_content_reconstruction_from_noise(real_weights):
 
 def test_default_run_paints(real_weights):
     """The quality gate: with default settings, the held-out style distance
-    (`tfstyle.metrics`, layers no loss uses) falls far below the photo's own, on a pair the
-    defaults were not tuned on. The raw-gradient SGD default of tfstyle 0.1 stayed near the
-    photo (see the commit that added this test for both measurements)."""
+    (`tfstyle.metrics`, layers no loss uses) falls below 1.2% of the photo's own while the
+    content distance stays under 0.6 (the painting without losing the photo)."""
     from tfstyle import build_feature_extractor, metrics
 
     content = _load("content_astronaut.png", 128)

@@ -7,7 +7,7 @@ files before paying for the import.
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "Checkpoint": "tfstyle.checkpoint",
