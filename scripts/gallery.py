@@ -25,6 +25,7 @@ flags.DEFINE_string("output", "docs/gallery.png", "The grid image.")
 flags.DEFINE_integer("size", 512, "Longest side of the grid panels.")
 flags.DEFINE_integer("iterations", None, "First-scale steps (default: StyleConfig's).")
 flags.DEFINE_integer("large_size", 1024, "Longest side of the large panel (0: skip).")
+flags.DEFINE_boolean("extras", True, "Also the colour, texture and large panels.")
 flags.DEFINE_integer("thumb", 256, "Longest side of each panel in the grid.")
 flags.DEFINE_boolean("overwrite", False, "Recompute panels that exist.")
 
@@ -73,7 +74,7 @@ def panels():
                 {"max_size": FLAGS.large_size},
             )
         )
-    return grid + extras
+    return grid + extras if FLAGS.extras else grid
 
 
 def render(name, content, style, changes):
