@@ -84,6 +84,18 @@ def test_init_image_and_noise_ratio(content_image, style_image, tiny_config):
         stylize(content_image, style_image, config=config)
 
 
+def test_init_image_of_another_aspect_ratio_is_cropped_not_stretched(tiny_config):
+    from tfstyle.loop import initial_image
+
+    content = np.zeros((8, 8, 3), np.float32)
+    # A 8x24 init: red, green and blue thirds; a square crop keeps the green middle only.
+    init = np.zeros((8, 24, 3), np.float32)
+    for third in range(3):
+        init[:, 8 * third : 8 * (third + 1), third] = 1.0
+    start = initial_image(tiny_config.replace(init="image"), content, [content], init)
+    np.testing.assert_allclose(start.mean((0, 1)), [0.0, 1.0, 0.0], atol=1e-6)
+
+
 def test_style_and_blurred_noise_inits(content_image, style_image, tiny_config):
     from tfstyle.loop import initial_image
 

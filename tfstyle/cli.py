@@ -265,7 +265,8 @@ def _stylize_command():
     load = _loader(image_io)
     content = load(contents[0])
     style_images = [load(path) for path in styles]
-    init_image = _init_for(content, load(init_path)) if init_path else None
+    # stylize() crops it to the content's aspect ratio.
+    init_image = load(init_path) if init_path else None
     images = (content, style_images, init_image)
     return _run(config, images, output, resume, image_io, sources=(contents[0], styles))
 
@@ -505,15 +506,12 @@ def _batch_command(config, contents, styles, init_path, image_io):
             callbacks += side_outputs
             if FLAGS.save_every:
                 callbacks.append(_Snapshots(output, FLAGS.save_every, image_io))
-            content_image = inputs(content)
             result = stylize(
-                content_image,
+                inputs(content),
                 [inputs(style)],
                 config=config,
                 callbacks=callbacks,
-                init_image=init_image
-                if init_image is None
-                else _init_for(content_image, init_image),
+                init_image=init_image,
                 runners=runners,
             )
             _save(image_io.save_image, result.image, output, image_io)
@@ -751,14 +749,6 @@ def _floats(name, values):
         raise config_lib.ConfigError(
             f"--{name} takes comma-separated numbers; got {','.join(values)}"
         ) from None
-
-
-def _init_for(content, init_image):
-    """--init FILE centre-cropped to the content's aspect ratio (stylize() would stretch it)."""
-    from tfstyle import preprocessing
-
-    height, width = content.shape[:2]
-    return preprocessing.crop_to_aspect(init_image, height=height, width=width)
 
 
 def _loader(image_io):
