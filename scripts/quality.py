@@ -6,9 +6,9 @@
 Each `--run` is `LABEL: FIELD=VALUE ...` with `StyleConfig` fields (values as Python literals,
 or plain strings); `--network`, `--weights` and `--max_size` apply to every run. Per run and
 pair it prints the content distance, the style distance on the loss's layers and on held-out
-layers (`tfstyle.metrics`, scored with the same network and weights) and the wall time of the
-`stylize` call; then the mean of each run over the pairs. The sheet has one row per pair:
-content | style | each run.
+layers, at full and at half size (`tfstyle.metrics`, scored with the same network and
+weights) and the wall time of the `stylize` call; then the mean of each run over the pairs.
+The sheet has one row per pair: content | style | each run.
 """
 
 import ast
@@ -93,12 +93,16 @@ def main(argv):
                 stem = f"{content_name[8:-4]}__{style_name[6:-4]}__{label}.png"
                 image_io.save_image(result.image, os.path.join(FLAGS.save_dir, stem))
         rows.append(row)
-    print("\n| run | content | style | held-out style | wall (s) |\n|---|---|---|---|---|")
+    print(
+        "\n| run | content | style | held-out style | coarse held-out | wall (s) |"
+        "\n|---|---|---|---|---|---|"
+    )
     for label, results in table.items():
         mean = {k: sum(r[k] for r in results) / len(results) for k in results[0]}
         print(
             f"| {label} | {mean['content']:.3f} | {mean['style']:.4f} | "
-            f"{mean['held_out_style']:.3f} | {mean['wall_s']:.0f} |"
+            f"{mean['held_out_style']:.3f} | {mean['coarse_held_out_style']:.3f} | "
+            f"{mean['wall_s']:.0f} |"
         )
     if FLAGS.sheet:
         _sheet(rows, ["content", "style", *(label for label, _ in runs)]).save(FLAGS.sheet)
@@ -108,7 +112,8 @@ def main(argv):
 def _line(name, scores, wall):
     return (
         f"{name}: content {scores['content']:.3f}  style {scores['style']:.4f}  "
-        f"held-out {scores['held_out_style']:.3f}  {wall:.0f} s"
+        f"held-out {scores['held_out_style']:.3f}  coarse {scores['coarse_held_out_style']:.3f}  "
+        f"{wall:.0f} s"
     )
 
 

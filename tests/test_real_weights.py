@@ -11,10 +11,16 @@ import pytest
 from tfstyle import StyleConfig, image_io, stylize
 
 pytestmark = pytest.mark.weights
-# test_default_run_paints's bounds. Measured (astronaut + shipwreck, 128 px, 200 steps): the
-# default reaches a held-out distance of 0.0072 of the photo's (0.080 / 11.12) at content 0.373;
-# Adam 0.02 reaches 0.0082 at 0.443. tfstyle 0.1's raw-gradient SGD also passes at this size
-# (0.0065, 0.368): it failed only at 384 px and more, which CI cannot afford.
+# test_default_run_paints's bounds, measured on astronaut + shipwreck at 256 px (VGG16 HED
+# weights; the photo's own coarse held-out distance is 11.1):
+#   0.2 default (128 px x 200 steps, then 256 px x 50): coarse held-out 0.163 (0.0146 of the
+#       photo's), held-out 0.061, content 0.389: painted, face kept;
+#   0.1 default (300 raw-gradient SGD steps at 256 px, rate 2e-4): coarse held-out 0.357
+#       (0.032), held-out 0.053, content 0.301: the photo under a fine texture.
+# At full size the two score alike; at half size (the scale of colour fields and large
+# strokes, `tfstyle.metrics`) 0.1's misses the bound by 1.5x and 0.2's meets it by 1.5x. At
+# 128 px nothing separates them (0.1's default paints there too), so the test runs at 256.
+COARSE_HELD_OUT_RATIO = 0.022
 HELD_OUT_RATIO = 0.012
 CONTENT_LIMIT = 0.6
 IMAGES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "images")
@@ -62,19 +68,21 @@ def test_content_reconstruction_from_noise(real_weights):
 
 
 def test_default_run_paints(real_weights):
-    """The quality gate: with default settings, the held-out style distance
-    (`tfstyle.metrics`, layers no loss uses) falls below 1.2% of the photo's own while the
-    content distance stays under 0.6 (the painting without losing the photo)."""
+    """The quality gate: with default settings at 256 px, the held-out style distance at half
+    size (`tfstyle.metrics`) falls below 2.2% of the photo's own and at full size below 1.2%,
+    while the content distance stays under 0.6 (the painting without losing the photo)."""
     from tfstyle import build_feature_extractor, metrics
 
-    content = _load("content_astronaut.png", 128)
-    style = _load("style_shipwreck.jpg", 256)
-    config = StyleConfig(network="vgg16", weights=real_weights, max_size=128)
+    content = _load("content_astronaut.png", 256)
+    style = _load("style_shipwreck.jpg", 512)
+    config = StyleConfig(network="vgg16", weights=real_weights, max_size=256)
     result = stylize(content, style, config=config)
     scorer = build_feature_extractor(
         layers=metrics.SCORER_LAYERS, network="vgg16", weights=real_weights
     )
     photo = metrics.distances(scorer, content, content=content, style=style)
     painted = metrics.distances(scorer, result.image, content=content, style=style)
-    assert painted["held_out_style"] < HELD_OUT_RATIO * photo["held_out_style"]
-    assert painted["content"] < CONTENT_LIMIT
+    coarse = painted["coarse_held_out_style"] / photo["coarse_held_out_style"]
+    assert coarse < COARSE_HELD_OUT_RATIO, painted
+    assert painted["held_out_style"] < HELD_OUT_RATIO * photo["held_out_style"], painted
+    assert painted["content"] < CONTENT_LIMIT, painted
