@@ -53,7 +53,7 @@ class _PathListParser(flags.ListParser):
     def parse(self, argument):
         if not isinstance(argument, str):
             return super().parse(argument)
-        from tfstyle import image_io
+        from tfstyle import io as image_io
 
         try:
             return image_io.split_path_list(argument)
@@ -225,7 +225,7 @@ def main(argv):
 
 
 def _stylize_command():
-    from tfstyle import image_io
+    from tfstyle import io as image_io
 
     for name in ("content", "style"):
         if not getattr(FLAGS, name):
@@ -666,7 +666,7 @@ class _SideOutput:
             return
         try:
             if self.callback is None:
-                from tfstyle import image_io
+                from tfstyle import io as image_io
 
                 if self.folder is not None:
                     image_io.make_directories(self.folder)

@@ -15,9 +15,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from tfstyle import image_io
 from tfstyle.callbacks import EveryKSteps
 from tfstyle.config import PREVIEW_EVERY
+from tfstyle.io import save_image
 from tfstyle.preprocessing import as_float_image
 
 TITLES = ("content", "style", "result")
@@ -89,14 +89,14 @@ def side_by_side(images, *, titles=TITLES):
 
 
 def save(image, path, *, download=True):
-    """Save an image (atomically, by `image_io.save_image`) and, in Colab, download it.
+    """Save an image (atomically, by `tfstyle.io.save_image`) and, in Colab, download it.
 
     Outside Colab (no `google.colab` module) the file is only saved.
 
     Returns:
         The absolute path written.
     """
-    path = image_io.save_image(image, path)
+    path = save_image(image, path)
     if download:
         try:
             from google.colab import files
