@@ -10,7 +10,7 @@ import pytest
 from cli_runner import ROOT, subprocess_env
 
 # The submodules the README uses as attributes of the package (`tfstyle.losses.gram_matrix`...).
-DOCUMENTED_SUBMODULES = ("callbacks", "colab", "image_io", "io", "losses")
+DOCUMENTED_SUBMODULES = ("callbacks", "colab", "image_io", "io", "losses", "outputs")
 
 
 def test_documented_submodules_are_attributes_of_a_fresh_import():

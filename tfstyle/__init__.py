@@ -34,7 +34,7 @@ _EXPORTS = {
 
 # Submodules the README uses as attributes (`tfstyle.losses.gram_matrix`), also imported on
 # first use (`image_io`: 0.1's name of `io`).
-_SUBMODULES = ("callbacks", "colab", "image_io", "io", "losses")
+_SUBMODULES = ("callbacks", "colab", "image_io", "io", "losses", "outputs")
 
 __all__ = sorted(_EXPORTS)
 
