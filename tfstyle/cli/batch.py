@@ -115,10 +115,11 @@ def _run(config, todo, styles, init_path):
                 result, output=output, content=content, styles=[style], side_outputs=side_outputs
             )
         except Interrupted as exc:
+            if bar is not None:
+                bar.end_line()  # the process ends here: leave the bar where it stopped
             display.say(
                 f"{shell.PREFIX}: interrupted during {os.path.basename(output)}; the {index} "
-                "finished outputs are kept: rerun the same command to continue",
-                bar,
+                "finished outputs are kept: rerun the same command to continue"
             )
             return exc
         except TfstyleError as exc:

@@ -143,5 +143,7 @@ def _save_interrupted(exc, output, bar):
             f"interrupted after step {exc.step} of {total}; saved the current image to {output} "
             f"and a checkpoint to {checkpoint}; continue with the same command and --resume"
         )
-    display.say(f"{shell.PREFIX}: {line}", bar)
+    if bar is not None:
+        bar.end_line()  # the process ends here: leave the bar where it stopped
+    display.say(f"{shell.PREFIX}: {line}")
     return shell.exit_status(exc.__cause__ or exc)
