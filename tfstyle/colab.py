@@ -12,13 +12,12 @@ Example (in a notebook cell):
 
 import io
 
-import numpy as np
 from PIL import Image
 
 from tfstyle.callbacks import EveryKSteps
 from tfstyle.config import PREVIEW_EVERY
 from tfstyle.io import save_image
-from tfstyle.preprocessing import as_float_image
+from tfstyle.preprocessing import as_float_image, to_uint8
 
 TITLES = ("content", "style", "result")
 
@@ -54,7 +53,7 @@ class LivePreview:
 
 def to_pil(image):
     """A float `[H, W, 3]` image in [0, 1] (or uint8) as a PIL image, which notebooks render."""
-    return Image.fromarray(np.rint(as_float_image(image) * 255.0).astype(np.uint8))
+    return Image.fromarray(to_uint8(image))
 
 
 def show(content, style, result, *, titles=TITLES):
