@@ -32,6 +32,7 @@ from tfstyle.io import (
     atomic_write_bytes,
     images,
     load_image,
+    modes,
     save_image,
     save_json,
 )
@@ -251,7 +252,7 @@ def test_ycbcr_and_lab_tiff(tmp_path):
 def test_hsv_converts_to_rgb():
     # Pillow cannot save HSV files, so the converter is tested directly.
     hsv = Image.new("RGB", (2, 2), (0, 0, 255)).convert("HSV")
-    np.testing.assert_allclose(images._to_float_rgb(hsv, "'x'")[0, 0], BLUE, atol=0.01)
+    np.testing.assert_allclose(modes.to_float_rgb(hsv, "'x'")[0, 0], BLUE, atol=0.01)
 
 
 @pytest.mark.parametrize(("orientation", "turns"), [(3, 2), (6, -1), (8, 1)])

@@ -1,13 +1,14 @@
 """Everything tfstyle reads or writes on disk, and the only code in tfstyle that does.
 
-Three modules, each importing only those before it:
+Modules, each importing only those before it:
 
 * `paths`: which files are images, expanding command-line lists, directories and patterns
   (an existing path is taken literally first), and the output-path policy checked before any
   work: extensions, folders that exist or can be made, name lengths, inputs never overwritten.
 * `atomic`: writes that leave either the old file or all of the new one (images, JSON, CSV,
   `.npz` checkpoints, whole directories), and reading checkpoints back.
-* `images`: decoding any common image file into float32 RGB in [0, 1], encoding PNG or JPEG.
+* `images` (with `modes`, every Pillow mode to RGB): decoding any common image file into
+  float32 RGB in [0, 1], encoding PNG or JPEG.
 
 Example:
     >>> from tfstyle.io import load_image, save_image
