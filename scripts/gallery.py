@@ -14,7 +14,8 @@ import time
 from absl import app, flags
 from PIL import Image, ImageDraw
 
-from tfstyle import StyleConfig, image_io, stylize
+from tfstyle import StyleConfig, stylize
+from tfstyle.io import load_image, save_image
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", "vgg19", "Feature network.")
@@ -86,10 +87,10 @@ def render(name, content, style, changes):
     config = StyleConfig(
         network=FLAGS.network, weights=weights, max_size=FLAGS.size, **steps
     ).replace(**changes)
-    load = lambda f: image_io.load_image(os.path.join(FLAGS.images, f))  # noqa: E731
+    load = lambda f: load_image(os.path.join(FLAGS.images, f))  # noqa: E731
     start = time.perf_counter()
     result = stylize(load(content), load(style), config=config)
-    image_io.save_image(result.image, path)
+    save_image(result.image, path)
     print(f"{name}: {time.perf_counter() - start:.0f} s, losses {result.final_losses()}")
     return path
 

@@ -18,8 +18,9 @@ import time
 from absl import app, flags
 from PIL import Image, ImageDraw
 
-from tfstyle import StyleConfig, build_feature_extractor, image_io, metrics, stylize
+from tfstyle import StyleConfig, build_feature_extractor, metrics, stylize
 from tfstyle import preprocessing as pp
+from tfstyle.io import load_image, save_image
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", "vgg19", "Feature network of the runs and the scorer.")
@@ -68,8 +69,8 @@ def main(argv):
             os.makedirs(folder, exist_ok=True)
     rows, table = [], {"(the photo)": [], **{label: [] for label, _ in runs}}
     for content_name, style_name in pairs:
-        content = image_io.load_image(os.path.join(FLAGS.images, content_name))
-        style = image_io.load_image(os.path.join(FLAGS.images, style_name))
+        content = load_image(os.path.join(FLAGS.images, content_name))
+        style = load_image(os.path.join(FLAGS.images, style_name))
         row = [content, style]
         photo = metrics.distances(
             scorer, pp.fit_to_max_size(content, FLAGS.max_size), content=content, style=style
@@ -91,7 +92,7 @@ def main(argv):
             row.append(result.image)
             if FLAGS.save_dir:
                 stem = f"{content_name[8:-4]}__{style_name[6:-4]}__{label}.png"
-                image_io.save_image(result.image, os.path.join(FLAGS.save_dir, stem))
+                save_image(result.image, os.path.join(FLAGS.save_dir, stem))
         rows.append(row)
     print(
         "\n| run | content | style | held-out style | coarse held-out | wall (s) |"

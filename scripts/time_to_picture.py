@@ -59,14 +59,15 @@ def main(argv):
 
 def full_size_step_seconds(report, size):
     """Seconds of one step at `size` with the run's settings (fastest of 3)."""
-    from tfstyle import StyleConfig, image_io
+    from tfstyle import StyleConfig
     from tfstyle import preprocessing as pp
+    from tfstyle.io import load_image
     from tfstyle.loop import _new_runner, compute_targets, feature_extractor_for
 
     settings = {k: v for k, v in report["settings"].items() if k in StyleConfig.__annotations__}
     config = StyleConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
-    content = image_io.load_image(FLAGS.content)
-    style = image_io.load_image(FLAGS.style)
+    content = load_image(FLAGS.content)
+    style = load_image(FLAGS.style)
     content = pp.resize(content, *size)
     extractor = feature_extractor_for(config)
     targets = compute_targets(extractor, content, [style], blend=[1.0], config=config)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from cli_runner import TINY, run_cli
 
-from tfstyle import RunnerCache, image_io, stylize
+from tfstyle import RunnerCache, stylize
+from tfstyle.io import save_image
 
 
 # Adam: its moments and step count must start afresh; L-BFGS: a different compiled function.
@@ -63,12 +64,12 @@ def batch_files(tmp_path, content_image, style_image):
     (tmp_path / "contents").mkdir()
     (tmp_path / "styles").mkdir()
     (tmp_path / "out").mkdir()
-    image_io.save_image(content_image, tmp_path / "contents" / "c1.png")
-    image_io.save_image(content_image[::-1], tmp_path / "contents" / "c2.png")
+    save_image(content_image, tmp_path / "contents" / "c1.png")
+    save_image(content_image[::-1], tmp_path / "contents" / "c2.png")
     (tmp_path / "contents" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     (tmp_path / "contents" / "notes.txt").write_text("not an image")
-    image_io.save_image(style_image, tmp_path / "styles" / "s1.png")
-    image_io.save_image(style_image[:, ::-1], tmp_path / "styles" / "s2.jpg")
+    save_image(style_image, tmp_path / "styles" / "s1.png")
+    save_image(style_image[:, ::-1], tmp_path / "styles" / "s2.jpg")
     return tmp_path
 
 
@@ -141,7 +142,7 @@ def test_cli_single_output_mode_still_blends(batch_files, capsys):
 
 def test_cli_batch_name_clash_and_empty_glob(batch_files, capsys):
     (batch_files / "more").mkdir()
-    image_io.save_image(np.zeros((32, 32, 3)), batch_files / "more" / "c1.jpg")
+    save_image(np.zeros((32, 32, 3)), batch_files / "more" / "c1.jpg")
     args = ("--style", batch_files / "styles" / "s1.png", "--output_dir", batch_files / "out")
     content = f"{batch_files / 'contents' / 'c1.png'},{batch_files / 'more' / 'c1.jpg'}"
     assert run_cli("--content", content, *args, *TINY) == 1

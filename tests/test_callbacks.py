@@ -11,8 +11,9 @@ import pytest
 from cli_runner import TINY, run_cli
 from PIL import Image
 
-from tfstyle import OutputError, image_io, stylize
+from tfstyle import OutputError, stylize
 from tfstyle.callbacks import HistoryLogger, LossPlot, TensorBoard, plot_losses
+from tfstyle.io import load_image, save_image
 
 pytest.importorskip("tensorboard", reason="TensorBoard logging needs the tensorboard package")
 
@@ -105,8 +106,8 @@ def test_bad_history_extension(tmp_path, name):
 
 @pytest.fixture
 def files(tmp_path, content_image, style_image):
-    image_io.save_image(content_image, tmp_path / "c.png")
-    image_io.save_image(style_image, tmp_path / "s.png")
+    save_image(content_image, tmp_path / "c.png")
+    save_image(style_image, tmp_path / "s.png")
     return tmp_path
 
 
@@ -158,7 +159,7 @@ def test_history_logger_starts_with_a_resumed_runs_earlier_steps(tmp_path):
 def test_cli_refused_run_leaves_no_tensorboard_dir(files, capsys):
     # A 1x1 content image is refused by stylize() (too small for the layers), in one run and
     # in a batch: the log folders must not exist afterwards.
-    image_io.save_image(np.zeros((1, 1, 3), np.float32), files / "dot.png")
+    save_image(np.zeros((1, 1, 3), np.float32), files / "dot.png")
     common = ["--content", files / "dot.png", "--style", files / "s.png", *TINY, "--quiet"]
     status = run_cli(*common, "--output", files / "o.png", "--tensorboard_dir", files / "tb")
     assert status == 1 and "too small" in capsys.readouterr().err
@@ -219,7 +220,7 @@ def test_cli_failing_side_output_keeps_the_image(files, capsys, monkeypatch, bat
     lines = capsys.readouterr().err.splitlines()
     assert status == 1 and "No space left on device" in lines[0], lines
     stem = files / "out" / ("c__s" if batch else "c")
-    assert image_io.load_image(f"{stem}.png").shape[2] == 3
+    assert load_image(f"{stem}.png").shape[2] == 3
     assert json.loads(Path(f"{stem}.json").read_text())["steps"] == 2
     history = Path(f"{stem}_history.json") if batch else files / "h.json"
     assert len(json.loads(history.read_text())) == 2  # the other side output is complete

@@ -4,9 +4,10 @@ resumed run equal to an uninterrupted one (CPU, fixed seed)."""
 import numpy as np
 import pytest
 
-from tfstyle import Checkpoint, CheckpointError, Interrupted, image_io, stylize
+from tfstyle import Checkpoint, CheckpointError, Interrupted, stylize
 from tfstyle import checkpoint as checkpoint_lib
 from tfstyle import loop as loop_lib
+from tfstyle.io import load_npz, save_npz
 from tfstyle.losses import LOSS_NAMES
 
 
@@ -90,8 +91,8 @@ def test_resumed_run_equals_uninterrupted(content_image, style_image, config, tm
     np.testing.assert_array_equal(checkpoint.history["total"], full.history["total"][:3])
     np.testing.assert_array_equal(stopped.image, checkpoint.image)  # the EMA image
     # Through a file and back, and with another grouping of steps into compiled calls.
-    path = image_io.save_npz(checkpoint.to_arrays(), tmp_path / "run.ckpt.npz")
-    restored = Checkpoint.from_arrays(image_io.load_npz(path))
+    path = save_npz(checkpoint.to_arrays(), tmp_path / "run.ckpt.npz")
+    restored = Checkpoint.from_arrays(load_npz(path))
     records = []
     resumed = stylize(
         content_image,
@@ -230,14 +231,14 @@ def test_other_settings_or_images_are_refused(content_image, style_image, config
 def test_damaged_checkpoints_are_refused(tmp_path, content_image, style_image, config):
     checkpoint = _interrupt(content_image, style_image, config, step=3).checkpoint
     arrays = checkpoint.to_arrays()
-    path = image_io.save_npz(arrays, tmp_path / "a.ckpt.npz")
+    path = save_npz(arrays, tmp_path / "a.ckpt.npz")
     with open(path, "rb") as file:
         data = file.read()
     (tmp_path / "cut.ckpt.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"cut\.ckpt\.npz' is damaged or not a checkpoint"):
-        image_io.load_npz(tmp_path / "cut.ckpt.npz")
+        load_npz(tmp_path / "cut.ckpt.npz")
     with pytest.raises(CheckpointError, match=r"none\.ckpt\.npz' not found"):
-        image_io.load_npz(tmp_path / "none.ckpt.npz")
+        load_npz(tmp_path / "none.ckpt.npz")
     with pytest.raises(CheckpointError, match=r"not a valid tfstyle checkpoint \(missing 'step'"):
         Checkpoint.from_arrays({k: v for k, v in arrays.items() if k != "step"})
     with pytest.raises(CheckpointError, match="format 7 is not supported"):

@@ -10,7 +10,7 @@ import tomllib
 import numpy as np
 import pytest
 from absl import flags
-from cli_runner import run_inprocess
+from cli_runner import run_inprocess, subprocess_env
 from PIL import Image
 
 import tfstyle
@@ -228,6 +228,21 @@ def test_help_lists_the_flags(arg):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     for flag in ("--content", "--style", "--output", "--optimizer", "--[no]resume", "--output_dir"):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize("module", ["tfstyle", "tfstyle.cli"])
+def test_python_dash_m_runs_the_command(module):
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=subprocess_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    for flag in ("--content", "--style", "--output", "--output_dir", "--[no]resume"):
         assert flag in result.stdout
 
 

@@ -22,8 +22,8 @@ from cli_runner import (
 )
 from PIL import Image
 
-from tfstyle import image_io
 from tfstyle import preprocessing as pp
+from tfstyle.io import load_image
 
 # The output stays close to the content at this rate, so a run shows how the file was read.
 GENTLE = ("--learning_rate", "1e-4")
@@ -261,7 +261,7 @@ def test_unusual_file_gives_correct_image(tmp_path, capfd, style, name, make, ou
         assert result.lines == [
             f"tfstyle: warning: '{content}' has 2 frames; only the first frame is used"
         ]
-    written = image_io.load_image(output)
+    written = load_image(output)
     assert written.shape[:2] == shape
     # Read the right way round and in the right colours: close to the input as it should look.
     assert np.abs(written - pp.resize(expected, *shape)).mean() < 0.03
@@ -279,7 +279,7 @@ def test_strip_works_with_layers_it_is_big_enough_for(tmp_path, capfd, style):
         ["--content", content, "--style", style, "--output", output, *FAST, *layers], capfd
     )
     assert_success(result, output=output)
-    assert image_io.load_image(output).shape == (1, 32, 3)
+    assert load_image(output).shape == (1, 32, 3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_real_processes(tmp_path, style):
     assert_clean_failure(results[1], output=outputs[1], match="needs at least 16 px")
     assert_success(results[2], output=outputs[2], warnings=1)
     assert "only the first frame is used" in results[2].lines[0]
-    assert image_io.load_image(outputs[2]).shape == (23, 32, 3)
+    assert load_image(outputs[2]).shape == (23, 32, 3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_init_image_of_another_aspect_ratio_is_centre_cropped(tmp_path, capfd, s
     assert_success(result, output=output)
     # The middle 32x32 of the tall image is all green; stretched, it would be red and blue
     # at the top and bottom.
-    pixels = image_io.load_image(output)
+    pixels = load_image(output)
     assert pixels.shape == (32, 32, 3)
     np.testing.assert_allclose(pixels, _bands(64, 32)[16:48], atol=0.02)
 

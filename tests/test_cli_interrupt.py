@@ -17,7 +17,8 @@ import pytest
 from cli_runner import finish, run_inprocess, start, temporary_files
 from PIL import Image
 
-from tfstyle import Checkpoint, image_io
+from tfstyle import Checkpoint
+from tfstyle.io import load_image, load_npz
 
 ITERATIONS = 300
 # Shallow layers and Adam with an EMA: quick steps, and optimizer state that must come back.
@@ -80,7 +81,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capfd, monkeyp
     for name, status in (("int", 130), ("term", 143)):
         result = results[name]
         assert result.code == status, result
-        checkpoint = Checkpoint.from_arrays(image_io.load_npz(tmp_path / f"{name}.ckpt.npz"))
+        checkpoint = Checkpoint.from_arrays(load_npz(tmp_path / f"{name}.ckpt.npz"))
         assert 10 <= checkpoint.step < ITERATIONS and checkpoint.step % 10 == 0
         assert result.lines == [
             f"tfstyle: interrupted after step {checkpoint.step} of {ITERATIONS}; saved the "
@@ -88,7 +89,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capfd, monkeyp
             f"{tmp_path / name}.ckpt.npz; continue with the same command and --resume"
         ]
         # The saved image is the checkpoint's (the EMA image), as 8 bits.
-        saved = image_io.load_image(tmp_path / f"{name}.png")
+        saved = load_image(tmp_path / f"{name}.png")
         assert np.abs(saved - checkpoint.image).max() <= 0.5 / 255 + 1e-6
         assert not (tmp_path / f"{name}.json").exists()  # the report is for finished runs
     assert temporary_files(tmp_path) == []

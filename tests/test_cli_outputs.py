@@ -9,7 +9,7 @@ import pytest
 from cli_runner import FAST, assert_clean_failure, assert_success, run_inprocess, temporary_files
 from PIL import Image
 
-from tfstyle import image_io
+from tfstyle.io import load_image
 
 
 def _png(path, seed=0, size=(40, 56)):
@@ -97,7 +97,7 @@ def test_existing_output_is_replaced_only_by_a_complete_new_file(tmp_path, capfd
     assert done.code == 0, done
     # Replaced by a rename of a new, complete file (a new inode), never rewritten in place.
     assert os.stat(output).st_ino != old_inode
-    assert image_io.load_image(output).shape == (23, 32, 3)
+    assert load_image(output).shape == (23, 32, 3)
     assert temporary_files(tmp_path) == []
 
 

@@ -9,8 +9,8 @@ import pytest
 from cli_runner import FAST, assert_clean_failure, run_inprocess, temporary_files
 from PIL import Image
 
-from tfstyle import image_io
 from tfstyle import preprocessing as pp
+from tfstyle.io import load_image, save_npz
 
 
 def _command(content, style, output, *extra):
@@ -53,8 +53,8 @@ def test_non_finite_loss_saves_the_last_finite_image(tmp_path, capfd, images):
         "(now 0.0002) or the loss weights (content_weight 1, style_weight 1e+38, tv_weight 1); "
         f"the last finite image (the starting image) was saved to {output}"
     ]
-    saved = image_io.load_image(output)
-    expected = pp.resize(image_io.load_image(content), 23, 32)  # content init, at 32 px
+    saved = load_image(output)
+    expected = pp.resize(load_image(content), 23, 32)  # content init, at 32 px
     assert np.abs(saved - expected).max() <= 1 / 255 + 1e-6
     assert not (tmp_path / "out.json").exists()
     assert temporary_files(tmp_path) == []
@@ -150,7 +150,7 @@ def _npy(array):
     [
         lambda p: p.write_text("notes, not a checkpoint\n"),
         lambda p: p.write_bytes(_npy(np.zeros(3))),  # a .npy array, not an .npz archive
-        lambda p: image_io.save_npz({"weights": np.zeros(3)}, p),  # another program's .npz
+        lambda p: save_npz({"weights": np.zeros(3)}, p),  # another program's .npz
     ],
     ids=["text", "npy", "other-npz"],
 )

@@ -79,3 +79,13 @@ def test_save_outside_colab_just_saves(tmp_path, monkeypatch, content_image):
     monkeypatch.setitem(sys.modules, "google.colab", None)  # import fails as outside Colab
     path = colab.save(content_image, tmp_path / "out.jpg")
     assert path.endswith("out.jpg") and (tmp_path / "out.jpg").stat().st_size > 0
+
+
+def test_preview_pixels_are_the_saved_files(tmp_path, content_image):
+    # One float-to-uint8 conversion for files and previews: rounding, clipping, NaN as black.
+    image = content_image.copy()
+    image[0, 0] = [np.nan, 1.5, -0.2]
+    image[0, 1] = [0.5 / 255, 1.5 / 255, 0.999]
+    saved = np.asarray(Image.open(colab.save(image, tmp_path / "x.png", download=False)))
+    np.testing.assert_array_equal(np.asarray(colab.to_pil(image)), saved)
+    assert saved[0, 0].tolist() == [0, 255, 0]

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from cli_runner import run_cli
 
-from tfstyle import ConfigError, OutputError, StyleConfig, image_io, stylize
+from tfstyle import ConfigError, OutputError, StyleConfig, stylize
 from tfstyle.export import MAX_INPUT_SIDE, Stylizer
+from tfstyle.io import write_directory
 
 SMALL = {
     "weights": None,
@@ -127,14 +128,12 @@ def test_write_directory_is_all_or_nothing(tmp_path):
         raise OutputError("disk full")
 
     with pytest.raises(OutputError, match="disk full"):
-        image_io.write_directory(tmp_path / "m" / "1", fail)
+        write_directory(tmp_path / "m" / "1", fail)
     assert os.listdir(tmp_path / "m") == []
-    image_io.write_directory(
-        tmp_path / "m" / "1", lambda d: open(os.path.join(d, "a"), "w").close()
-    )
+    write_directory(tmp_path / "m" / "1", lambda d: open(os.path.join(d, "a"), "w").close())
     with pytest.raises(OutputError, match="already exists"):
-        image_io.write_directory(tmp_path / "m" / "1", lambda d: None)
-    image_io.write_directory(
+        write_directory(tmp_path / "m" / "1", lambda d: None)
+    write_directory(
         tmp_path / "m" / "1", lambda d: open(os.path.join(d, "b"), "w").close(), overwrite=True
     )
     assert os.listdir(tmp_path / "m") == ["1"] and os.listdir(tmp_path / "m" / "1") == ["b"]

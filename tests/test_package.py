@@ -10,7 +10,7 @@ import pytest
 from cli_runner import ROOT, subprocess_env
 
 # The submodules the README uses as attributes of the package (`tfstyle.losses.gram_matrix`...).
-DOCUMENTED_SUBMODULES = ("callbacks", "colab", "image_io", "losses")
+DOCUMENTED_SUBMODULES = ("callbacks", "colab", "image_io", "io", "losses", "outputs")
 
 
 def test_documented_submodules_are_attributes_of_a_fresh_import():
@@ -27,6 +27,15 @@ def test_documented_submodules_are_attributes_of_a_fresh_import():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [f"tfstyle.{n}" for n in DOCUMENTED_SUBMODULES]
+
+
+def test_image_io_is_0_1_s_name_of_io():
+    import tfstyle.image_io
+    import tfstyle.io
+
+    assert tfstyle.image_io.__all__ == tfstyle.io.__all__
+    for name in tfstyle.io.__all__:
+        assert getattr(tfstyle.image_io, name) is getattr(tfstyle.io, name)
 
 
 def test_losses_has_the_functions_the_readme_lists():

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from tfstyle import StyleConfig, image_io, stylize
+from tfstyle import StyleConfig, stylize
+from tfstyle.io import load_image
 
 pytestmark = pytest.mark.weights
 # test_default_run_paints's bounds, measured on astronaut + shipwreck at 256 px (VGG16 HED
@@ -27,7 +28,7 @@ IMAGES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "i
 
 
 def _load(name, size):
-    return image_io.load_image(os.path.join(IMAGES, name), max_size=size)
+    return load_image(os.path.join(IMAGES, name), max_size=size)
 
 
 def test_default_settings_transfer_style_and_keep_content(real_weights):

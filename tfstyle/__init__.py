@@ -21,8 +21,8 @@ _EXPORTS = {
     "WeightsError": "tfstyle.errors",
     "StyleConfig": "tfstyle.config",
     "Progress": "tfstyle.progress",
-    "load_image": "tfstyle.image_io",
-    "save_image": "tfstyle.image_io",
+    "load_image": "tfstyle.io",
+    "save_image": "tfstyle.io",
     "build_feature_extractor": "tfstyle.features",
     "ContentLoss": "tfstyle.keras_losses",
     "PerceptualLoss": "tfstyle.keras_losses",
@@ -33,8 +33,8 @@ _EXPORTS = {
 }
 
 # Submodules the README uses as attributes (`tfstyle.losses.gram_matrix`), also imported on
-# first use.
-_SUBMODULES = ("callbacks", "colab", "image_io", "losses")
+# first use (`image_io`: 0.1's name of `io`).
+_SUBMODULES = ("callbacks", "colab", "image_io", "io", "losses", "outputs")
 
 __all__ = sorted(_EXPORTS)
 

@@ -1,11 +1,11 @@
 """Callbacks for `stylize(..., callbacks=[...])`: TensorBoard logs, a loss history file, a plot.
 
 Each is a callable taking the `Progress` record of every step. They are the library's only
-writers besides `image_io`, and they write only where the user pointed them:
+writers besides `tfstyle.io`, and they write only where the user pointed them:
 
 * `TensorBoard(logdir)` writes TensorBoard event files through `tf.summary` (TensorBoard's own
   format and writer, which also creates `logdir`); it needs the `tensorboard` package.
-* `HistoryLogger(path)` and `LossPlot(path)` write through `image_io`'s atomic writers.
+* `HistoryLogger(path)` and `LossPlot(path)` write through `tfstyle.io`'s atomic writers.
 
 `plot_losses(history, path)` draws a finished run's `StyleResult.history` the same way.
 """
@@ -15,9 +15,9 @@ import os
 
 import numpy as np
 
-from tfstyle import image_io
 from tfstyle.config import PREVIEW_EVERY
 from tfstyle.errors import ConfigError, OutputError
+from tfstyle.io import atomic_write_bytes, check_output_file, save_csv, save_json
 from tfstyle.losses import LOSS_NAMES
 
 HISTORY_EXTENSIONS = (".json", ".csv")
@@ -110,7 +110,7 @@ class HistoryLogger:
     """
 
     def __init__(self, path, *, previous=None):
-        self.path = image_io.check_output_file(path, extensions=HISTORY_EXTENSIONS)
+        self.path = check_output_file(path, extensions=HISTORY_EXTENSIONS)
         self.rows = _previous_rows(previous)
 
     def __call__(self, progress):
@@ -121,9 +121,9 @@ class HistoryLogger:
     def write(self):
         if self.path.lower().endswith(".csv"):
             columns = list(_RECORD_FIELDS) + _loss_names(self.rows)
-            image_io.save_csv(self.rows, self.path, columns=columns)
+            save_csv(self.rows, self.path, columns=columns)
         else:
-            image_io.save_json(self.rows, self.path)
+            save_json(self.rows, self.path)
 
 
 class LossPlot:
@@ -131,7 +131,7 @@ class LossPlot:
     for `HistoryLogger`."""
 
     def __init__(self, path, *, previous=None):
-        self.path = image_io.check_output_file(path, extensions=(".png",))
+        self.path = check_output_file(path, extensions=(".png",))
         self.rows = _previous_rows(previous)
 
     def __call__(self, progress):
@@ -152,8 +152,8 @@ def plot_losses(history, path, *, steps=None):
     Returns:
         The absolute path written.
     """
-    path = image_io.check_output_file(path, extensions=(".png",))
-    return image_io.atomic_write_bytes(render_loss_plot(history, steps=steps), path)
+    path = check_output_file(path, extensions=(".png",))
+    return atomic_write_bytes(render_loss_plot(history, steps=steps), path)
 
 
 def render_loss_plot(history, *, steps=None):

@@ -2,7 +2,7 @@
 
 `stylize` raises `tfstyle.errors.Interrupted` carrying a `Checkpoint`; `stylize(...,
 resume=checkpoint)` continues from it. `to_arrays`/`from_arrays` turn a checkpoint into a flat
-dict of NumPy arrays and back (no pickles), which `image_io.save_npz`/`load_npz` write and read
+dict of NumPy arrays and back (no pickles), which `tfstyle.io.save_npz`/`load_npz` write and read
 atomically; the settings travel inside as JSON.
 
 Resuming continues the same arithmetic: the image, the averaged image, and the optimizer's

@@ -12,13 +12,12 @@ Example (in a notebook cell):
 
 import io
 
-import numpy as np
 from PIL import Image
 
-from tfstyle import image_io
 from tfstyle.callbacks import EveryKSteps
 from tfstyle.config import PREVIEW_EVERY
-from tfstyle.preprocessing import as_float_image
+from tfstyle.io import save_image
+from tfstyle.preprocessing import as_float_image, to_uint8
 
 TITLES = ("content", "style", "result")
 
@@ -54,7 +53,7 @@ class LivePreview:
 
 def to_pil(image):
     """A float `[H, W, 3]` image in [0, 1] (or uint8) as a PIL image, which notebooks render."""
-    return Image.fromarray(np.rint(as_float_image(image) * 255.0).astype(np.uint8))
+    return Image.fromarray(to_uint8(image))
 
 
 def show(content, style, result, *, titles=TITLES):
@@ -89,14 +88,14 @@ def side_by_side(images, *, titles=TITLES):
 
 
 def save(image, path, *, download=True):
-    """Save an image (atomically, by `image_io.save_image`) and, in Colab, download it.
+    """Save an image (atomically, by `tfstyle.io.save_image`) and, in Colab, download it.
 
     Outside Colab (no `google.colab` module) the file is only saved.
 
     Returns:
         The absolute path written.
     """
-    path = image_io.save_image(image, path)
+    path = save_image(image, path)
     if download:
         try:
             from google.colab import files

@@ -22,10 +22,10 @@ match `stylize()` closely but not bit for bit unless no resize happens and `init
 import keras
 import tensorflow as tf
 
-from tfstyle import image_io
 from tfstyle.config import SGD_GRADIENT_CLIP_RMS, StyleConfig
 from tfstyle.errors import ConfigError
 from tfstyle.features import min_input_size
+from tfstyle.io import check_new_directory, write_directory
 from tfstyle.loop import feature_extractor_for, make_loss_fn
 from tfstyle.losses import gram_matrix
 from tfstyle.optimizers import make_schedule
@@ -39,7 +39,7 @@ SIGNATURE_OUTPUTS = ("stylized_image", "loss_history")
 def export_stylizer(path, *, config=None, overwrite=False):
     """Write a SavedModel stylizer for `config` to the directory `path`.
 
-    The directory is written whole or not at all (see `image_io.write_directory`); missing
+    The directory is written whole or not at all (see `write_directory`); missing
     parent directories are created. For TF Serving, export to `MODELS/NAME/1` (a version
     number as the last component).
 
@@ -51,10 +51,10 @@ def export_stylizer(path, *, config=None, overwrite=False):
         OutputError: `path` exists (and not `overwrite`) or cannot be written.
         WeightsError: the network weights cannot be loaded.
     """
-    image_io.check_new_directory(path, overwrite=overwrite)  # before the weights are loaded
+    check_new_directory(path, overwrite=overwrite)  # before the weights are loaded
     module = Stylizer(config or StyleConfig())
     signatures = {"serving_default": module.serve}
-    return image_io.write_directory(
+    return write_directory(
         path,
         lambda directory: tf.saved_model.save(module, directory, signatures=signatures),
         overwrite=overwrite,

@@ -1,7 +1,9 @@
 """Array-to-array image operations on the host: sizes, colour spaces, initial images.
 
-Everything here takes and returns float32 NumPy images `[H, W, 3]` in [0, 1] and never mutates
-its input. (The caffe preprocessing the network needs runs inside the feature extractor.)
+Everything here takes and returns float32 NumPy images `[H, W, 3]` in [0, 1] (`to_uint8`:
+uint8, for saving and display) and never mutates its input. It imports nothing of tfstyle but
+its errors, so `tfstyle.io` and `tfstyle.colab` use its resize and conversions rather than
+their own. (The caffe preprocessing the network needs runs inside the feature extractor.)
 """
 
 import numpy as np
@@ -33,20 +35,37 @@ def as_float_image(image):
     return np.clip(array, 0.0, 1.0).astype(np.float32)
 
 
+def to_uint8(image):
+    """An RGB image (float in [0, 1] or uint8, `[H, W, 3]` or `[1, H, W, 3]`) as uint8, for
+    saving and display: floats are clipped and rounded, NaN becomes 0 (a visible black rather
+    than an arbitrary byte).
+
+    Raises:
+        ValueError: the array does not have the shape or dtype of an RGB image (a bug of the
+            caller, not a user's mistake).
+    """
+    pixels = np.asarray(image)
+    if pixels.ndim == 4 and pixels.shape[0] == 1:
+        pixels = pixels[0]
+    if pixels.ndim != 3 or pixels.shape[-1] != 3 or 0 in pixels.shape:
+        raise ValueError(
+            f"expected an image of shape [H, W, 3] or [1, H, W, 3], got {pixels.shape}"
+        )
+    if pixels.dtype == np.uint8:
+        return np.ascontiguousarray(pixels)
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise ValueError(f"expected a float or uint8 image, got dtype {pixels.dtype}")
+    pixels = np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.rint(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def resize(image, height, width):
-    """Resize to `height` x `width` with Lanczos filtering, channel by channel in float."""
+    """Resize to `height` x `width` with Lanczos filtering, channel by channel in float (so
+    16-bit precision survives), clipped to [0, 1] (Lanczos overshoots at sharp edges)."""
     image = as_float_image(image)
     if image.shape[:2] == (height, width):
         return image.copy()
-    channels = [
-        np.asarray(
-            Image.fromarray(image[..., c], mode="F").resize(
-                (width, height), Image.Resampling.LANCZOS
-            )
-        )
-        for c in range(3)
-    ]
-    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
+    return np.clip(_resample(image, height, width, Image.Resampling.LANCZOS), 0.0, 1.0)
 
 
 def resize_field(values, height, width):
@@ -55,11 +74,14 @@ def resize_field(values, height, width):
     values = np.asarray(values, np.float32)
     if values.shape[:2] == (height, width):
         return values.copy()
+    return _resample(values, height, width, Image.Resampling.BILINEAR)
+
+
+def _resample(values, height, width, method):
+    """Each channel of a float32 `[H, W, C]` array resized as a Pillow "F" image."""
     channels = [
         np.asarray(
-            Image.fromarray(np.ascontiguousarray(values[..., c]), mode="F").resize(
-                (width, height), Image.Resampling.BILINEAR
-            )
+            Image.fromarray(np.ascontiguousarray(values[..., c])).resize((width, height), method)
         )
         for c in range(values.shape[-1])
     ]

@@ -1,0 +1,5 @@
+"""`python -m tfstyle`: the `tfstyle` command."""
+
+from tfstyle.cli.app import run
+
+run()

@@ -1,0 +1,93 @@
+"""The top of `tfstyle.cli`: which command a command line asks for, run with one-line errors.
+
+`COMMANDS` is the one table of named commands (`tfstyle NAME --flags`); a command line without
+a name is an image run: one image with --output, a batch with --output_dir.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+from absl import logging as absl_logging
+
+from tfstyle import __version__, shell
+from tfstyle.cli import batch, export, stylize
+from tfstyle.cli.flags import FLAGS
+from tfstyle.errors import TfstyleError
+
+# Each takes no arguments (it reads FLAGS), returns the exit status and raises TfstyleError for
+# a user's mistake. New commands (train, video) add a module and a row here.
+COMMANDS = {
+    "export": export.command,
+}
+
+
+def image_command():
+    """The command of a command line without a command name."""
+    return batch.command if FLAGS.output_dir else stylize.command
+
+
+def main(argv):
+    """Run the command; returns the exit status: 0, 1 for any user error (one line on stderr)."""
+    if not FLAGS["verbosity"].present:
+        # Library INFO/WARNING logs (TensorFlow's retracing notes...) are not for a CLI user.
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    shell.quiet_library_loggers()
+    if FLAGS.version:
+        print(f"{shell.PREFIX} {__version__}")
+        return 0
+    if argv[1:2] and argv[1] in COMMANDS:
+        command, argv = COMMANDS[argv[1]], argv[1:]
+    else:
+        command = None
+    with shell.one_line_warnings(), shell.stop_on_signals():
+        try:
+            if len(argv) > 1:
+                raise TfstyleError(
+                    f"unexpected arguments: {' '.join(argv[1:])}; flags look like --name=value"
+                )
+            return (command or image_command())()
+        except TfstyleError as exc:
+            print(shell.error_line(exc), file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as exc:  # before the optimisation started: nothing to keep
+            print(f"{shell.PREFIX}: interrupted; nothing was saved", file=sys.stderr)
+            return shell.exit_status(exc)
+
+
+# absl's help flags (`-?` is --help's short name); they print the usage and exit.
+_HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
+
+
+def parse_flags(argv):
+    """absl's flag parsing, with a bad flag reported on one line like every other error, `-h`
+    taken for --help, and a help request ending with exit status 0 (absl's exits with 1)."""
+    argv = [argv[0], *("--help" if arg == "-h" else arg for arg in argv[1:])]
+    try:
+        return FLAGS(argv)
+    except flags.Error as exc:
+        print(shell.error_line(exc), file=sys.stderr)
+        sys.exit(1)
+    except SystemExit:
+        if any(_flag_name(arg) in _HELP_FLAGS for arg in argv[1:]):
+            sys.exit(0)
+        raise
+    except BrokenPipeError:  # `tfstyle --help | head`: the reader has all it wanted
+        # Python would report the failed flush of stdout at exit; point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+def _flag_name(arg):
+    """`help` for `--help`, `-help` or `--help=true`; None for an argument that is not a flag."""
+    return arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else None
+
+
+def run(argv=None):
+    """Console entry point (`argv` for tests: program name first)."""
+    # absl's --help lists the flags of the module named by sys.argv[0] (the script or console
+    # entry point, not the module that defines them): register tfstyle's flags under it too.
+    program = (argv or sys.argv)[0]
+    for flag in FLAGS.get_key_flags_for_module("tfstyle.cli.flags"):
+        FLAGS.register_key_flag_for_module(program, flag)
+    app.run(main, argv=argv, flags_parser=parse_flags)

@@ -1,0 +1,149 @@
+"""`tfstyle --content C --style S --output OUT [settings]`: one stylized image and its report.
+
+Flags -> `StyleConfig` -> `stylize()` -> `outputs.save()`. An interrupted run saves its image
+and a checkpoint (`<output stem>.ckpt.npz`) that `--resume` continues from.
+"""
+
+import os
+import sys
+
+from tfstyle import outputs, shell
+from tfstyle.cli import display
+from tfstyle.cli.flags import FLAGS, image_run, loader
+from tfstyle.errors import CheckpointError, Interrupted, NonFiniteLossError, TfstyleError
+from tfstyle.io import check_name_length, check_output_path, load_npz, save_image, save_npz
+
+
+def command():
+    """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
+    config, contents, styles, init_path = image_run()
+    if len(contents) != 1:
+        raise TfstyleError(
+            f"--output takes one content image but {len(contents)} were given; "
+            "use --output_dir for a batch"
+        )
+    config.blend_weights(len(styles))
+    inputs = [*contents, *styles] + ([init_path] if init_path else [])
+    output = check_output_path(FLAGS.output, inputs=inputs, create_directory=True)
+    outputs.check_side_files(
+        output,
+        inputs=inputs,
+        plot=FLAGS.plot_losses,
+        history=FLAGS.history,
+        every=FLAGS.save_every,
+    )
+    for path in outputs.side_files(
+        output, steps=config.most_steps(), plot=FLAGS.plot_losses, every=FLAGS.save_every
+    ):
+        check_name_length(path)
+    resume = _checkpoint_to_resume(output, config)
+    load = loader()
+    content = load(contents[0])
+    style_images = [load(path) for path in styles]
+    # stylize() crops it to the content's aspect ratio.
+    init_image = load(init_path) if init_path else None
+    images = (content, style_images, init_image)
+    return _run(config, images, output, resume, sources=(contents[0], styles))
+
+
+def _checkpoint_to_resume(output, config):
+    """The checkpoint --resume continues from (its settings checked against the flags now,
+    before any work), or None; without --resume, an existing checkpoint is refused rather
+    than silently made stale."""
+    from tfstyle.checkpoint import Checkpoint
+
+    path = outputs.checkpoint_path(output)
+    if not FLAGS.resume:
+        if os.path.exists(path):
+            raise CheckpointError(
+                f"{path} holds an interrupted run of this output; continue it with --resume, or "
+                "delete it to start again"
+            )
+        return None
+    try:
+        arrays = load_npz(path)
+        if "format" not in arrays:  # an .npz, but not one of ours
+            raise CheckpointError(f"'{path}' is not a tfstyle checkpoint (no 'format' entry)")
+        checkpoint = Checkpoint.from_arrays(arrays)
+        checkpoint.check_settings(config)
+    except CheckpointError as exc:
+        raise _cannot_resume(exc, path) from exc
+    return checkpoint
+
+
+def _cannot_resume(exc, path):
+    return CheckpointError(
+        f"cannot resume: {exc} (to start from the beginning instead, delete {path} if it exists "
+        "and run without --resume)"
+    )
+
+
+def _run(config, images, output, resume, *, sources):
+    with shell.quiet_native_logs():
+        from tfstyle.loop import stylize
+
+    content, styles, init_image = images
+    bar = None if FLAGS.quiet else display.ProgressBar()
+    callbacks = [bar] if bar else []
+    if FLAGS.save_every:
+        callbacks.append(outputs.Snapshots(output, FLAGS.save_every))
+    side_outputs = outputs.side_outputs(
+        output,
+        history=FLAGS.history,
+        logdir=FLAGS.tensorboard_dir,
+        plot=FLAGS.plot_losses,
+        previous=None if resume is None else resume.history,
+    )
+    callbacks += side_outputs
+    try:
+        result = stylize(
+            content,
+            styles,
+            config=config,
+            callbacks=callbacks,
+            init_image=init_image,
+            resume=resume,
+        )
+    except NonFiniteLossError as exc:
+        if exc.image is None:
+            raise
+        outputs.save_file(save_image, exc.image, output)
+        which = f"after step {exc.step}" if exc.step else "the starting image"
+        raise TfstyleError(f"{exc}; the last finite image ({which}) was saved to {output}") from exc
+    except CheckpointError as exc:  # the images differ from the checkpoint's
+        raise _cannot_resume(exc, outputs.checkpoint_path(output)) from exc
+    except Interrupted as exc:
+        return _save_interrupted(exc, output, bar)
+    content_path, style_paths = sources
+    outputs.save(
+        result,
+        output=output,
+        content=content_path,
+        styles=style_paths,
+        side_outputs=side_outputs,
+        remove_checkpoint=True,
+    )
+    if not FLAGS.quiet:
+        print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _save_interrupted(exc, output, bar):
+    """Save what an interrupted run had reached; returns 128 + the signal's number."""
+    total = exc.total_steps
+    checkpoint = outputs.checkpoint_path(output)
+    if exc.checkpoint is None:
+        line = f"interrupted before the first step of {total}; nothing was saved"
+    else:
+        # A second Ctrl-C now could only lose these two writes; they take milliseconds.
+        with shell.signals_ignored():
+            outputs.save_file(save_image, exc.image, output)
+            save_npz(exc.checkpoint.to_arrays(), checkpoint)
+        line = (
+            f"interrupted after step {exc.step} of {total}; saved the current image to {output} "
+            f"and a checkpoint to {checkpoint}; continue with the same command and --resume"
+        )
+    if bar is not None:
+        bar.end_line()  # the process ends here: leave the bar where it stopped
+    display.say(f"{shell.PREFIX}: {line}")
+    return shell.exit_status(exc.__cause__ or exc)

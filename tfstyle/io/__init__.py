@@ -1,0 +1,66 @@
+"""Everything tfstyle reads or writes on disk, and the only code in tfstyle that does.
+
+Modules, each importing only those before it:
+
+* `paths`: which files are images, expanding command-line lists, directories and patterns
+  (an existing path is taken literally first), and the output-path policy checked before any
+  work: extensions, folders that exist or can be made, name lengths, inputs never overwritten.
+* `atomic`: writes that leave either the old file or all of the new one (images, JSON, CSV,
+  `.npz` checkpoints, whole directories), and reading checkpoints back.
+* `images` (with `modes`, every Pillow mode to RGB): decoding any common image file into
+  float32 RGB in [0, 1], encoding PNG or JPEG.
+
+Example:
+    >>> from tfstyle.io import load_image, save_image
+    >>> save_image(load_image("photo.jpg", max_size=512), "small.png")
+"""
+
+from tfstyle.io.atomic import (
+    atomic_write_bytes,
+    check_new_directory,
+    load_npz,
+    remove_file,
+    save_csv,
+    save_json,
+    save_npz,
+    write_directory,
+)
+from tfstyle.io.images import DEFAULT_MAX_PIXELS, load_image, save_image
+from tfstyle.io.paths import (
+    IMAGE_EXTENSIONS,
+    SUPPORTED_EXTENSIONS,
+    check_directory,
+    check_name_length,
+    check_not_input,
+    check_output_file,
+    check_output_path,
+    expand_image_paths,
+    is_image_file,
+    make_directories,
+    split_path_list,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "SUPPORTED_EXTENSIONS",
+    "atomic_write_bytes",
+    "check_directory",
+    "check_name_length",
+    "check_new_directory",
+    "check_not_input",
+    "check_output_file",
+    "check_output_path",
+    "expand_image_paths",
+    "is_image_file",
+    "load_image",
+    "load_npz",
+    "make_directories",
+    "remove_file",
+    "save_csv",
+    "save_image",
+    "save_json",
+    "save_npz",
+    "split_path_list",
+    "write_directory",
+]

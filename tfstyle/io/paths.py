@@ -1,0 +1,308 @@
+"""Paths: expanding what a user names, and the policy for where tfstyle may write.
+
+The bottom of `tfstyle.io` (`atomic` and `images` build on it): which files count as images,
+how command-line lists and patterns become files (an existing path is always taken literally
+first), and the checks, run before any work, that an output can be written: a supported
+extension, a folder that exists or can be made, a name the file system can hold, no input
+overwritten. Nothing here writes a file; `make_directories` is the one function that creates
+anything. Also the quoting every `tfstyle.io` message uses for paths.
+"""
+
+import csv
+import glob
+import os
+
+from tfstyle.errors import ConfigError, ImageError, OutputError
+
+SUPPORTED_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+_MAX_DETAIL = 160  # characters of a library's message quoted in ours
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Tell whether a path names an image file, judging by its extension only.
+
+    Args:
+        path: file name or path; the file need not exist.
+
+    Returns:
+        True for .png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff and .webp (any case).
+    """
+    return os.path.splitext(os.fsdecode(path))[1].lower() in IMAGE_EXTENSIONS
+
+
+def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
+    """The files a list of command-line specs names: files, directories and glob patterns.
+
+    An existing file gives itself (even if its name holds `*`, `?` or `[`), a directory its
+    image files (by extension, not recursive) in sorted order, a pattern with `*`, `?` or `[`
+    its matches in sorted order, anything else itself (so that loading it reports what is
+    wrong). Order is kept and duplicates dropped.
+
+    Raises:
+        ImageError: a directory holds no image files, or a pattern matches nothing.
+    """
+    found = []
+    for spec in specs:
+        spec = os.fsdecode(spec)
+        if os.path.isfile(spec):  # before patterns: `photo[1].png` is a file, not a pattern
+            paths = [spec]
+        elif os.path.isdir(spec):
+            names = sorted(n for n in os.listdir(spec) if is_image_file(n))
+            paths = [p for p in (os.path.join(spec, n) for n in names) if os.path.isfile(p)]
+            if not paths:
+                raise ImageError(f"directory {quote(spec)} holds no image files")
+        elif any(char in spec for char in "*?["):
+            paths = sorted(p for p in glob.glob(os.path.expanduser(spec)) if os.path.isfile(p))
+            if not paths:
+                raise ImageError(f"no files match {quote(spec)}")
+        else:
+            paths = [spec]
+        found.extend(paths)
+    return list(dict.fromkeys(found))
+
+
+def split_path_list(text: str) -> list[str]:
+    """Split a command-line list of paths: an existing path is taken whole (commas and all),
+    anything else is split at commas as one CSV row, so `"a, b.png",c.png` names two files.
+
+    Raises:
+        ConfigError: the text is not a valid CSV row (a stray quote, a line break).
+    """
+    if not text:
+        return []
+    if os.path.exists(text):
+        return [text]
+    try:
+        (row,) = csv.reader([text], strict=True)
+    except (csv.Error, ValueError) as exc:
+        raise ConfigError(f"cannot read {text!r} as a comma-separated list: {exc}") from None
+    return [item.strip() for item in row]
+
+
+def check_output_file(
+    path: str | os.PathLike, *, extensions: tuple[str, ...], create_directory: bool = False
+) -> str:
+    """Check, before any work, that a non-image output file (a log, a plot) can be written.
+
+    Args:
+        path: the intended file.
+        extensions: the allowed extensions, lower case with the dot (".json", ".csv").
+        create_directory: accept a missing directory that `make_directories` could create.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: a wrong extension, the path is a directory, or its directory is missing
+            (or, with `create_directory`, cannot be created).
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    extension = os.path.splitext(target)[1].lower()
+    if extension not in extensions:
+        raise OutputError(
+            f"cannot write {quote(target)}: use a name ending in {' or '.join(extensions)}"
+        )
+    if os.path.isdir(target):
+        raise OutputError(f"cannot write {quote(target)}: it is a directory")
+    check_parent(target, create=create_directory)
+    check_name_length(target)
+    return target
+
+
+def check_output_path(
+    path: str | os.PathLike,
+    *,
+    inputs: tuple[str | os.PathLike, ...] = (),
+    create_directory: bool = False,
+) -> str:
+    """Check that an image can be written to a path, before any work starts; creates nothing.
+
+    Args:
+        path: the intended output image.
+        inputs: the run's input files, none of which may be overwritten.
+        create_directory: accept a missing directory that `make_directories` could create.
+
+    Returns:
+        The absolute output path.
+
+    Raises:
+        OutputError: unsupported extension, the path is a directory, its directory is missing
+            (or, with `create_directory`, cannot be created) or not writable, or it is one of
+            the inputs.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    if os.path.isdir(target):
+        raise OutputError(f"output {quote(target)} is a directory; give a file name like out.png")
+    image_format(target)
+    check_parent(target, create=create_directory, writable=True)
+    check_name_length(target)
+    check_not_input(target, inputs=inputs)
+    return target
+
+
+def check_directory(path: str | os.PathLike, *, create: bool = False) -> str:
+    """Check, creating nothing, that files can be written in a directory: it exists (or, with
+    `create`, it or its missing parents can be created where the nearest existing folder is)
+    and is writable.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: naming the part of the path that is in the way.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    problem = _directory_problem(target, create=create, writable=True)
+    if problem:
+        raise OutputError(f"cannot write in {quote(target)}: {problem}")
+    check_name_length(target)
+    return target
+
+
+def check_name_length(path: str | os.PathLike) -> str:
+    """Check, creating nothing, that the file system can hold a path's name: no part of it (the
+    file's name, a folder still to be made) longer than its limit (NAME_MAX, usually 255 bytes),
+    nor the whole path longer than PATH_MAX.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: naming the limit and the length.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    existing = os.path.dirname(target)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    name_max = _path_limit(existing, "PC_NAME_MAX", 255)
+    path_max = _path_limit(existing, "PC_PATH_MAX", 4096)
+    for part in os.path.relpath(target, existing).split(os.sep):
+        if len(os.fsencode(part)) > name_max:
+            raise OutputError(
+                f"cannot write {quote(target)}: the name {quote(part[:40] + '...')} is "
+                f"{len(os.fsencode(part))} bytes long, too long for this file system (at most "
+                f"{name_max}); choose a shorter name"
+            )
+    if len(os.fsencode(target)) >= path_max:
+        raise OutputError(
+            f"cannot write {quote(target)}: the path is {len(os.fsencode(target))} bytes long, "
+            f"too long for this file system (less than {path_max}); choose a shorter path"
+        )
+    return target
+
+
+def _path_limit(directory: str, name: str, default: int) -> int:
+    try:
+        return os.pathconf(directory, name)
+    except (OSError, ValueError, AttributeError):  # not POSIX, or no limit reported
+        return default
+
+
+def make_directories(path: str | os.PathLike) -> str:
+    """Create a directory and its missing parents (nothing if it exists), like `mkdir -p`.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: it cannot be created (a file in the way, no permission...).
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create directory {quote(target)}: {reason(exc)}") from exc
+    return target
+
+
+def check_not_input(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...]) -> str:
+    """Refuse a path that names one of `inputs` (through links or any relative spelling).
+
+    Args:
+        path: a file the run will write (an image, its JSON report, a checkpoint).
+        inputs: the run's input files.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        OutputError: `path` is one of the inputs.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    for source in inputs:
+        if _same_file(target, source):
+            raise OutputError(
+                f"refusing to overwrite input file {quote(target)}; choose another output path"
+            )
+    return target
+
+
+def image_format(target: str) -> str:
+    """Return Pillow's format name for an output path's extension, or raise OutputError."""
+    extension = os.path.splitext(target)[1]
+    if extension.lower() in _SAVE_FORMATS:
+        return _SAVE_FORMATS[extension.lower()]
+    found = f"extension {extension!r}" if extension else "no extension"
+    raise OutputError(
+        f"cannot write {quote(target)}: {found} is not supported; "
+        f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"
+    )
+
+
+def check_parent(target: str, *, create: bool = False, writable: bool = False) -> None:
+    """Raise OutputError unless the directory that would hold `target` exists (or, with
+    `create`, could be created), and, with `writable`, lets files be created in it."""
+    problem = _directory_problem(os.path.dirname(target), create=create, writable=writable)
+    if problem:
+        raise OutputError(f"cannot write {quote(target)}: {problem}")
+
+
+def _directory_problem(directory: str, *, create: bool, writable: bool) -> str | None:
+    """Why files cannot be written in `directory` (see `_check_directory`), or None."""
+    if not os.path.exists(directory):
+        if not create:
+            return f"directory {quote(directory)} does not exist; create it first"
+        existing = directory
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            return f"{quote(existing)} is not a directory"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"directory {quote(existing)} is not writable, so no folder can be made in it"
+        return None
+    if not os.path.isdir(directory):
+        return f"{quote(directory)} is not a directory"
+    if writable and not os.access(directory, os.W_OK | os.X_OK):
+        return f"directory {quote(directory)} is not writable"
+    return None
+
+
+def _same_file(target: str, other: str | os.PathLike) -> bool:
+    """Tell whether two paths name the same file, following links and relative spellings."""
+    other = os.fsdecode(other)
+    if os.path.exists(target) and os.path.exists(other):
+        try:
+            return os.path.samefile(target, other)
+        except OSError:
+            pass  # fall back on comparing names
+    return os.path.realpath(target) == os.path.realpath(other)
+
+
+def quote(path: str | os.PathLike) -> str:
+    """Quote a path for a one-line message (escaped where it holds control characters)."""
+    text = os.fsdecode(path)
+    return f"'{text}'" if text.isprintable() else repr(text)
+
+
+def reason(exc: OSError) -> str:
+    """The OS's words for a failure, e.g. 'Permission denied'."""
+    return exc.strerror or detail(exc)
+
+
+def detail(exc: BaseException) -> str:
+    """An exception's message squeezed onto one short line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."

@@ -1,0 +1,243 @@
+"""What a run leaves beside its image: the JSON report, the side files' names, snapshots, and
+the side outputs (history, TensorBoard, loss plot) that must never cost the image.
+
+The CLI and Python users get the same files:
+
+    >>> result = tfstyle.stylize(content, style, callbacks=[outputs.Snapshots("out.png", 50)])
+    >>> report = outputs.save(result, output="out.png", content="photo.jpg", styles=["art.jpg"])
+    >>> report["final_losses"]["total"]
+
+Naming: for an output `out.png`, the report is `out.json`, the checkpoint of an interrupted
+run `out.ckpt.npz`, the loss plot `out_losses.png` and snapshots `out_step00050.png`. Files are
+written through `tfstyle.io` (atomically); nothing here prints.
+"""
+
+import os
+import re
+
+from tfstyle import __version__
+from tfstyle.errors import OutputError, TfstyleError
+from tfstyle.io import make_directories, remove_file, save_image, save_json
+from tfstyle.io.paths import check_not_input, check_output_file
+
+HISTORY_EXTENSIONS = (".json", ".csv")  # = callbacks.HISTORY_EXTENSIONS, without importing Keras
+
+
+def report_path(output):
+    """`out.json` for `out.png`: the run's JSON report."""
+    return os.path.splitext(output)[0] + ".json"
+
+
+def checkpoint_path(output):
+    """`out.ckpt.npz` for `out.png`: where an interrupted run's checkpoint is kept."""
+    return os.path.splitext(output)[0] + ".ckpt.npz"
+
+
+def plot_path(output):
+    """`out_losses.png` for `out.png`: the loss plot."""
+    return os.path.splitext(output)[0] + "_losses.png"
+
+
+def snapshot_path(output, step):
+    """`out_step00050.png` for `out.png` at step 50."""
+    stem, ext = os.path.splitext(output)
+    return f"{stem}_step{step:05d}{ext}"
+
+
+def history_path(output, extension):
+    """`out_history.csv` for `out.png` and ".csv": a batch output's own history file."""
+    return os.path.splitext(output)[0] + "_history" + extension
+
+
+def side_files(output, *, steps, checkpoint=True, plot=False, history_extension=None, every=0):
+    """The files a run may write beside `output` (of its snapshots, the one with the longest
+    name, after `steps` steps), for checking their names before any work."""
+    files = [report_path(output)] + ([checkpoint_path(output)] if checkpoint else [])
+    if plot:
+        files.append(plot_path(output))
+    if history_extension:
+        files.append(history_path(output, history_extension))
+    if every:
+        files.append(snapshot_path(output, steps))
+    return files
+
+
+def check_side_files(output, *, inputs, plot=False, history=None, every=0):
+    """Refuse, before any work, side files that would overwrite an input or cannot be written
+    (their folders may still have to be made).
+
+    Args:
+        output: the run's output image (absolute).
+        inputs: the run's input files.
+        plot: a loss plot will be written.
+        history: the history file to be written, or None.
+        every: snapshots are saved every `every` steps (0: none).
+
+    Raises:
+        OutputError: naming the file in the way.
+    """
+    check_not_input(report_path(output), inputs=inputs)
+    check_not_input(checkpoint_path(output), inputs=inputs)
+    if plot:
+        check_output_file(plot_path(output), extensions=(".png",), create_directory=True)
+        check_not_input(plot_path(output), inputs=inputs)
+    if history:
+        check_output_file(history, extensions=HISTORY_EXTENSIONS, create_directory=True)
+        check_not_input(history, inputs=inputs)
+        if os.path.abspath(history) == report_path(os.path.abspath(output)):
+            raise OutputError(
+                f"the history file {history} would overwrite the run's report; rename it"
+            )
+    if every:
+        _check_snapshots_spare_inputs(output, inputs)
+
+
+def _check_snapshots_spare_inputs(output, inputs):
+    # Snapshots are <stem>_step<N><ext> for steps not known yet: compare by name.
+    stem, ext = os.path.splitext(output)
+    snapshot = re.compile(re.escape(os.path.basename(stem)) + r"_step\d{5,}" + re.escape(ext))
+    folder = os.path.realpath(os.path.dirname(output))
+    for source in inputs:
+        real = os.path.realpath(source)
+        if os.path.dirname(real) == folder and snapshot.fullmatch(os.path.basename(real)):
+            raise OutputError(
+                f"refusing to overwrite input file {real!r} with a --save_every snapshot; "
+                "choose another output name"
+            )
+
+
+def report(result, *, output, content=None, styles=()):
+    """The JSON report of a finished run, as a dict (keys in this order).
+
+    Args:
+        result: `stylize`'s `StyleResult`.
+        output: the image file it was saved to.
+        content: the content image's file, or None (an array from elsewhere).
+        styles: the style images' files.
+
+    Returns:
+        `version`, `backend`, `content`, `style`, `output`, `size` ([height, width]),
+        `settings` (`StyleConfig.to_dict()`), `steps`, `evaluations`, `elapsed_s`,
+        `final_losses`.
+    """
+    import keras  # here, not at the top: the CLI imports this module before Keras
+
+    return {
+        "version": __version__,
+        "backend": keras.backend.backend(),
+        "content": None if content is None else os.path.abspath(content),
+        "style": [os.path.abspath(path) for path in styles],
+        "output": os.path.abspath(output),
+        "size": list(result.image.shape[:2]),
+        "settings": result.config.to_dict(),
+        "steps": len(result.history["total"]),
+        "evaluations": result.evaluations,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "final_losses": result.final_losses(),
+    }
+
+
+def save(result, *, output, content=None, styles=(), side_outputs=(), remove_checkpoint=False):
+    """Save a finished run: its image, then (with `remove_checkpoint`) delete the checkpoint it
+    was resumed from, then write its report; last, raise the first failure of a side output.
+
+    Whatever fails after the image is saved, the image is kept, and the error says so.
+
+    Args:
+        result: `stylize`'s `StyleResult`.
+        output: the image file (.png, .jpg or .jpeg); its folder is created if need be.
+        content, styles: the input files, for the report (see `report`).
+        side_outputs: the `SideOutput` callbacks of the run.
+        remove_checkpoint: delete `checkpoint_path(output)` once the image is saved.
+
+    Returns:
+        The report, as written to `report_path(output)`.
+
+    Raises:
+        TfstyleError: a write failed, or a side output did (naming the saved image); a side
+            output's bug (any other exception) is raised as it is, after the image is saved.
+    """
+    save_file(save_image, result.image, output)
+    if remove_checkpoint:
+        remove_file(checkpoint_path(output))  # the run it belonged to is now complete
+    data = report(result, output=output, content=content, styles=styles)
+    try:
+        save_json(data, report_path(output))
+    except TfstyleError as exc:
+        raise TfstyleError(f"{exc}; the image was saved to {output}") from exc
+    for side in side_outputs:
+        if side.error is not None and not isinstance(side.error, TfstyleError):
+            raise side.error
+        if side.error is not None:
+            raise TfstyleError(f"{side.error}; the image was saved to {output}") from side.error
+    return data
+
+
+def save_file(write, data, path):
+    """`write(data, path)` after creating the folder the checks before the run accepted."""
+    make_directories(os.path.dirname(os.path.abspath(path)))
+    return write(data, path)
+
+
+class Snapshots:
+    """A `stylize` callback that saves `<output stem>_step<N><ext>` every `every` steps (on the
+    steps that carry an image: make `every` a multiple of `StyleConfig.steps_per_call`)."""
+
+    def __init__(self, output, every):
+        self.output = output
+        self.every = every
+
+    def __call__(self, progress):
+        if progress.image is not None and progress.step % self.every == 0:
+            save_file(save_image, progress.image, snapshot_path(self.output, progress.step))
+
+
+class SideOutput:
+    """A side output's callback (history, TensorBoard, loss plot), made at the run's first step
+    after creating `folder` (if not None): a run refused before its first step leaves no folder
+    behind. A failure never stops the run: the first one is kept in `error` (`save` raises it
+    once the image is saved) and the side output stops."""
+
+    def __init__(self, folder, make):
+        self.folder, self.make = folder, make
+        self.callback = None
+        self.error = None
+
+    def __call__(self, progress):
+        if self.error is not None:
+            return
+        try:
+            if self.callback is None:
+                if self.folder is not None:
+                    make_directories(self.folder)
+                self.callback = self.make()
+            self.callback(progress)
+        except Exception as exc:
+            self.error = exc
+
+
+def side_outputs(output, *, history=None, logdir=None, plot=False, previous=None):
+    """The `SideOutput`s of a run: a loss history file, TensorBoard logs, a loss plot.
+
+    Args:
+        output: the run's output image (the plot is named after it).
+        history: a .json or .csv file for the per-step losses, or None.
+        logdir: a TensorBoard log directory, or None.
+        plot: write `plot_path(output)`.
+        previous: a resumed run's earlier history (`Checkpoint.history`), which the history
+            file and the plot start with.
+    """
+    from tfstyle import callbacks  # imports Keras: only once a run is about to start
+
+    made = []
+    if history:
+        folder = os.path.dirname(os.path.abspath(history))
+        made.append(SideOutput(folder, lambda: callbacks.HistoryLogger(history, previous=previous)))
+    if logdir:  # tf.summary creates the folder itself
+        made.append(SideOutput(None, lambda: callbacks.TensorBoard(logdir)))
+    if plot:
+        path = plot_path(output)
+        made.append(
+            SideOutput(os.path.dirname(path), lambda: callbacks.LossPlot(path, previous=previous))
+        )
+    return made
