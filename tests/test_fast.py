@@ -1,0 +1,237 @@
+"""Fast stylizers (tfstyle.fast): the network, the data pipeline, training, resume, export.
+
+Offline: random VGG weights (weights=None), tiny networks, 32 px crops, a few steps.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tfstyle import io as image_io
+from tfstyle.errors import CheckpointError, ConfigError, ImageError, Interrupted
+from tfstyle.fast import data
+from tfstyle.fast.config import TrainConfig
+from tfstyle.fast.network import build_stylizer
+from tfstyle.fast.train import TrainCheckpoint, train_stylizer
+
+# Shallow loss layers: the loss network stops at block2 (fast to build and trace).
+TINY = dict(
+    content_layers=("block2_conv2",),
+    style_layers=("block1_conv2", "block2_conv2"),
+    width=4,
+    residual_blocks=1,
+    network="vgg16",
+    weights=None,
+    size=32,
+    batch_size=2,
+    style_size=32,
+    checkpoint_every=0,
+    preview_every=0,
+)
+
+
+def _photos(count=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.random((40 + 3 * i, 50, 3)).astype("float32") for i in range(count)]
+
+
+def _style():
+    # Stripes: a style whose Gram matrices are far from a random photo's.
+    x = np.linspace(0, 6 * np.pi, 32)
+    stripes = 0.5 + 0.5 * np.sin(x)[None, :, None] * np.array([1.0, -0.5, 0.2])
+    return np.broadcast_to(stripes, (32, 32, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("shape", [(1, 33, 47), (2, 32, 32), (1, 5, 9), (1, 64, 17)])
+def test_any_input_size_comes_back_the_same_size(shape):
+    model = build_stylizer(width=4, residual_blocks=1)
+    out = keras.ops.convert_to_numpy(model(np.random.rand(*shape, 3).astype("float32")))
+    assert out.shape == (*shape, 3)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_padding_to_a_multiple_is_undone_exactly():
+    """The odd-size path pads by reflection and crops: the part of a padded image's output that
+    covers the original equals the output of the same image extended by the same reflection."""
+    model = build_stylizer(width=4, residual_blocks=1)
+    image = np.random.default_rng(1).random((1, 13, 10, 3)).astype("float32")
+    padded = np.pad(image, [(0, 0), (0, 3), (0, 2), (0, 0)], mode="reflect")
+    small = keras.ops.convert_to_numpy(model(image))
+    big = keras.ops.convert_to_numpy(model(padded))
+    np.testing.assert_allclose(small, big[:, :13, :10], atol=1e-6)
+
+
+def test_network_width_sets_the_parameter_count():
+    # Johnson et al.'s network: about 1.68 M parameters.
+    assert build_stylizer().count_params() == 1_679_235
+    assert build_stylizer(width=8).count_params() < build_stylizer().count_params() / 12
+
+
+def test_bad_network_settings_are_refused():
+    with pytest.raises(ConfigError, match="width"):
+        build_stylizer(width=0)
+    with pytest.raises(ConfigError, match="steps"):
+        TrainConfig(steps=0)
+    with pytest.raises(ConfigError, match="layer"):
+        TrainConfig(style_layers=("block9_conv1",))
+
+
+def test_batches_from_a_step_on_are_the_same_when_resumed():
+    source = data.training_source(_photos())
+    whole = list(data.training_batches(source, size=16, batch_size=2, seed=3).take(5))
+    resumed = list(
+        data.training_batches(source, size=16, batch_size=2, seed=3, start_step=2).take(3)
+    )
+    np.testing.assert_array_equal(whole[2].numpy(), resumed[0].numpy())
+    np.testing.assert_array_equal(whole[4].numpy(), resumed[2].numpy())
+    assert whole[0].shape == (2, 16, 16, 3)
+    # Crops differ from batch to batch, and another seed gives other crops.
+    assert not np.array_equal(whole[0].numpy(), whole[1].numpy())
+    other = next(iter(data.training_batches(source, size=16, batch_size=2, seed=4)))
+    assert not np.array_equal(whole[0].numpy(), other.numpy())
+
+
+def test_every_photo_is_seen_once_per_pass():
+    # Three uniform photos of distinct grey levels, batch 1: each pass shows each once.
+    photos = [np.full((20, 20, 3), v, "float32") for v in (0.2, 0.5, 0.8)]
+    source = data.training_source(photos)
+    means = [
+        round(float(b.numpy().mean()), 1)
+        for b in data.training_batches(source, size=8, batch_size=1, seed=0).take(6)
+    ]
+    assert sorted(means[:3]) == [0.2, 0.5, 0.8]
+    assert sorted(means[3:]) == [0.2, 0.5, 0.8]
+
+
+def test_a_folder_with_bad_files_skips_them_with_reasons(tmp_path):
+    for i, photo in enumerate(_photos(2)):
+        image_io.save_image(photo, tmp_path / f"p{i}.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg at all")
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "p.tif")  # readable, but not by tf.data
+    source = data.training_source(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in source.items) == ["p0.png", "p1.png"]
+    assert sorted(os.path.basename(p) for p, _ in source.skipped) == ["broken.jpg", "p.tif"]
+
+
+def test_bad_training_folders_get_one_clear_line(tmp_path):
+    with pytest.raises(ImageError, match="does not exist"):
+        data.training_source(str(tmp_path / "missing"))
+    with pytest.raises(ImageError, match="holds no image files"):
+        data.training_source(str(tmp_path))
+    (tmp_path / "a.png").write_bytes(b"junk")
+    with pytest.raises(ImageError, match="none of the 1 training file"):
+        data.training_source(str(tmp_path))
+    with pytest.raises(ImageError, match="no training photos"):
+        data.training_source([])
+
+
+def test_a_tiny_network_trains_and_its_loss_falls():
+    config = TrainConfig(**TINY, steps=12, learning_rate=1e-2)
+    result = train_stylizer(_style(), _photos(), config=config)
+    losses = result.history["loss"]
+    assert len(losses) == 12
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+@pytest.fixture(scope="module")
+def whole_run():
+    """One uninterrupted 6-step run, with its checkpoints (every 3 steps) and previews (every
+    2), shared by the resume, interrupt and preview tests."""
+    config = TrainConfig(**{**TINY, "checkpoint_every": 3, "preview_every": 2}, steps=6)
+    saved, previews = [], []
+    result = train_stylizer(
+        _style(),
+        _photos(),
+        config=config,
+        on_checkpoint=saved.append,
+        on_preview=lambda step, image: previews.append((step, image)),
+    )
+    return config, result, saved, previews
+
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+def test_resume_continues_with_the_same_losses(whole_run):
+    config, whole, saved, _ = whole_run
+    assert [c.step for c in saved] == [3, 6]
+    checkpoint = TrainCheckpoint.from_arrays(saved[0].to_arrays())  # through the file format
+    resumed = train_stylizer(_style(), _photos(), config=config, resume=checkpoint)
+    assert len(resumed.history["loss"]) == 6
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
+    for a, b in zip(_weights(resumed.model), _weights(whole.model), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_resume_refuses_other_settings_and_other_files(whole_run):
+    config, _, saved, _ = whole_run
+    with pytest.raises(CheckpointError, match="width"):
+        train_stylizer(_style(), _photos(), config=config.replace(width=8), resume=saved[0])
+    with pytest.raises(CheckpointError, match="not a tfstyle training checkpoint"):
+        TrainCheckpoint.from_arrays({"image": np.zeros(3)})
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Interrupts training as Ctrl-C does: just after a step's update, before Keras logs it."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == self.step:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_training_hands_back_its_last_step(whole_run):
+    config, whole, _, _ = whole_run
+    with pytest.raises(Interrupted) as caught:
+        train_stylizer(_style(), _photos(), config=config, callbacks=[_StopAfter(4)])
+    checkpoint = caught.value.checkpoint
+    # Step 4's update was applied but not logged: it counts as done, with a NaN loss.
+    assert checkpoint.step == 4 and caught.value.total_steps == 6
+    assert np.isnan(checkpoint.history["loss"][3])
+    resumed = train_stylizer(_style(), _photos(), config=config, resume=checkpoint)
+    np.testing.assert_allclose(resumed.history["loss"][4:], whole.history["loss"][4:], rtol=1e-5)
+    for a, b in zip(_weights(resumed.model), _weights(whole.model), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_previews_show_the_network_on_the_first_photo(whole_run):
+    _, _, _, previews = whole_run
+    assert [step for step, _ in previews] == [2, 4, 6]
+    assert previews[0][1].shape == (32, 32, 3)
+    assert not np.allclose(previews[0][1], previews[2][1])
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="SavedModel needs TF")
+def test_exported_savedmodel_runs_without_tfstyle_and_matches_keras(tmp_path):
+    from tfstyle.fast.stylizer import FastStylizer, export_stylizer
+
+    model = build_stylizer(width=4, residual_blocks=1)
+    target = export_stylizer(model, tmp_path / "stylizer" / "1")
+    image = (np.random.default_rng(2).random((21, 30, 3)) * 255).astype(np.uint8)
+    np.save(tmp_path / "in.npy", image)
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({target!r})\n"
+        f"x = np.load({str(tmp_path / 'in.npy')!r})\n"
+        "one = m.signatures['serving_default'](image=tf.constant(x))['image'].numpy()\n"
+        "many = m.signatures['batch'](images=tf.constant(np.stack([x, x])))['images'].numpy()\n"
+        "assert 'tfstyle' not in sys.modules\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, np.stack([one, many[1]]))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env)
+    one, batched = np.load(tmp_path / "out.npy")
+    assert one.dtype == np.uint8 and one.shape == image.shape
+    expected = FastStylizer.load(target)(image)
+    np.testing.assert_array_equal(one, np.round(expected * 255).astype(np.uint8))
+    np.testing.assert_array_equal(batched, one)

@@ -1,0 +1,159 @@
+"""Training photos for a fast stylizer: the folder listing and the `tf.data` pipeline.
+
+The only module of `tfstyle.fast` that reads files. A training source is a tuple of strings,
+either file paths (read in the pipeline) or encoded PNG images (photos given as arrays); the
+pipeline decodes each, scales it so its shorter side is the crop size, takes a random square
+crop and a random horizontal flip, and batches.
+
+Every random choice is a pure function of `(seed, element index)`: the photo order of each pass
+(`tf.random.experimental.index_shuffle`), each crop and each flip (stateless ops). The batches
+from step `k` on are therefore the same whether the run started at 0 or resumed at `k`, which is
+what makes `--resume` continue an interrupted training exactly.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+from tfstyle import io as image_io
+from tfstyle import preprocessing as pp
+from tfstyle.errors import ImageError
+
+# Formats tf.io.decode_image reads in the pipeline (others are skipped with a count).
+TRAINING_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+_LAST_INDEX = 2**62  # an endless stream of element indices (index_shuffle needs int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSource:
+    """What the pipeline reads.
+
+    Attributes:
+        items: file paths (`files` true) or encoded PNG images.
+        files: whether `items` are paths.
+        skipped: files left out because they are unreadable or in a format the pipeline cannot
+            decode, as `(path, reason)` pairs.
+    """
+
+    items: tuple[bytes | str, ...]
+    files: bool
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+def training_source(photos):
+    """A `TrainingSource` from a folder, a list of image paths or a list of images.
+
+    Args:
+        photos: a directory (its image files, not recursive), a sequence of paths, or a
+            sequence of `[H, W, 3]` images (float in [0, 1] or uint8).
+
+    Raises:
+        ImageError: the folder does not exist or holds no usable image, or the list is empty.
+    """
+    if isinstance(photos, str | os.PathLike):
+        folder = os.fsdecode(photos)
+        if not os.path.isdir(folder):
+            raise ImageError(f"content folder {folder!r} does not exist or is not a folder")
+        photos = image_io.expand_image_paths([folder])
+    photos = list(photos)
+    if not photos:
+        raise ImageError("no training photos given")
+    if all(isinstance(p, str | os.PathLike) for p in photos):
+        return _file_source([os.fsdecode(p) for p in photos])
+    encoded = tuple(tf.io.encode_png(pp.to_uint8(pp.as_float_image(p))).numpy() for p in photos)
+    return TrainingSource(items=encoded, files=False)
+
+
+def _file_source(paths):
+    usable, skipped = [], []
+    for path in paths:
+        reason = _unusable(path)
+        if reason:
+            skipped.append((path, reason))
+        else:
+            usable.append(path)
+    if not usable:
+        raise ImageError(
+            f"none of the {len(paths)} training file(s) is a readable PNG, JPEG, BMP or GIF "
+            f"image (first: {paths[0]!r}: {skipped[0][1]})"
+        )
+    return TrainingSource(items=tuple(usable), files=True, skipped=tuple(skipped))
+
+
+def _unusable(path):
+    """Why `path` cannot be a training photo, or None. Checks the header and the format only:
+    a file corrupt further in is dropped by the pipeline (`ignore_errors`)."""
+    if os.path.splitext(path)[1].lower() not in TRAINING_EXTENSIONS:
+        return "not a PNG, JPEG, BMP or GIF file"
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        return f"unreadable ({exc.__class__.__name__})"
+    return None
+
+
+def training_batches(source, *, size, batch_size, seed, start_step=0):
+    """An endless `tf.data.Dataset` of float32 batches `[batch_size, size, size, 3]` in [0, 1].
+
+    Args:
+        source: a `TrainingSource`.
+        size: side of the square crops.
+        batch_size: crops per batch.
+        seed: the seed of every random choice.
+        start_step: batches to leave out at the start (a resumed run's steps already done).
+    """
+    items = tf.constant(source.items)
+    count = len(source.items)
+
+    def element(index):
+        passes = index // count
+        pass_seed = tf.stack([tf.constant(seed, tf.int64), passes])
+        order = tf.random.experimental.index_shuffle(
+            index % count, seed=pass_seed, max_index=count - 1
+        )
+        data = items[order]
+        if source.files:
+            data = tf.io.read_file(data)
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        return _augment(image, index, size=size, seed=seed)
+
+    start = start_step * batch_size
+    return (
+        tf.data.Dataset.range(start, _LAST_INDEX)
+        .map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .ignore_errors()
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _augment(image, index, *, size, seed):
+    """Scale so the shorter side is `size`, crop a random square, flip at random."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = size / tf.reduce_min(shape)
+    # ceil, so that rounding never leaves a side under `size`.
+    scaled = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+    image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, scaled, antialias=True)
+    element_seed = tf.stack([tf.constant(seed, tf.int64), index])
+    image = tf.image.stateless_random_crop(image, [size, size, 3], seed=element_seed)
+    flip_seed = tf.stack([tf.constant(seed + 1, tf.int64), index])
+    image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def preview_crop(source, *, size):
+    """The first photo, scaled so its shorter side is `size` and centre-cropped to a square
+    (the fixed image previews show), as float32 `[size, size, 3]`."""
+    data = source.items[0]
+    if source.files:
+        data = tf.io.read_file(data)
+    image = tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scaled = tf.cast(tf.math.ceil(shape * size / tf.reduce_min(shape)), tf.int32)
+    image = tf.image.resize(image / 255.0, scaled, antialias=True)
+    image = tf.image.resize_with_crop_or_pad(image, size, size)
+    return np.clip(image.numpy(), 0.0, 1.0)
