@@ -11,7 +11,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from tfstyle import __version__, shell
-from tfstyle.cli import batch, export, stylize
+from tfstyle.cli import apply, batch, export, stylize, train
 from tfstyle.cli.flags import FLAGS
 from tfstyle.errors import TfstyleError
 
@@ -19,11 +19,14 @@ from tfstyle.errors import TfstyleError
 # a user's mistake. New commands (train, video) add a module and a row here.
 COMMANDS = {
     "export": export.command,
+    "train": train.command,
 }
 
 
 def image_command():
     """The command of a command line without a command name."""
+    if FLAGS.model:
+        return apply.command
     return batch.command if FLAGS.output_dir else stylize.command
 
 

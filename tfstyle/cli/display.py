@@ -8,24 +8,45 @@ instead, formatted by tqdm (steps, elapsed, ETA, rate) all the same.
 
 import sys
 import time
+import typing
 
 from tqdm import tqdm
 
 _UNIT = "step"
 
 
-class ProgressBar:
-    """A `stylize` callback that shows the run's progress and losses on `stream` (stderr)."""
+class Step(typing.NamedTuple):
+    """What the bar needs of a step: the fields of `tfstyle.progress.Progress` it reads (for
+    commands whose library call reports otherwise, as training does through Keras)."""
 
-    def __init__(self, stream=None):
+    step: int
+    total_steps: int
+    losses: dict
+    is_last: bool
+
+
+def _losses(losses):
+    return (
+        f"total {losses['total']:.4g} (content {losses['content']:.3g}, "
+        f"style {losses['style']:.3g}, tv {losses['tv']:.3g})"
+    )
+
+
+class ProgressBar:
+    """A `stylize` callback that shows the run's progress and losses on `stream` (stderr).
+
+    `describe(losses)` formats a step's losses (default: a stylization's four terms)."""
+
+    def __init__(self, stream=None, *, describe=_losses):
         # Looked up at call time: a default of sys.stderr would pin the stream at import.
         self.stream = stream or sys.stderr
+        self.describe = describe
         self.tty = self.stream.isatty()
         self.start = time.perf_counter()
         self.bar = None
 
     def __call__(self, progress):
-        losses = _losses(progress.losses)
+        losses = self.describe(progress.losses)
         if not self.tty:
             self._log_line(progress, losses)
             return
@@ -66,13 +87,6 @@ class ProgressBar:
         else:
             self.stream.write(message + "\n")
             self.stream.flush()
-
-
-def _losses(losses):
-    return (
-        f"total {losses['total']:.4g} (content {losses['content']:.3g}, "
-        f"style {losses['style']:.3g}, tv {losses['tv']:.3g})"
-    )
 
 
 def say(message, bar=None):

@@ -57,6 +57,7 @@ flags.DEFINE(
     serializer=flags.CsvListSerializer(","),
 )
 flags.DEFINE_string("output", None, "Output image (.png, .jpg or .jpeg).")
+flags.DEFINE_string("model", None, "Paint with this trained stylizer (tfstyle train) instead.")
 flags.DEFINE_string(
     "output_dir",
     None,

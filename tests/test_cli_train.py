@@ -1,0 +1,151 @@
+"""`tfstyle train` and `tfstyle --model`: train a tiny stylizer through the CLI, apply it, and
+the one-line refusals of bad command lines (in-process runs, random VGG weights)."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from cli_runner import assert_clean_failure, finish, run_inprocess, start
+
+from tfstyle import io as image_io
+
+STYLE = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "examples", "images", "style_the_scream.jpg"
+)
+# Random VGG16 weights, shallow loss layers, a 4-channel network on 32 px crops.
+TINY = (
+    "--network=vgg16",
+    "--weights=none",
+    "--size=32",
+    "--style_size=32",
+    "--width=4",
+    "--residual_blocks=1",
+    "--batch_size=2",
+    "--content_layers=block2_conv2",
+    "--style_layers=block1_conv2,block2_conv2",
+    "--quiet",
+)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        image_io.save_image(rng.random((40, 48, 3)).astype("float32"), folder / f"p{i}.png")
+    return folder
+
+
+def _train(tmp_path, photos, capfd, *extra):
+    output = tmp_path / "models" / "tiny" / "1"
+    args = ["train", f"--style={STYLE}", f"--content_dir={photos}", f"--output={output}", *TINY]
+    return output, run_inprocess([*args, *extra], capfd)
+
+
+def test_train_writes_the_model_and_report_then_paints(tmp_path, photos, capfd):
+    (photos / "broken.jpg").write_bytes(b"junk")
+    output, result = _train(tmp_path, photos, capfd, "--steps=3", "--preview_every=2")
+    assert result.code == 0, result.stderr
+    assert sorted(os.listdir(output)) == [
+        "assets",
+        "fingerprint.pb",
+        "saved_model.pb",
+        "stylizer.keras",
+        "training.json",
+        "variables",
+    ]
+    report = json.loads((output / "training.json").read_text())
+    assert report["steps"] == 3 and len(report["losses"]["history"]) == 3
+    assert report["settings"]["width"] == 4
+    assert [os.path.basename(s["path"]) for s in report["skipped"]] == ["broken.jpg"]
+    assert os.listdir(f"{output}.previews") == ["step_000002.png"]
+    assert not os.path.exists(f"{output}.ckpt.npz")  # removed once the model is written
+    painted = tmp_path / "painted"
+    result = run_inprocess(
+        ["--model", output, "--content", photos, "--output_dir", painted, "--quiet"], capfd
+    )
+    # broken.jpg is reported and the others painted, each at its own size.
+    assert result.code == 1 and "1 of 4 photos could not be read" in result.stderr
+    assert sorted(os.listdir(painted)) == ["p0__tiny.png", "p1__tiny.png", "p2__tiny.png"]
+    assert image_io.load_image(painted / "p0__tiny.png").shape == (40, 48, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--steps=0"], "steps"),
+        (["--width=0"], "width"),
+        (["--iterations=5"], "train takes no --iterations"),
+        (["--style_layers=block9_conv1"], "unknown vgg16 layer"),
+        (["--resume"], "no checkpoint"),
+    ],
+)
+def test_bad_train_command_lines_get_one_line(tmp_path, photos, capfd, args, match):
+    output, result = _train(tmp_path, photos, capfd, *args)
+    assert result.code == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.lines[-1].startswith("tfstyle: error: ") and match in result.lines[-1]
+    assert not os.path.exists(output)
+
+
+def test_bad_training_folders_get_one_line(tmp_path, capfd):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, match in ((tmp_path / "missing", "does not exist"), (empty, "no image files")):
+        output, result = _train(tmp_path, folder, capfd)
+        assert result.code == 1 and "Traceback" not in result.stderr
+        assert result.lines == [result.lines[0]] and match in result.lines[0], result.stderr
+        assert not os.path.exists(output.parent)  # nothing made before the refusal
+
+
+def test_a_missing_model_gets_one_line(tmp_path, photos, capfd):
+    output = tmp_path / "out.png"
+    result = run_inprocess(
+        ["--model", tmp_path / "nothing", "--content", photos / "p0.png", "--output", output],
+        capfd,
+    )
+    assert_clean_failure(result, output=output, match="no stylizer at")
+    result = run_inprocess(
+        ["--model", tmp_path, "--style", STYLE, "--content", photos / "p0.png", "--output", output],
+        capfd,
+    )
+    assert_clean_failure(result, output=output, match="takes no --style")
+
+
+def test_a_killed_training_resumes_to_the_uninterrupted_losses(tmp_path, photos, capfd):
+    """SIGTERM once the first checkpoint exists; --resume then finishes with the same losses
+    as an uninterrupted run of the same command."""
+    steps = ["--steps=40", "--checkpoint_every=2"]
+    output = tmp_path / "killed" / "1"
+    args = ["train", f"--style={STYLE}", f"--content_dir={photos}", f"--output={output}", *TINY]
+    process = start([*args, *steps])
+    checkpoint = f"{output}.ckpt.npz"
+
+    def kill_when_checkpointed():
+        deadline = time.monotonic() + 240
+        while not os.path.exists(checkpoint) and process.poll() is None:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    threading.Thread(target=kill_when_checkpointed, daemon=True).start()
+    killed = finish(process)
+    assert killed.code == 128 + signal.SIGTERM, killed.stderr
+    assert "continue with --resume" in killed.stderr
+    assert os.path.exists(checkpoint) and not os.path.exists(output)
+    resumed = run_inprocess([*args, *steps, "--resume"], capfd)
+    assert resumed.code == 0, resumed.stderr
+    reference, result = _train(tmp_path, photos, capfd, *steps)
+    assert result.code == 0, result.stderr
+    ours = json.loads((output / "training.json").read_text())["losses"]["history"]
+    theirs = json.loads((reference / "training.json").read_text())["losses"]["history"]
+    done = [i for i, v in enumerate(ours) if not np.isnan(v)]
+    assert len(ours) == 40 and len(done) >= 38  # at most the interrupted step's loss is unknown
+    np.testing.assert_allclose(np.array(ours)[done], np.array(theirs)[done], rtol=1e-4)

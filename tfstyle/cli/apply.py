@@ -1,0 +1,116 @@
+"""`tfstyle --model DIR --content PHOTOS (--output OUT | --output_dir DIR)`: paint photos with a
+trained fast stylizer (`tfstyle train`), one forward pass each.
+
+`--output` takes one photo; `--output_dir` writes `<content stem>__<model name>.png` for each,
+skipping those that exist unless --overwrite. `--preserve_colors` works as for optimisation.
+"""
+
+import os
+import sys
+import time
+
+from tfstyle import shell
+from tfstyle.cli.flags import FLAGS, loader
+from tfstyle.errors import TfstyleError
+
+# Flags that set an optimisation, which a trained model does not run.
+_NOT_FOR_MODEL = (
+    "style",
+    "iterations",
+    "optimizer",
+    "learning_rate",
+    "schedule",
+    "scales",
+    "init",
+    "resume",
+    "save_every",
+    "history",
+    "plot_losses",
+    "tensorboard_dir",
+    "style_blend_weights",
+)
+
+
+def command():
+    """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
+    from tfstyle.io import check_output_path, expand_image_paths
+
+    for name in _NOT_FOR_MODEL:
+        if FLAGS[name].present:
+            raise TfstyleError(f"--model paints with a trained network: it takes no --{name}")
+    if not FLAGS.content:
+        raise TfstyleError("--content is required")
+    if bool(FLAGS.output) == bool(FLAGS.output_dir):
+        raise TfstyleError("give --output (one image) or --output_dir (several), not both")
+    contents = expand_image_paths(FLAGS.content)
+    if FLAGS.output and len(contents) != 1:
+        raise TfstyleError(f"--output takes one content image; got {len(contents)}")
+    if FLAGS.output:
+        jobs = [(contents[0], FLAGS.output)]
+    else:
+        name = model_name(FLAGS.model)
+        jobs = [(c, os.path.join(FLAGS.output_dir, f"{_stem(c)}__{name}.png")) for c in contents]
+    jobs = [
+        (content, check_output_path(out, inputs=[content], create_directory=True))
+        for content, out in jobs
+        if FLAGS.overwrite or not os.path.exists(out)
+    ]
+    with shell.quiet_native_logs():
+        from tfstyle.fast.stylizer import FastStylizer
+
+    stylizer = FastStylizer.load(FLAGS.model)
+    return _paint(stylizer, jobs)
+
+
+def model_name(path):
+    """`NAME` for `saved_models/NAME/1` (a versioned folder), `saved_models/NAME` or
+    `NAME.keras`."""
+    path = os.path.abspath(path).rstrip(os.sep)
+    base = os.path.basename(path)
+    if base.isdigit():
+        return os.path.basename(os.path.dirname(path))
+    return _stem(base)
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _paint(stylizer, jobs):
+    from tfstyle import preprocessing as pp
+    from tfstyle.io import make_directories, save_image
+
+    load = loader()
+    failed = 0
+    for content_path, output in jobs:
+        try:
+            content = load(content_path)
+        except TfstyleError as exc:  # one bad photo of many: say so, paint the others
+            if len(jobs) == 1:
+                raise
+            print(shell.error_line(exc), file=sys.stderr)
+            failed += 1
+            continue
+        if FLAGS["max_size"].present:  # else the photo's own size: one pass costs little
+            content = pp.fit_to_max_size(content, FLAGS.max_size)
+        start = time.perf_counter()
+        image = _colours(stylizer(content), content)
+        make_directories(os.path.dirname(output))
+        save_image(image, output)
+        if not FLAGS.quiet:
+            print(f"saved {output} ({time.perf_counter() - start:.2f} s)", file=sys.stderr)
+    if failed:
+        raise TfstyleError(f"{failed} of {len(jobs)} photos could not be read")
+    return 0
+
+
+def _colours(image, content):
+    """--preserve_colors: "luminance" keeps the photo's chroma under the painted luminance,
+    "histogram" recolours the painting with the photo's colour statistics."""
+    from tfstyle import preprocessing as pp
+
+    if FLAGS.preserve_colors == "luminance":
+        return pp.luminance_transfer(image, content)
+    if FLAGS.preserve_colors == "histogram":
+        return pp.match_color(image, content)
+    return image

@@ -1,0 +1,237 @@
+"""`tfstyle train --style S --content_dir PHOTOS --output DIR [settings]`: a fast stylizer.
+
+Flags -> `TrainConfig` -> `train_stylizer()` -> `export_stylizer()`. Beside the output folder,
+while training: `DIR.ckpt.npz` (every --checkpoint_every steps and on Ctrl-C; `--resume`
+continues from it; removed once the model is written) and `DIR.previews/step_NNNNNN.png`. The
+folder itself appears whole at the end: a SavedModel, `stylizer.keras` and `training.json`
+(the report: settings, losses, time, skipped files).
+"""
+
+import os
+import sys
+import time
+
+from absl import flags
+
+from tfstyle import __version__, shell
+from tfstyle.cli import display
+from tfstyle.cli.flags import FLAGS, check_optional_packages
+from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
+from tfstyle.fast import config as train_config
+
+_T = train_config.TRAIN_DEFAULTS
+
+flags.DEFINE_string("content_dir", None, "train: folder of training photos (not recursive).")
+flags.DEFINE_integer("size", _T.size, "train: side of the square training crops.", lower_bound=16)
+flags.DEFINE_integer("batch_size", _T.batch_size, "train: crops per step.", lower_bound=1)
+flags.DEFINE_integer("steps", _T.steps, "train: optimizer steps in all.", lower_bound=1)
+flags.DEFINE_integer(
+    "width",
+    _T.width,
+    "train: channels of the first layer (32: Johnson et al.; 8, 16: small).",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "residual_blocks", _T.residual_blocks, "train: residual blocks.", lower_bound=0
+)
+flags.DEFINE_integer(
+    "style_size", _T.style_size, "train: longest side of the style image.", lower_bound=16
+)
+flags.DEFINE_integer(
+    "checkpoint_every",
+    _T.checkpoint_every,
+    "train: steps between checkpoints (0: none).",
+    lower_bound=0,
+)
+flags.DEFINE_integer(
+    "preview_every",
+    _T.preview_every,
+    "train: steps between preview images (0: none).",
+    lower_bound=0,
+)
+
+# Flags of image runs that training has no use for.
+_NOT_FOR_TRAIN = (
+    "content",
+    "output_dir",
+    "max_size",
+    "iterations",
+    "optimizer",
+    "schedule",
+    "scales",
+    "init",
+    "average",
+    "save_every",
+    "history",
+    "plot_losses",
+    "style_blend_weights",
+    "max_pixels",
+)
+
+
+def command():
+    """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
+    from tfstyle.io import check_directory, check_new_directory, load_image
+
+    for name in _NOT_FOR_TRAIN:
+        if FLAGS[name].present:
+            raise TfstyleError(f"train takes no --{name}")
+    for name in ("style", "content_dir", "output"):
+        if not getattr(FLAGS, name):
+            raise TfstyleError(f"--{name} is required")
+    if len(FLAGS.style) != 1:
+        raise TfstyleError(f"train takes one --style image; got {len(FLAGS.style)}")
+    config = config_from_flags()
+    check_optional_packages()
+    if FLAGS.tensorboard_dir:
+        check_directory(FLAGS.tensorboard_dir, create=True)
+    output = check_new_directory(FLAGS.output, overwrite=FLAGS.overwrite)
+    style = load_image(FLAGS.style[0])
+    resume = _checkpoint_to_resume(output, config)
+    with shell.quiet_native_logs():
+        from tfstyle.fast import data
+
+        source = data.training_source(FLAGS.content_dir)
+    if source.skipped and not FLAGS.quiet:
+        first = source.skipped[0]
+        display.say(f"skipping {len(source.skipped)} file(s) (first: {first[0]}: {first[1]})")
+    return _train(config, style, output, resume)
+
+
+def config_from_flags():
+    """`TrainConfig` from the parsed flags (raises ConfigError for bad values); layers and the
+    learning rate keep the training defaults unless given."""
+    given = {
+        name: getattr(FLAGS, name)
+        for name in ("content_layers", "style_layers", "learning_rate")
+        if FLAGS[name].present
+    }
+    weights = FLAGS.weights
+    return train_config.TrainConfig(
+        width=FLAGS.width,
+        residual_blocks=FLAGS.residual_blocks,
+        network=FLAGS.network,
+        weights=None if weights.lower() == "none" else weights,
+        pooling=FLAGS.pooling,
+        content_weight=FLAGS.content_weight,
+        style_weight=FLAGS.style_weight,
+        tv_weight=FLAGS.tv_weight,
+        style_size=FLAGS.style_size,
+        size=FLAGS.size,
+        batch_size=FLAGS.batch_size,
+        steps=FLAGS.steps,
+        seed=FLAGS.seed,
+        precision=FLAGS.precision,
+        checkpoint_every=FLAGS.checkpoint_every,
+        preview_every=FLAGS.preview_every,
+        **given,
+    )
+
+
+def checkpoint_path(output):
+    """`DIR.ckpt.npz` for the output folder DIR."""
+    return output.rstrip(os.sep) + ".ckpt.npz"
+
+
+def preview_path(output, step):
+    return os.path.join(output.rstrip(os.sep) + ".previews", f"step_{step:06d}.png")
+
+
+def _checkpoint_to_resume(output, config):
+    from tfstyle.fast.train import TrainCheckpoint
+    from tfstyle.io import load_npz
+
+    path = checkpoint_path(output)
+    if not FLAGS.resume:
+        if os.path.exists(path):
+            raise CheckpointError(
+                f"{path} holds an interrupted training of this output; continue it with "
+                "--resume, or delete it to start again"
+            )
+        return None
+    if not os.path.exists(path):
+        raise CheckpointError(f"--resume: no checkpoint {path} to continue from")
+    checkpoint = TrainCheckpoint.from_arrays(load_npz(path))
+    if checkpoint.step >= config.steps:
+        raise CheckpointError(
+            f"{path} has done {checkpoint.step} steps already; give more --steps to train on"
+        )
+    return checkpoint
+
+
+def _train(config, style, output, resume):
+    from tfstyle.io import make_directories, remove_file, save_image, save_npz
+
+    with shell.quiet_native_logs():
+        from tfstyle.fast.stylizer import export_stylizer
+        from tfstyle.fast.train import train_stylizer
+
+    bar = None if FLAGS.quiet else display.ProgressBar(describe=_loss_text)
+    callbacks = [_progress_callback(bar, config.steps)] if bar else []
+    if FLAGS.tensorboard_dir:
+        import keras
+
+        callbacks.append(keras.callbacks.TensorBoard(FLAGS.tensorboard_dir, update_freq="epoch"))
+    checkpoint_file = checkpoint_path(output)
+    make_directories(os.path.dirname(checkpoint_file))
+    if config.preview_every:
+        make_directories(os.path.dirname(preview_path(output, 0)))
+    start = time.perf_counter()
+    try:
+        result = train_stylizer(
+            style,
+            FLAGS.content_dir,
+            config=config,
+            resume=resume,
+            on_checkpoint=lambda c: save_npz(c.to_arrays(), checkpoint_file),
+            on_preview=lambda step, image: save_image(image, preview_path(output, step)),
+            callbacks=callbacks,
+        )
+    except Interrupted as exc:
+        if bar:
+            bar.end_line()
+        save_npz(exc.checkpoint.to_arrays(), checkpoint_file)
+        display.say(
+            f"{shell.PREFIX}: interrupted after step {exc.step} of {exc.total_steps}; saved "
+            f"{checkpoint_file}: continue with --resume"
+        )
+        return shell.exit_status(exc.__cause__ or exc)
+    report = _report(result, config, time.perf_counter() - start)
+    export_stylizer(result.model, output, overwrite=FLAGS.overwrite, report=report)
+    remove_file(checkpoint_file)
+    if not FLAGS.quiet:
+        loss = result.history["loss"]
+        print(
+            f"wrote {output} ({len(loss)} steps, loss {loss[0]:.4g} -> {loss[-1]:.4g})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _report(result, config, seconds):
+    loss = result.history["loss"]
+    return {
+        "version": __version__,
+        "style": os.path.abspath(FLAGS.style[0]),
+        "content_dir": os.path.abspath(FLAGS.content_dir),
+        "settings": config.to_dict(),
+        "steps": len(loss),
+        "seconds": round(seconds, 1),
+        "losses": {"first": loss[0], "last": loss[-1], "history": loss},
+        "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+    }
+
+
+def _loss_text(losses):
+    return f"loss {losses['loss']:.4g}"
+
+
+def _progress_callback(bar, total):
+    """A Keras callback (one epoch is one step) that feeds the progress bar."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            bar(display.Step(epoch + 1, total, dict(logs or {}), epoch + 1 == total))
+
+    return Progress()
