@@ -298,6 +298,7 @@ def _new_runner(config, extractor, image, *, total_steps):
         average=config.average,
         ema_decay=config.ema_decay,
         loss_scale=config.precision == "mixed_float16",
+        chunk=config.steps_per_call,
     )
 
 
