@@ -1,6 +1,8 @@
 """Interruption and resume in the library: runner state, `Interrupted`, `Checkpoint`, and a
 resumed run equal to an uninterrupted one (CPU, fixed seed)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -292,3 +294,54 @@ def _runner_class():
     from tfstyle.step.tensorflow import TensorFlowRunner
 
     return TensorFlowRunner
+
+
+def test_checkpoints_record_where_they_were_made(content_image, style_image, config, recwarn):
+    import keras
+
+    import tfstyle
+
+    checkpoint = _interrupt(content_image, style_image, config, step=3).checkpoint
+    here = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "tfstyle": tfstyle.__version__,
+    }
+    arrays = checkpoint.to_arrays()
+    assert {k: str(arrays[f"environment/{k}"]) for k in here} == here
+    assert Checkpoint.from_arrays(arrays).environment == here
+
+    def made(**environment):
+        return Checkpoint.from_arrays(
+            {**arrays, **{f"environment/{k}": np.str_(v) for k, v in environment.items()}}
+        )
+
+    other = "jax" if here["backend"] == "tensorflow" else "tensorflow"
+    with pytest.raises(
+        CheckpointError, match=f"made on the {other} backend .*KERAS_BACKEND={other}"
+    ):
+        made(backend=other).check_settings(config)
+    major, minor, *_ = here["keras"].split(".")
+    older = f"{major}.{int(minor) - 1}.0"
+    with pytest.raises(CheckpointError, match=rf"made with Keras {older} and this is Keras"):
+        stylize(content_image, style_image, config=config, resume=made(keras=older))
+    assert not recwarn.list
+    # A patch release, or another tfstyle version, only warns: the run resumes.
+    patched = f"{major}.{minor}.999"
+    with pytest.warns(UserWarning, match=f"made with Keras {patched} and this is Keras"):
+        made(keras=patched).check_settings(config)
+    with pytest.warns(UserWarning, match="made with tfstyle 0.0.1 and this is tfstyle"):
+        made(tfstyle="0.0.1").check_settings(config)
+
+
+def test_optimizer_variables_that_do_not_fit_are_refused(content_image, style_image, config):
+    checkpoint = _interrupt(content_image, style_image, config, step=3).checkpoint
+    state = dict(checkpoint.runner_state)
+    velocity = next(k for k in state if k.endswith("_velocity"))
+    del state[velocity]
+    damaged = dataclasses.replace(checkpoint, runner_state=state)
+    name = velocity[len("optimizer/") :]
+    with pytest.raises(
+        CheckpointError, match=rf"optimizer state does not fit this run \(.*missing {name}\)"
+    ):
+        stylize(content_image, style_image, config=config, resume=damaged)

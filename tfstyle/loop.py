@@ -445,7 +445,7 @@ class _Run:
                 runner.load_state(_carried_state(self.pending, runner.state()))
             except (KeyError, ValueError) as exc:
                 raise CheckpointError(
-                    f"the checkpoint's optimizer state does not fit ({exc})"
+                    f"the checkpoint's optimizer state does not fit this run ({exc}); start again"
                 ) from exc
         self.runner = runner
 
