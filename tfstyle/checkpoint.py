@@ -34,8 +34,9 @@ FORMAT_VERSION = 2
 LOSS_NAMES = ("content", "style", "tv", "total")  # = losses.LOSS_NAMES, without importing Keras
 
 # Settings that do not change the result: the CLI derives steps_per_call from --save_every, and
-# how steps are grouped into compiled calls does not change the arithmetic.
-RESULT_NEUTRAL_SETTINGS = ("steps_per_call",)
+# how steps are grouped into compiled calls does not change the arithmetic; the memory check
+# only decides whether a run starts.
+RESULT_NEUTRAL_SETTINGS = ("steps_per_call", "memory_check")
 
 
 @dataclasses.dataclass(frozen=True)

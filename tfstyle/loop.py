@@ -4,6 +4,7 @@ import collections
 import dataclasses
 import functools
 import time
+import warnings
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from tfstyle.errors import CheckpointError, ConfigError, Interrupted, NonFiniteL
 from tfstyle.features import build_feature_extractor, min_input_size
 from tfstyle.lbfgs import minimize_lbfgs
 from tfstyle.losses import LOSS_NAMES, blend_statistics, style_statistics, style_transfer_losses
-from tfstyle.memory import HEADROOM, describe_bytes, estimate_step_bytes, largest_fitting_size
+from tfstyle.memory import compiled_refusal, estimate_warning
 from tfstyle.optimizers import make_optimizer
 from tfstyle.progress import Progress
 from tfstyle.step import free_device_memory, make_runner
@@ -314,6 +315,7 @@ def _optimise(config, extractor, targets, image, run, runners=None):
     if config.optimizer == "lbfgs":
         return _optimise_lbfgs(config, runner, targets, image, run)
     run.attach(runner)
+    _check_compiled_memory(config, runner, targets)
     return _optimise_keras(config, runner, targets, run)
 
 
@@ -586,29 +588,35 @@ def _max_size_needed(config, shape, minimum):
 
 
 def _check_memory(config, size):
-    """Refuse, before any work, a run whose step will not fit the accelerator's free memory."""
-    free = free_device_memory()
+    """Warn, before any work, when the estimated step for `size` exceeds the accelerator's free
+    memory (a warning: the estimate has not been measured on a GPU; see `tfstyle.memory`)."""
+    free = free_device_memory() if config.memory_check else None
     if free is None:  # a CPU: the operating system's memory is not ours to predict
         return
-    settings = {
-        "network": config.network,
-        "layers": config.content_layers + config.style_layers,
-        "precision": config.precision,
-        "remat": config.remat,
-        "content_layers": config.content_layers,
-    }
-    needed = estimate_step_bytes(height=size[0], width=size[1], **settings)
-    if needed * HEADROOM <= free:
-        return
-    longest = largest_fitting_size(aspect=size[0] / size[1], available_bytes=free, **settings)
-    hints = [f"max_size={longest}"] if longest else []
-    hints += [] if config.remat else ["remat=True"]
-    hints += ["precision='mixed_bfloat16'"] if config.precision == "float32" else []
-    raise ConfigError(
-        f"a {size[1]}x{size[0]} image needs about {describe_bytes(needed)} of accelerator memory "
-        f"per step but {describe_bytes(free)} is free, so at most {longest} px (longest side) "
-        f"fits with these settings; try {', '.join(hints) or 'a smaller image'}"
+    message = estimate_warning(
+        size=size,
+        free=free,
+        network=config.network,
+        layers=config.content_layers + config.style_layers,
+        precision=config.precision,
+        remat=config.remat,
+        content_layers=config.content_layers,
     )
+    if message:
+        warnings.warn(message, stacklevel=3)
+
+
+def _check_compiled_memory(config, runner, targets):
+    """Refuse a scale whose compiled step does not fit the accelerator's free memory, by XLA's
+    own figures (JAX only), before it runs."""
+    analyse = getattr(runner, "memory_analysis", None)
+    free = free_device_memory() if config.memory_check and analyse else None
+    if free is None:
+        return
+    stats = analyse(targets)
+    message = stats and compiled_refusal(stats=stats, free=free, size=runner.image().shape[:2])
+    if message:
+        raise ConfigError(message)
 
 
 class _Clock:

@@ -163,6 +163,8 @@ def free_device_memory():
     if backend == "jax":
         import jax
 
+        # JAX's first device is the first of CUDA_VISIBLE_DEVICES; its allocator's own account
+        # (its limit less what is in use) is what this process can still allocate.
         device = jax.devices()[0]
         stats = device.memory_stats() if device.platform != "cpu" else None
         if not stats or "bytes_limit" not in stats:
@@ -173,16 +175,43 @@ def free_device_memory():
 
         if not tf.config.list_physical_devices("GPU"):
             return None
-        total = _nvidia_total_bytes()
-        if total is None:
-            return None
-        # TensorFlow reserves most of the GPU for its own allocator up front; what it has not
-        # handed out yet is free for this run.
-        return total - tf.config.experimental.get_memory_info("GPU:0")["current"]
+        in_use = tf.config.experimental.get_memory_info("GPU:0")["current"]
+        return _nvidia_free_bytes(_visible_gpu(), in_use=in_use)
     return None
 
 
-def _nvidia_total_bytes():
+def _visible_gpu():
+    """nvidia-smi's name for TensorFlow's GPU:0: the first entry of CUDA_VISIBLE_DEVICES (an
+    index or a UUID, both of which `nvidia-smi -i` takes), else 0. (nvidia-smi numbers GPUs in
+    PCI order; CUDA does too with CUDA_DEVICE_ORDER=PCI_BUS_ID, and when one GPU is visible.)"""
+    import os
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return visible or "0"
+
+
+def _nvidia_free_bytes(device, *, in_use):
+    """Free bytes of nvidia-smi's `device` for this process: what nvidia-smi says is free (other
+    processes' use left out), plus what this process holds (TensorFlow's allocator reserves most
+    of the GPU up front) less what TensorFlow has handed out (`in_use`); None without
+    nvidia-smi."""
+    import os
+
+    free = _nvidia_query(["--query-gpu=memory.free", "-i", device])
+    apps = _nvidia_query(["--query-compute-apps=pid,used_memory", "-i", device])
+    if free is None or apps is None:
+        return None
+    try:
+        mine = sum(
+            int(used) for pid, used in (row.split(",") for row in apps) if int(pid) == os.getpid()
+        )
+        return (int(free[0]) + mine) * 2**20 - in_use
+    except (ValueError, IndexError):
+        return None
+
+
+def _nvidia_query(arguments):
+    """nvidia-smi's CSV rows (no header, no units) for `arguments`, or None."""
     import shutil
     import subprocess
 
@@ -190,12 +219,12 @@ def _nvidia_total_bytes():
         return None
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", "0"],
+            ["nvidia-smi", *arguments, "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
         ).stdout
-        return int(out.strip().splitlines()[0]) * 2**20
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+    except (OSError, subprocess.SubprocessError):
         return None
+    return [line.strip() for line in out.splitlines() if line.strip()]
