@@ -74,6 +74,7 @@ def test_estimate_only_warns_before_the_run_starts(monkeypatch, style_image, tin
     import warnings
 
     import tfstyle.loop
+    import tfstyle.runners
 
     # Pretend an accelerator with 256 MiB free; stop any run that gets as far as its runner.
     monkeypatch.setattr(tfstyle.loop, "free_device_memory", lambda: 256 * 2**20)
@@ -81,7 +82,7 @@ def test_estimate_only_warns_before_the_run_starts(monkeypatch, style_image, tin
     def started(*args, **kwargs):
         raise _Started
 
-    monkeypatch.setattr(tfstyle.loop, "_new_runner", started)
+    monkeypatch.setattr(tfstyle.runners, "new_runner", started)
     big = np.zeros((600, 800, 3), np.float32)
     # The estimate has never been measured on a GPU: a warning, one line, and the run starts.
     warned = pytest.warns(UserWarning, match=r"may need about .* is free, so about \d+ px")
@@ -124,12 +125,12 @@ def test_a_scale_whose_compiled_step_does_not_fit_is_refused(
     monkeypatch, content_image, style_image, tiny_config
 ):
     # JAX's runner offers XLA's figures (`memory_analysis`); here a fake one on either backend.
-    import tfstyle.loop
+    import tfstyle.runners
 
     runner_class = _runner_class()
     needs = _Stats(temp=2**30, output=0, alias=0)
     monkeypatch.setattr(runner_class, "memory_analysis", lambda self, t: needs, raising=False)
-    monkeypatch.setattr(tfstyle.loop, "free_device_memory", lambda: 2**30 - 1)
+    monkeypatch.setattr(tfstyle.runners, "free_device_memory", lambda: 2**30 - 1)
     config = tiny_config.replace(iterations=1)
     records = []
     refused = r"compiled step for a 56x40 image needs 1.0 GiB .* but 1024 MiB is free"
@@ -137,7 +138,7 @@ def test_a_scale_whose_compiled_step_does_not_fit_is_refused(
         stylize(content_image, style_image, config=config, callbacks=[records.append])
     assert records == []  # refused before its first step
     stylize(content_image, style_image, config=config.replace(memory_check=False))
-    monkeypatch.setattr(tfstyle.loop, "free_device_memory", lambda: 2**30)
+    monkeypatch.setattr(tfstyle.runners, "free_device_memory", lambda: 2**30)
     assert len(stylize(content_image, style_image, config=config).history["total"]) == 1
 
 
