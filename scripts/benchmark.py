@@ -155,12 +155,13 @@ def _build_tfstyle(content, style):
         ema_decay=config.ema_decay,
         jit_compile=jit,
         loss_scale=config.precision == "mixed_float16",
+        chunk=config.steps_per_call,
     )
     k = config.steps_per_call
 
     def analyse():
         # JAX only: XLA's own account of the compiled k-step program's memory.
-        return runner._run.lower(runner._state, runner._weights, targets, steps=k).compile()
+        return runner.memory_analysis(targets)
 
     return (lambda: runner.run(targets, k)), k, analyse
 
@@ -180,7 +181,7 @@ def _build_keras_example(content, style):
         ops.convert_to_numpy(baseline.step())  # waits for the step (GPUs run asynchronously)
 
     def analyse():
-        return baseline.lower().compile()
+        return baseline.lower().compile().memory_analysis()
 
     return call, 1, analyse
 
@@ -270,7 +271,7 @@ class _PeakMemory:
 
             peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] - self._start
         elif self.kind == "jax":
-            stats = self.analysis().memory_analysis()
+            stats = self.analysis()
             peak = (
                 stats.argument_size_in_bytes
                 + stats.output_size_in_bytes

@@ -62,7 +62,7 @@ def full_size_step_seconds(report, size):
     from tfstyle import StyleConfig
     from tfstyle import preprocessing as pp
     from tfstyle.io import load_image
-    from tfstyle.loop import _new_runner, compute_targets, feature_extractor_for
+    from tfstyle.loop import compute_targets, feature_extractor_for, new_runner
 
     settings = {k: v for k, v in report["settings"].items() if k in StyleConfig.__annotations__}
     config = StyleConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
@@ -71,7 +71,7 @@ def full_size_step_seconds(report, size):
     content = pp.resize(content, *size)
     extractor = feature_extractor_for(config)
     targets = compute_targets(extractor, content, [style], blend=[1.0], config=config)
-    runner = _new_runner(config, extractor, content, total_steps=100)
+    runner = new_runner(config, extractor, content, total_steps=100)
     runner.run(targets, 3)  # compiles
     times = []
     for _ in range(3):

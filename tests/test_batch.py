@@ -84,12 +84,12 @@ def _batch(files, *extra):
 
 
 def test_cli_batch_every_pair_bad_file_skipped_and_one_runner(batch_files, capsys, monkeypatch):
-    import tfstyle.loop
+    import tfstyle.runners
 
     made = []
-    real = tfstyle.loop._new_runner
+    real = tfstyle.runners.new_runner
     monkeypatch.setattr(
-        tfstyle.loop, "_new_runner", lambda *a, **k: made.append(1) or real(*a, **k)
+        tfstyle.runners, "new_runner", lambda *a, **k: made.append(1) or real(*a, **k)
     )
     assert _batch(batch_files) == 1
     err = capsys.readouterr().err

@@ -1,6 +1,8 @@
 """Interruption and resume in the library: runner state, `Interrupted`, `Checkpoint`, and a
 resumed run equal to an uninterrupted one (CPU, fixed seed)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -69,18 +71,26 @@ def test_runner_state_round_trip(content_image, style_image, config):
     first.run(targets, 3)
     state = first.state()
     assert int(state["steps"]) == 3 and state["image"].shape == content_image.shape
-    assert [k for k in state if k.startswith("optimizer/")] == [
-        "optimizer/000",
-        "optimizer/001",
-        "optimizer/002",
-    ]  # Adam: iteration, momentum, velocity
-    assert state["optimizer/001"].shape == (1, *content_image.shape)
+    # Adam: iteration, momentum, velocity, by name (TensorFlow names the image "image:0").
+    slots = sorted(k for k in state if k.startswith("optimizer/image"))
+    assert len(slots) == 2 and slots[0].endswith("_momentum") and slots[1].endswith("_velocity")
+    assert int(state["optimizer/iteration"]) == 3
+    assert state[slots[0]].shape == (1, *content_image.shape)
     second = runner()
     second.load_state(state)
     np.testing.assert_array_equal(first.run(targets, 3)["total"], second.run(targets, 3)["total"])
     np.testing.assert_array_equal(first.image(averaged=True), second.image(averaged=True))
     with pytest.raises(ValueError, match="shape"):
         second.load_state({**state, "image": state["image"][:-1]})
+    # Variables are matched by name, not by position: a missing, an extra or a reshaped one
+    # is named.
+    missing = {k: v for k, v in state.items() if k != slots[1]}
+    with pytest.raises(ValueError, match=f"missing {slots[1][len('optimizer/') :]}$"):
+        second.load_state(missing)
+    with pytest.raises(ValueError, match=r"unexpected image_rms$"):
+        second.load_state({**state, "optimizer/image_rms": state[slots[0]]})
+    with pytest.raises(ValueError, match=r"optimizer variable iteration has shape \(1,\)"):
+        second.load_state({**state, "optimizer/iteration": np.zeros(1, np.int64)})
 
 
 def test_resumed_run_equals_uninterrupted(content_image, style_image, config, tmp_path):
@@ -141,6 +151,35 @@ def test_resume_in_the_second_scale_and_between_scales(
     monkeypatch.undo()
     # The first scale's optimizer state comes along, to be carried into the second.
     check(info.value.checkpoint, 12, 1, True)
+
+
+@pytest.mark.parametrize(("scales", "steps_per_call", "stop"), [(1, 3, 6), (2, 1, 11)])
+def test_float16_resume_counts_the_skipped_steps(
+    content_image, style_image, config, scales, steps_per_call, stop
+):
+    # A large style weight makes the first float16 gradients overflow at the loss-scale
+    # optimizer's starting scale: it skips those steps (the image stays, the scale halves).
+    # They are steps of the run all the same: the checkpoint must count them, or the resumed
+    # run starts at the wrong step. (Fails if the step count is read from the optimizer: on
+    # TensorFlow the inner optimizer counts only the applied steps, on JAX the wrapper's own
+    # counter stays 0.)
+    config = config.replace(
+        precision="mixed_float16", style_weight=1e3, scales=scales, steps_per_call=steps_per_call
+    )
+    full = stylize(content_image, style_image, config=config)
+    losses = full.history["total"]
+    assert losses[0] == losses[1]  # a skipped first step: the image did not change
+    stopped = _interrupt(content_image, style_image, config, step=stop)
+    checkpoint = stopped.checkpoint
+    assert checkpoint.step == stop == len(checkpoint.history["total"])
+    assert int(checkpoint.runner_state["steps"]) == stop
+    records = []
+    resumed = stylize(
+        content_image, style_image, config=config, resume=checkpoint, callbacks=[records.append]
+    )
+    assert [r.step for r in records] == list(range(stop + 1, len(losses) + 1))
+    np.testing.assert_allclose(resumed.image, full.image, atol=1e-6)
+    np.testing.assert_allclose(resumed.history["total"], losses, rtol=1e-6)
 
 
 def test_interrupt_just_after_a_compiled_call(content_image, style_image, config, monkeypatch):
@@ -256,3 +295,54 @@ def _runner_class():
     from tfstyle.step.tensorflow import TensorFlowRunner
 
     return TensorFlowRunner
+
+
+def test_checkpoints_record_where_they_were_made(content_image, style_image, config, recwarn):
+    import keras
+
+    import tfstyle
+
+    checkpoint = _interrupt(content_image, style_image, config, step=3).checkpoint
+    here = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "tfstyle": tfstyle.__version__,
+    }
+    arrays = checkpoint.to_arrays()
+    assert {k: str(arrays[f"environment/{k}"]) for k in here} == here
+    assert Checkpoint.from_arrays(arrays).environment == here
+
+    def made(**environment):
+        return Checkpoint.from_arrays(
+            {**arrays, **{f"environment/{k}": np.str_(v) for k, v in environment.items()}}
+        )
+
+    other = "jax" if here["backend"] == "tensorflow" else "tensorflow"
+    with pytest.raises(
+        CheckpointError, match=f"made on the {other} backend .*KERAS_BACKEND={other}"
+    ):
+        made(backend=other).check_settings(config)
+    major, minor, *_ = here["keras"].split(".")
+    older = f"{major}.{int(minor) - 1}.0"
+    with pytest.raises(CheckpointError, match=rf"made with Keras {older} and this is Keras"):
+        stylize(content_image, style_image, config=config, resume=made(keras=older))
+    assert not recwarn.list
+    # A patch release, or another tfstyle version, only warns: the run resumes.
+    patched = f"{major}.{minor}.999"
+    with pytest.warns(UserWarning, match=f"made with Keras {patched} and this is Keras"):
+        made(keras=patched).check_settings(config)
+    with pytest.warns(UserWarning, match="made with tfstyle 0.0.1 and this is tfstyle"):
+        made(tfstyle="0.0.1").check_settings(config)
+
+
+def test_optimizer_variables_that_do_not_fit_are_refused(content_image, style_image, config):
+    checkpoint = _interrupt(content_image, style_image, config, step=3).checkpoint
+    state = dict(checkpoint.runner_state)
+    velocity = next(k for k in state if k.endswith("_velocity"))
+    del state[velocity]
+    damaged = dataclasses.replace(checkpoint, runner_state=state)
+    name = velocity[len("optimizer/") :]
+    with pytest.raises(
+        CheckpointError, match=rf"optimizer state does not fit this run \(.*missing {name}\)"
+    ):
+        stylize(content_image, style_image, config=config, resume=damaged)

@@ -6,13 +6,13 @@ import pytest
 from tfstyle import ConfigError, NonFiniteLossError, RunnerCache, StyleConfig, stylize
 from tfstyle import preprocessing as pp
 from tfstyle.loop import (
-    _carried_state,
     compute_targets,
     feature_extractor_for,
     make_loss_fn,
     scale_plan,
     scale_sizes,
 )
+from tfstyle.run_state import carried_state
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "lbfgs"])
@@ -191,12 +191,12 @@ def test_carried_state_resizes_per_pixel_slots():
         "optimizer/000": np.int64(0),
         "optimizer/001": np.zeros((1, 8, 12, 3), np.float32),
     }
-    carried = _carried_state(pending, fresh)
+    carried = carried_state(pending, fresh)
     assert carried["steps"] == 7 and carried["optimizer/000"] == 7
     np.testing.assert_allclose(carried["optimizer/001"], -2.0, rtol=1e-6)
     assert carried["optimizer/001"].shape == (1, 8, 12, 3)
     np.testing.assert_array_equal(carried["image"], fresh["image"])
-    assert _carried_state(pending, pending) is pending
+    assert carried_state(pending, pending) is pending
 
 
 def test_too_small_image_names_the_minimum(style_image, tiny_config):

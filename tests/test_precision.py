@@ -81,3 +81,61 @@ def test_float16_gradients_are_loss_scaled(fixed_random_weights, content_image, 
     assert np.count_nonzero(grads["mixed_float16", True] == 0) == 0
     assert error(grads["mixed_float16", True]) < 0.15
     assert error(grads["mixed_float16", True]) < error(grads["mixed_float16", False])
+
+
+def test_float16_loop_steps_on_the_loss_scaled_gradient(
+    fixed_random_weights, content_image, style_image
+):
+    # The optimisation loop's own step (not `value_and_grad`): with small loss weights the
+    # float16 gradient underflows to zero for some pixels unless the loop scales the loss up
+    # and the gradient down again. Plain SGD, one step: the update is `lr * gradient`, so it
+    # shows both the underflow (pixels that do not move) and a missing unscaling (updates
+    # 2**15 times too large).
+    import keras
+
+    config = StyleConfig(
+        weights=fixed_random_weights,
+        max_size=32,
+        content_weight=1e-3,
+        style_weight=1e-3,
+        tv_weight=0.0,
+        **LAYERS,
+    )
+    image, style = content_image[:32, :32], style_image[:32, :32]
+    # Away from 0 and 1, so that clipping to the valid range moves no pixel.
+    point = np.random.default_rng(5).uniform(0.3, 0.7, size=image.shape).astype(np.float32)
+    updates, rate = {}, None
+    for precision, loss_scale in [
+        ("float32", False),
+        ("mixed_float16", False),
+        ("mixed_float16", True),
+    ]:
+        settings = config.replace(precision=precision)
+        extractor = feature_extractor_for(settings)
+        targets = compute_targets(extractor, image, [style], blend=[1.0], config=settings)
+        if rate is None:  # steps of about 1e-3 per pixel at float32
+            probe = make_runner(
+                extractor=extractor, loss_fn=make_loss_fn(settings), optimizer=None, image=point
+            )
+            rate = 1e-3 / float(np.abs(probe.value_and_grad(point, targets)[1]).mean())
+        runner = make_runner(
+            extractor=extractor,
+            loss_fn=make_loss_fn(settings),
+            optimizer=keras.optimizers.SGD(learning_rate=rate),
+            image=point,
+            loss_scale=loss_scale,
+        )
+        runner.run(targets, 1)
+        updates[precision, loss_scale] = runner.image() - point
+    reference = updates["float32", False]
+
+    def error(update):
+        return np.abs(update - reference).mean() / np.abs(reference).mean()
+
+    # (A pixel whose float32 update is below its rounding step stays put at any precision.)
+    moved = reference != 0
+    assert np.count_nonzero(moved) > 0.99 * moved.size
+    assert np.count_nonzero(moved & (updates["mixed_float16", False] == 0)) > 10  # underflow
+    scaled = updates["mixed_float16", True]
+    assert np.count_nonzero(moved & (scaled == 0)) == 0
+    assert error(scaled) < 0.15

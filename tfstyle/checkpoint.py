@@ -11,23 +11,32 @@ restored, and the chunks of steps line up with an uninterrupted run's. Nothing i
 the initial image, so on the CPU the result equals an uninterrupted run's within float
 tolerance. L-BFGS is the exception: scipy does not expose its memory of past gradients, so a
 resumed L-BFGS scale restarts that memory from the saved image (a close, not an equal result).
+
+A checkpoint records where it was made (`environment`: the Keras backend and the Keras and
+tfstyle versions) and resumes only where the same arithmetic runs: another backend, or another
+Keras major or minor version, is refused with one line; a Keras patch release or another tfstyle
+version only warns (the settings and the optimizer's variables, matched by name and shape when
+the runner loads them, are checked on their own). See docs/reliability.md.
 """
 
 import dataclasses
 import hashlib
 import json
+import warnings
 
 import numpy as np
 
 from tfstyle.config import StyleConfig
 from tfstyle.errors import CheckpointError, ConfigError
 
-FORMAT_VERSION = 1
+# 2: optimizer variables by name, and the environment (backend and versions) recorded.
+FORMAT_VERSION = 2
 LOSS_NAMES = ("content", "style", "tv", "total")  # = losses.LOSS_NAMES, without importing Keras
 
 # Settings that do not change the result: the CLI derives steps_per_call from --save_every, and
-# how steps are grouped into compiled calls does not change the arithmetic.
-RESULT_NEUTRAL_SETTINGS = ("steps_per_call",)
+# how steps are grouped into compiled calls does not change the arithmetic; the memory check
+# only decides whether a run starts.
+RESULT_NEUTRAL_SETTINGS = ("steps_per_call", "memory_check")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +58,8 @@ class Checkpoint:
             whose compiled call finished just as the interrupt came).
         evaluations: objective evaluations so far.
         inputs: digest of the content, style and init images (see `digest_images`).
+        environment: `{"backend", "keras", "tfstyle"}` where the checkpoint was made
+            (`current_environment()` by default).
     """
 
     config: StyleConfig
@@ -59,6 +70,7 @@ class Checkpoint:
     history: dict
     evaluations: int
     inputs: str
+    environment: dict = dataclasses.field(default_factory=lambda: current_environment())
 
     def check_resumable(self, config, inputs):
         """Raise CheckpointError unless a run with `config` and images digested as `inputs`
@@ -72,7 +84,9 @@ class Checkpoint:
 
     def check_settings(self, config):
         """Raise CheckpointError if `config` differs from the checkpoint's settings in anything
-        that changes the result (the images are checked by `check_resumable`)."""
+        that changes the result, or if it was made on another backend or Keras version (see
+        `check_environment`; the images are checked by `check_resumable`)."""
+        self.check_environment()
         differences = [
             f"{key} {_show(before)} there, {_show(config.to_dict()[key])} now"
             for key, before in self.config.to_dict().items()
@@ -85,6 +99,30 @@ class Checkpoint:
                 "settings, or start again"
             )
 
+    def check_environment(self, now=None):
+        """Raise CheckpointError if the checkpoint was made on another Keras backend or another
+        Keras major.minor version than `now` (default: `current_environment()`); warn for a
+        Keras patch release or another tfstyle version alone."""
+        now = now or current_environment()
+        then = self.environment
+        if then["backend"] != now["backend"]:
+            raise CheckpointError(
+                f"the checkpoint was made on the {then['backend']} backend and this run uses "
+                f"{now['backend']}; resume with KERAS_BACKEND={then['backend']}, or start again"
+            )
+        if _minor(then["keras"]) != _minor(now["keras"]):
+            raise CheckpointError(
+                f"the checkpoint was made with Keras {then['keras']} and this is Keras "
+                f"{now['keras']}; resume with Keras {_minor(then['keras'])}.x, or start again"
+            )
+        for name, label in (("keras", "Keras"), ("tfstyle", "tfstyle")):
+            if then[name] != now[name]:
+                warnings.warn(
+                    f"the checkpoint was made with {label} {then[name]} and this is "
+                    f"{label} {now[name]}; resuming anyway",
+                    stacklevel=3,
+                )
+
     def to_arrays(self):
         """A flat `{name: np.ndarray}` of everything (strings as 0-d unicode arrays)."""
         arrays = {
@@ -96,6 +134,7 @@ class Checkpoint:
             "evaluations": np.int64(self.evaluations),
             "image": np.asarray(self.image, np.float32),
         }
+        arrays.update({f"environment/{k}": np.str_(v) for k, v in self.environment.items()})
         arrays.update({f"history/{k}": np.asarray(v, np.float32) for k, v in self.history.items()})
         arrays.update({f"state/{k}": np.asarray(v) for k, v in self.runner_state.items()})
         return arrays
@@ -124,12 +163,34 @@ class Checkpoint:
                 history={k: np.asarray(arrays[f"history/{k}"], np.float32) for k in LOSS_NAMES},
                 evaluations=int(arrays["evaluations"]),
                 inputs=str(arrays["inputs"]),
+                environment={k: str(arrays[f"environment/{k}"]) for k in ENVIRONMENT_KEYS},
             )
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
             raise CheckpointError(f"not a valid tfstyle checkpoint ({detail})") from exc
+
+
+ENVIRONMENT_KEYS = ("backend", "keras", "tfstyle")
+
+
+def current_environment():
+    """`{"backend", "keras", "tfstyle"}` of this process."""
+    import keras
+
+    import tfstyle
+
+    return {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "tfstyle": tfstyle.__version__,
+    }
+
+
+def _minor(version):
+    """'3.15' of '3.15.1' (or of '3.15.1.dev0')."""
+    return ".".join(version.split(".")[:2])
 
 
 def digest_images(*images):

@@ -153,6 +153,9 @@ class StyleConfig:
         steps_per_call: optimisation steps in one compiled call (callbacks see every step).
         remat: recompute each VGG block's activations in the backward pass instead of storing
             them (less memory for large images, about a third more compute per step).
+        memory_check: check that a step fits the accelerator's free memory (see
+            `tfstyle.memory`): before any work, a warning from an estimate; on JAX, a refusal
+            from XLA's own figures when a scale's step is compiled. False skips both.
     """
 
     network: str = "vgg19"
@@ -190,6 +193,7 @@ class StyleConfig:
     precision: str = "float32"
     steps_per_call: int = 10
     remat: bool = False
+    memory_check: bool = True
 
     def __post_init__(self):
         for name, allowed in (
@@ -214,8 +218,9 @@ class StyleConfig:
             _check_number(name, getattr(self, name), low=0.0)
         if self.content_weight == 0 and self.style_weight == 0:
             raise ConfigError("content_weight and style_weight are both 0: nothing to optimise")
-        if not isinstance(self.remat, bool):
-            raise ConfigError(f"remat must be True or False; got {self.remat!r}")
+        for name in ("remat", "memory_check"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False; got {getattr(self, name)!r}")
         for name in ("max_size", "iterations", "steps_per_call"):
             _check_int(name, getattr(self, name), low=1)
         if self.scales != "auto":

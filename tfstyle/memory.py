@@ -1,8 +1,18 @@
 """How much accelerator memory one optimisation step needs, from the layer shapes alone.
 
 A pure function of the network, the layers used, the image size, the precision and whether
-activations are recomputed (`remat`), so a run that cannot fit is refused before it starts and
+activations are recomputed (`remat`), so a run that may not fit is flagged before it starts and
 the message can name the largest size that would fit.
+
+What `stylize` does with it (`StyleConfig.memory_check`, on by default; nothing on a CPU):
+
+* Before any work, the estimate against the accelerator's free memory: a warning
+  (`estimate_warning`), never a refusal, since the model below has not been measured on a GPU.
+* On JAX, when a scale's step is compiled and before it runs, XLA's own account of the compiled
+  program (`jax.jit(...).lower(...).compile().memory_analysis()`, exact for that program): a
+  refusal (`compiled_refusal`) when its temporaries and outputs do not fit what is free, where
+  the run would otherwise stop with XLA's out-of-memory error. (The compiled program is the one
+  the run then uses: this compiles nothing extra.)
 
 The model of a step (forward through VGG to the deepest layer used, then the gradient with
 respect to the image):
@@ -141,6 +151,47 @@ def _parameter_count(blocks):
             count += 9 * channels_in * channels + channels
             channels_in = channels
     return count
+
+
+def estimate_warning(*, size, free, network, layers, precision, remat, content_layers):
+    """The one-line warning for a step of an image of `size` (height, width) whose estimate
+    (with `HEADROOM`) exceeds `free` bytes, or None when it fits."""
+    settings = {
+        "network": network,
+        "layers": layers,
+        "precision": precision,
+        "remat": remat,
+        "content_layers": content_layers,
+    }
+    needed = estimate_step_bytes(height=size[0], width=size[1], **settings)
+    if needed * HEADROOM <= free:
+        return None
+    longest = largest_fitting_size(aspect=size[0] / size[1], available_bytes=free, **settings)
+    hints = [f"max_size={longest}"] if longest else []
+    hints += [] if remat else ["remat=True"]
+    hints += ["precision='mixed_bfloat16'"] if precision == "float32" else []
+    return (
+        f"a {size[1]}x{size[0]} image may need about {describe_bytes(needed)} of accelerator "
+        f"memory per step (an estimate) but {describe_bytes(free)} is free, so about {longest} "
+        f"px (longest side) fits with these settings; if the run fails for memory, try "
+        f"{', '.join(hints) or 'a smaller image'} (memory_check=False silences this)"
+    )
+
+
+def compiled_refusal(*, stats, free, size):
+    """The one-line refusal for a compiled step whose XLA memory analysis `stats` (a
+    `CompiledMemoryStats`) does not fit `free` bytes, or None when it fits. The arguments
+    (weights, image, optimizer state) are already on the device, so in `free`'s account; the
+    step needs its temporaries and the outputs that do not reuse (alias) an argument."""
+    needed = stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+    if needed <= free:
+        return None
+    return (
+        f"the compiled step for a {size[1]}x{size[0]} image needs {describe_bytes(needed)} of "
+        f"accelerator memory beyond its inputs (XLA's figure) but {describe_bytes(free)} is "
+        "free; use a smaller max_size, remat=True or precision='mixed_bfloat16', or free the "
+        "accelerator"
+    )
 
 
 def describe_bytes(count):

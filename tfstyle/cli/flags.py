@@ -133,6 +133,9 @@ flags.DEFINE_enum("precision", _D.precision, config_lib.PRECISIONS, "Network dty
 flags.DEFINE_boolean(
     "remat", _D.remat, "Recompute activations in the backward pass: less memory, slower steps."
 )
+flags.DEFINE_boolean(
+    "memory_check", _D.memory_check, "Check that a step fits the accelerator's free memory."
+)
 flags.DEFINE_integer(
     "save_every", 0, "Also save the image every N steps (0: only at the end).", lower_bound=0
 )
@@ -271,6 +274,7 @@ def config_from_flags():
         seed=FLAGS.seed,
         precision=FLAGS.precision,
         remat=FLAGS.remat,
+        memory_check=FLAGS.memory_check,
         steps_per_call=_steps_per_call(FLAGS.save_every),
     )
 

@@ -2,8 +2,14 @@
 
 A runner holds the image being optimised and the optimizer state, and offers:
 
-* `run(targets, steps)`: `steps` optimisation updates in one compiled call; returns
-  `{loss name: float32 array of shape [steps]}`, the losses of the image each update started from.
+* `run(targets, steps)`: `steps` optimisation updates, in compiled calls of at most `chunk`
+  steps; returns `{loss name: float32 array of shape [steps]}`, the losses of the image each
+  update started from. The step count is an argument of the compiled call, not part of its
+  shape, and its loss buffers always hold `chunk` steps: one compiled program per image size
+  serves every count (several scales, resumed runs, snapshots at odd steps), where a program
+  per count would mean a full XLA compile for each.
+* `trace_count()`: how many times `run`'s step has been traced (compiled) so far; 1 once it
+  has run, whatever the counts asked for.
 * `image(averaged=False)`: the current image, float32 `[H, W, 3]` in [0, 1]; with
   `averaged=True`, the moving average or best image when averaging is on.
 * `assign(image)`: replace the current image (keeps the optimizer state).
@@ -21,16 +27,17 @@ A runner holds the image being optimised and the optimizer state, and offers:
   - `"ema_steps"`: float32 `[]`, the updates folded into the moving average so far (for its
     bias correction; 0 unless `average="ema"`);
   - `"steps"`: int64 `[]`, the updates `run` has applied since the runner was built, counting
-    those of a loaded state: the optimizer's iteration counter (0 without an optimizer);
-  - `"optimizer/000"`, `"optimizer/001"`, ...: the optimizer's variables in the order of the
-    Keras optimizer's `variables` after it was built for the image (Keras 3: `iteration`,
-    then `learning_rate` when it is a constant, then the slots, e.g. Adam's momentum and
-    velocity), each with the variable's own shape and dtype; the image variable the optimizer
-    updates is `[1, H, W, 3]`, so that is the shape of its slots. Absent without an optimizer.
+    those of a loaded state: the runner's own counter, not the optimizer's, which leaves out
+    the float16 steps the loss-scale optimizer skips;
+  - `"optimizer/<name>"`: each of the optimizer's variables under its name (see
+    `optimizer_variable_names`: e.g. `iteration`, `image_momentum`, and `inner/...` for the
+    optimizer inside a loss-scale optimizer), with the variable's own shape and dtype; the image
+    variable the optimizer updates is `[1, H, W, 3]`, so that is the shape of its slots.
+    Absent without an optimizer.
 * `load_state(state)`: restore all of the above into a runner built with the same settings,
   image size and a fresh optimizer of the same kind, so that `run` continues exactly as the
-  runner that produced `state` would have; raises ValueError if the state does not fit (image
-  shape, number or shapes of optimizer variables).
+  runner that produced `state` would have; raises ValueError, naming the variables, if the
+  state does not fit (image shape, missing, extra or reshaped optimizer variables).
 
 The objective the optimizer sees is `total * H * W`: the losses are means (see `losses.py`),
 so without the factor each pixel's gradient would shrink as the image grows and SGD learning
@@ -46,6 +53,7 @@ The backend is read once, from `keras.backend.backend()`.
 """
 
 import keras
+import numpy as np
 
 from tfstyle.config import DEFAULTS
 
@@ -63,6 +71,7 @@ def make_runner(
     ema_decay=DEFAULTS.ema_decay,
     jit_compile=None,
     loss_scale=False,
+    chunk=DEFAULTS.steps_per_call,
 ):
     """Build the runner for the active Keras backend.
 
@@ -77,6 +86,7 @@ def make_runner(
         ema_decay: decay of the moving average per step.
         jit_compile: compile with XLA; None chooses per backend (see each backend's module).
         loss_scale: scale the loss for float16 networks (see above).
+        chunk: the most steps one compiled call runs (`StyleConfig.steps_per_call`).
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -94,7 +104,56 @@ def make_runner(
         ema_decay=ema_decay,
         jit_compile=jit_compile,
         loss_scale=loss_scale,
+        chunk=chunk,
     )
+
+
+def chunk_counts(steps, chunk):
+    """The step counts of the compiled calls that run `steps` steps: `chunk`s, then the rest."""
+    steps = int(steps)
+    return [chunk] * (steps // chunk) + ([steps % chunk] if steps % chunk else [])
+
+
+def join_histories(parts):
+    """One `{loss name: array}` from the per-call ones, in order."""
+    return {
+        k: np.concatenate([part[k] for part in parts]).astype(np.float32)
+        if parts
+        else np.zeros(0, np.float32)
+        for k in (parts[0] if parts else ())
+    }
+
+
+def optimizer_variable_names(optimizer):
+    """Stable names of `optimizer.variables`, in order: each variable's name (`iteration`,
+    `image_momentum`, ...), with `inner/` before those of the optimizer a loss-scale optimizer
+    wraps. Keras' own paths (`adam_3/iteration`) number optimizers by creation order, so they
+    differ from run to run; these do not."""
+    if optimizer is None:
+        return []
+    inner = getattr(optimizer, "inner_optimizer", None)
+    inner_ids = {id(v) for v in inner.variables} if inner is not None else set()
+    names = [("inner/" if id(v) in inner_ids else "") + v.name for v in optimizer.variables]
+    if len(set(names)) != len(names):
+        raise ValueError(f"optimizer variable names are not unique: {names}")
+    return names
+
+
+def check_optimizer_state(state, shapes):
+    """Raise ValueError unless `state`'s `optimizer/...` entries are exactly the variables
+    named in `shapes` (`{name: shape}`), each of its shape."""
+    saved = {k[len("optimizer/") :] for k in state if k.startswith("optimizer/")}
+    missing, extra = sorted(set(shapes) - saved), sorted(saved - set(shapes))
+    if missing or extra:
+        parts = [f"missing {', '.join(missing)}"] if missing else []
+        parts += [f"unexpected {', '.join(extra)}"] if extra else []
+        raise ValueError(f"optimizer variables: {'; '.join(parts)}")
+    for name, shape in shapes.items():
+        if np.shape(state[f"optimizer/{name}"]) != tuple(shape):
+            raise ValueError(
+                f"optimizer variable {name} has shape {np.shape(state[f'optimizer/{name}'])}, "
+                f"not {tuple(shape)}"
+            )
 
 
 def free_device_memory():
@@ -104,6 +163,8 @@ def free_device_memory():
     if backend == "jax":
         import jax
 
+        # JAX's first device is the first of CUDA_VISIBLE_DEVICES; its allocator's own account
+        # (its limit less what is in use) is what this process can still allocate.
         device = jax.devices()[0]
         stats = device.memory_stats() if device.platform != "cpu" else None
         if not stats or "bytes_limit" not in stats:
@@ -114,16 +175,43 @@ def free_device_memory():
 
         if not tf.config.list_physical_devices("GPU"):
             return None
-        total = _nvidia_total_bytes()
-        if total is None:
-            return None
-        # TensorFlow reserves most of the GPU for its own allocator up front; what it has not
-        # handed out yet is free for this run.
-        return total - tf.config.experimental.get_memory_info("GPU:0")["current"]
+        in_use = tf.config.experimental.get_memory_info("GPU:0")["current"]
+        return _nvidia_free_bytes(_visible_gpu(), in_use=in_use)
     return None
 
 
-def _nvidia_total_bytes():
+def _visible_gpu():
+    """nvidia-smi's name for TensorFlow's GPU:0: the first entry of CUDA_VISIBLE_DEVICES (an
+    index or a UUID, both of which `nvidia-smi -i` takes), else 0. (nvidia-smi numbers GPUs in
+    PCI order; CUDA does too with CUDA_DEVICE_ORDER=PCI_BUS_ID, and when one GPU is visible.)"""
+    import os
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return visible or "0"
+
+
+def _nvidia_free_bytes(device, *, in_use):
+    """Free bytes of nvidia-smi's `device` for this process: what nvidia-smi says is free (other
+    processes' use left out), plus what this process holds (TensorFlow's allocator reserves most
+    of the GPU up front) less what TensorFlow has handed out (`in_use`); None without
+    nvidia-smi."""
+    import os
+
+    free = _nvidia_query(["--query-gpu=memory.free", "-i", device])
+    apps = _nvidia_query(["--query-compute-apps=pid,used_memory", "-i", device])
+    if free is None or apps is None:
+        return None
+    try:
+        mine = sum(
+            int(used) for pid, used in (row.split(",") for row in apps) if int(pid) == os.getpid()
+        )
+        return (int(free[0]) + mine) * 2**20 - in_use
+    except (ValueError, IndexError):
+        return None
+
+
+def _nvidia_query(arguments):
+    """nvidia-smi's CSV rows (no header, no units) for `arguments`, or None."""
     import shutil
     import subprocess
 
@@ -131,12 +219,12 @@ def _nvidia_total_bytes():
         return None
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", "0"],
+            ["nvidia-smi", *arguments, "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
         ).stdout
-        return int(out.strip().splitlines()[0]) * 2**20
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+    except (OSError, subprocess.SubprocessError):
         return None
+    return [line.strip() for line in out.splitlines() if line.strip()]

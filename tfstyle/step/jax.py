@@ -4,7 +4,9 @@ Everything the compiled step touches is an argument: the image and optimizer sta
 accelerators, so XLA updates them in place), the network's frozen weights and the targets.
 Nothing is baked in as a constant, so a new content or style image of the same size reuses the
 compiled step, and XLA does not constant-fold ~80 MB of weights into the program. Several steps
-run in one call through `jax.lax.scan`, which also stacks the per-step losses.
+run in one call through `jax.lax.fori_loop` with the step count as a traced argument (a
+while loop, so steps past the count cost nothing), writing the per-step losses into buffers of
+a fixed `chunk` length: one program per image size, whatever the count.
 
 The compiled functions are shared between runners with the same network, loss weights,
 optimizer settings and averaging (`stylize` builds a runner per scale and per call): a second
@@ -20,25 +22,41 @@ import keras
 import numpy as np
 
 from tfstyle.losses import LOSS_NAMES
-from tfstyle.step import STATIC_LOSS_SCALE
+from tfstyle.step import (
+    STATIC_LOSS_SCALE,
+    check_optimizer_state,
+    chunk_counts,
+    join_histories,
+    optimizer_variable_names,
+)
 
 
 class JaxRunner:
     """See `tfstyle.step` for the interface.
 
-    `run` compiles once per distinct number of steps (in practice two: `steps_per_call` and the
-    last, shorter chunk) and once per image size. `jit_compile=False` runs the same code
-    uncompiled (for debugging).
+    `run` compiles once per image size, whatever the number of steps. `jit_compile=False` runs
+    the same code uncompiled (for debugging).
     """
 
     def __init__(
-        self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile, loss_scale
+        self,
+        *,
+        extractor,
+        loss_fn,
+        optimizer,
+        image,
+        average,
+        ema_decay,
+        jit_compile,
+        loss_scale,
+        chunk,
     ):
         if loss_scale and optimizer is not None:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         self._static_scale = STATIC_LOSS_SCALE if loss_scale else 1.0
         self._average = average
         self._ema_decay = float(ema_decay)
+        self._chunk = int(chunk)
         self._weights = (
             [v.value for v in extractor.trainable_variables],
             [v.value for v in extractor.non_trainable_variables],
@@ -49,20 +67,38 @@ class JaxRunner:
         if optimizer is not None:
             optimizer.build([keras.Variable(image, name="image")])
             self._initial_optimizer_state = [np.asarray(v.value) for v in optimizer.variables]
+        self._names = optimizer_variable_names(optimizer)
         self.reset(image[0])
         spec = _Spec(extractor, loss_fn, optimizer, average, self._ema_decay, loss_scale)
         # The optimizer was built for this image's shape, so the shape is part of the key.
         jit = jit_compile is None or bool(jit_compile)
-        self._run, self._value_and_grad = _compiled(
-            (*_cache_key(spec), image.shape, jit), spec, jit
-        )
+        key = (*_cache_key(spec), image.shape, self._chunk, jit)
+        self._compiled = _compiled(key, spec, self._chunk, jit)
 
     def run(self, targets, steps):
-        self._state, history = self._run(self._state, self._weights, targets, steps=int(steps))
-        return {k: np.asarray(v) for k, v in history.items()}
+        parts = []
+        for count in chunk_counts(steps, self._chunk):
+            self._state, history = self._compiled.run(
+                self._state, self._weights, targets, np.int32(count)
+            )
+            parts.append({k: np.asarray(v)[:count] for k, v in history.items()})
+        return join_histories(parts)
+
+    def trace_count(self):
+        return self._compiled.traces
+
+    def memory_analysis(self, targets):
+        """XLA's memory account of the compiled `run` (a `CompiledMemoryStats`), or None
+        without `jit_compile`. Compiling here costs nothing extra: `run` reuses the program."""
+        if not hasattr(self._compiled.run, "lower"):
+            return None
+        lowered = self._compiled.run.lower(
+            self._state, self._weights, targets, np.int32(self._chunk)
+        )
+        return lowered.compile().memory_analysis()
 
     def image(self, averaged=False):
-        image, _, average, _, ema_steps = self._state
+        image, _, average, _, ema_steps, _ = self._state
         if averaged and self._average == "ema" and int(ema_steps) > 0:
             correction = 1.0 - self._ema_decay ** int(ema_steps)
             return np.clip(np.asarray(average)[0] / correction, 0.0, 1.0)
@@ -78,27 +114,29 @@ class JaxRunner:
         image = np.asarray(image, np.float32)[None]
         # What the compiled loop carries: the image, the optimizer's variables, the averaged
         # image (a moving average started at zero and bias-corrected, as Adam's moments are, or
-        # the lowest-loss image), the lowest loss and the number of averaged steps. Fresh
-        # buffers each time: they are donated to the compiled loop.
+        # the lowest-loss image), the lowest loss, the number of averaged steps and the number
+        # of updates applied (skipped float16 steps included; the optimizer's own counter
+        # leaves those out). Fresh buffers each time: they are donated to the compiled loop.
         self._state = (
             jnp.asarray(image),
             [jnp.asarray(value) for value in self._initial_optimizer_state],
             jnp.asarray(np.zeros_like(image) if self._average == "ema" else image),
             jnp.asarray(np.inf, jnp.float32),
             jnp.asarray(0, jnp.int32),
+            jnp.asarray(0, jnp.int32),
         )
 
     def state(self):
-        image, optimizer_state, averaged, best_loss, ema_steps = self._state
+        image, optimizer_state, averaged, best_loss, ema_steps, steps = self._state
         state = {
             "image": np.asarray(image)[0],
             "averaged": np.asarray(averaged)[0],
             "best_loss": np.float32(best_loss),
             "ema_steps": np.float32(ema_steps),
-            "steps": np.int64(np.asarray(optimizer_state[0]) if optimizer_state else 0),
+            "steps": np.int64(steps),
         }
-        for i, value in enumerate(optimizer_state):
-            state[f"optimizer/{i:03d}"] = np.array(value)
+        for name, value in zip(self._names, optimizer_state, strict=True):
+            state[f"optimizer/{name}"] = np.array(value)
         return state
 
     def load_state(self, state):
@@ -107,30 +145,26 @@ class JaxRunner:
         for key in ("image", "averaged"):
             if np.shape(state[key]) != shape:
                 raise ValueError(f"state {key} has shape {np.shape(state[key])}, not {shape}")
-        saved = sorted(key for key in state if key.startswith("optimizer/"))
-        if len(saved) != len(optimizer_state):
-            raise ValueError(
-                f"state has {len(saved)} optimizer variables, not {len(optimizer_state)}"
-            )
-        for key, current in zip(saved, optimizer_state, strict=True):
-            if np.shape(state[key]) != tuple(current.shape):
-                raise ValueError(f"state {key} has shape {np.shape(state[key])}")
+        check_optimizer_state(
+            state, {n: tuple(v.shape) for n, v in zip(self._names, optimizer_state, strict=True)}
+        )
         self._state = (
             jnp.asarray(np.asarray(state["image"], np.float32)[None]),
             [
-                jnp.asarray(np.asarray(state[key]).astype(current.dtype))
-                for key, current in zip(saved, optimizer_state, strict=True)
+                jnp.asarray(np.asarray(state[f"optimizer/{name}"]).astype(current.dtype))
+                for name, current in zip(self._names, optimizer_state, strict=True)
             ],
             jnp.asarray(np.asarray(state["averaged"], np.float32)[None]),
             jnp.asarray(np.float32(state["best_loss"])),
             jnp.asarray(int(state.get("ema_steps", 0)), jnp.int32),
+            jnp.asarray(int(state["steps"]), jnp.int32),
         )
 
     def value_and_grad(self, image, targets):
         batch = jnp.asarray(np.asarray(image, np.float32)[None])
         while True:
             scale = self._static_scale
-            losses, grad = self._value_and_grad(self._weights, batch, targets, scale)
+            losses, grad = self._compiled.value_and_grad(self._weights, batch, targets, scale)
             grad = np.asarray(grad)[0]
             # Float16 gradients that overflowed: halve the scale and evaluate again.
             if np.all(np.isfinite(grad)) or scale <= 1.0:
@@ -201,19 +235,32 @@ _CACHE = {}
 _CACHE_SIZE = 16
 
 
-def _compiled(key, spec, jit):
-    """`(run_steps, losses_and_grad)` for `spec`, compiled when `jit`, cached by `key`."""
-    if key not in _CACHE:
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        run_steps = functools.partial(_run_steps, spec)
-        losses_and_grad = functools.partial(_losses_and_grad, spec)
+class _Compiled:
+    """A spec's `run(state, weights, targets, steps)` and `value_and_grad(weights, image,
+    targets, scale)`, compiled when `jit`, and how many times `run` was traced."""
+
+    def __init__(self, spec, chunk, jit):
+        self.traces = 0
+
+        def run_steps(state, weights, targets, steps):
+            self.traces += 1  # Python runs only while tracing
+            return _run_steps(spec, state, weights, targets, steps, chunk=chunk)
+
+        self.run = run_steps
+        self.value_and_grad = functools.partial(_losses_and_grad, spec)
         if jit:
             # The CPU backend ignores donation (and warns), so donate only on accelerators.
             donate = (0,) if jax.default_backend() != "cpu" else ()
-            run_steps = jax.jit(run_steps, static_argnames="steps", donate_argnums=donate)
-            losses_and_grad = jax.jit(losses_and_grad)
-        _CACHE[key] = (run_steps, losses_and_grad)
+            self.run = jax.jit(run_steps, donate_argnums=donate)
+            self.value_and_grad = jax.jit(self.value_and_grad)
+
+
+def _compiled(key, spec, chunk, jit):
+    """The `_Compiled` functions of `spec`, cached by `key`."""
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _Compiled(spec, chunk, jit)
     return _CACHE[key]
 
 
@@ -230,9 +277,12 @@ def _losses_and_grad(spec, weights, image, targets, scale):
     return losses, grad
 
 
-def _run_steps(spec, state, weights, targets, *, steps):
-    def step(state, _):
-        image, optimizer_state, averaged, best_loss, ema_steps = state
+def _run_steps(spec, state, weights, targets, steps, *, chunk):
+    """`steps` (traced, at most `chunk`) updates; the losses in `chunk`-long buffers."""
+
+    def step(i, carry):
+        state, history = carry
+        image, optimizer_state, averaged, best_loss, ema_steps, count = state
         # The LossScaleOptimizer divides by its scale again, and skips non-finite steps.
         scale = 1.0 if spec.scale_index is None else optimizer_state[spec.scale_index]
         losses, grad = _losses_and_grad(spec, weights, image, targets, scale)
@@ -244,10 +294,12 @@ def _run_steps(spec, state, weights, targets, *, steps):
         averaged, best_loss = _update_average(
             spec, image, updated, losses["total"], averaged, best_loss
         )
-        history = {k: losses[k].astype(jnp.float32) for k in LOSS_NAMES}
-        return (updated, optimizer_state, averaged, best_loss, ema_steps + 1), history
+        history = {k: history[k].at[i].set(losses[k].astype(jnp.float32)) for k in LOSS_NAMES}
+        state = (updated, optimizer_state, averaged, best_loss, ema_steps + 1, count + 1)
+        return state, history
 
-    return jax.lax.scan(step, state, length=steps)
+    history = {k: jnp.zeros((chunk,), jnp.float32) for k in LOSS_NAMES}
+    return jax.lax.fori_loop(0, steps, step, (state, history))
 
 
 def _update_average(spec, current, updated, loss, averaged, best_loss):

@@ -5,25 +5,43 @@ import numpy as np
 import tensorflow as tf
 
 from tfstyle.losses import LOSS_NAMES
-from tfstyle.step import STATIC_LOSS_SCALE
+from tfstyle.step import (
+    STATIC_LOSS_SCALE,
+    check_optimizer_state,
+    chunk_counts,
+    join_histories,
+    optimizer_variable_names,
+)
 
 
 class TensorFlowRunner:
     """See `tfstyle.step` for the interface.
 
-    `run` traces once per distinct number of steps (in practice two: `steps_per_call` and the
-    last, shorter chunk) and once per image size; targets are arguments, not captured constants,
-    so new content and style images of the same size reuse the traced graph.
+    `run` traces once per image size, whatever the number of steps: the count is a tensor
+    argument and the loss buffers hold `chunk` steps (see `tfstyle.step`). Targets are
+    arguments, not captured constants, so new content and style images of the same size reuse
+    the traced graph.
     """
 
     def __init__(
-        self, *, extractor, loss_fn, optimizer, image, average, ema_decay, jit_compile, loss_scale
+        self,
+        *,
+        extractor,
+        loss_fn,
+        optimizer,
+        image,
+        average,
+        ema_decay,
+        jit_compile,
+        loss_scale,
+        chunk,
     ):
         self._extractor = extractor
         self._loss_fn = loss_fn
         if loss_scale and optimizer is not None:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         self._optimizer = optimizer
+        self._chunk = int(chunk)
         self._loss_scale = loss_scale
         self._static_scale = STATIC_LOSS_SCALE if loss_scale else 1.0
         self._average = average
@@ -36,8 +54,12 @@ class TensorFlowRunner:
         self._averaged = tf.Variable(start, name="averaged_image")
         self._best_loss = tf.Variable(np.inf, dtype=tf.float32, name="best_loss")
         self._ema_steps = tf.Variable(0.0, dtype=tf.float32, name="ema_steps")
+        # Updates applied, skipped float16 steps included (the optimizer's own counter leaves
+        # those out): what checkpoints and the multi-scale plan count.
+        self._steps = tf.Variable(0, dtype=tf.int64, name="steps")
         if optimizer is not None:
             optimizer.build([self._variable])
+        self._names = optimizer_variable_names(optimizer)
         # The optimizer's fresh state (step count, moments), restored by `reset`.
         self._initial_state = [v.numpy() for v in optimizer.variables] if optimizer else []
         # XLA is not faster than TensorFlow's own CPU kernels for VGG's big convolutions
@@ -57,7 +79,11 @@ class TensorFlowRunner:
         return losses, tape.gradient(objective, image)
 
     def _run_steps(self, targets, steps):
-        history = {k: tf.TensorArray(tf.float32, size=steps) for k in LOSS_NAMES}
+        # `steps` (at most `chunk`) is a tensor, so one trace serves every count; the buffers
+        # have a fixed size, and the entries past `steps` stay zero (`run` drops them).
+        history = {
+            k: tf.TensorArray(tf.float32, size=self._chunk, element_shape=()) for k in LOSS_NAMES
+        }
         for i in tf.range(steps):
             current = tf.identity(self._variable)
             # The LossScaleOptimizer divides by its scale again, and skips non-finite steps.
@@ -67,6 +93,7 @@ class TensorFlowRunner:
             # Projected gradient descent: keep pixels in the valid range after every update.
             self._variable.assign(tf.clip_by_value(self._variable, 0.0, 1.0))
             self._update_average(current, losses["total"])
+            self._steps.assign_add(1)
             history = {k: history[k].write(i, losses[k]) for k in history}
         return {k: v.stack() for k, v in history.items()}
 
@@ -82,8 +109,14 @@ class TensorFlowRunner:
             self._best_loss.assign(tf.where(better, loss, self._best_loss))
 
     def run(self, targets, steps):
-        history = self._run(targets, int(steps))
-        return {k: v.numpy() for k, v in history.items()}
+        parts = []
+        for count in chunk_counts(steps, self._chunk):
+            history = self._run(targets, tf.constant(count, tf.int32))
+            parts.append({k: v.numpy()[:count] for k, v in history.items()})
+        return join_histories(parts)
+
+    def trace_count(self):
+        return self._run.experimental_get_tracing_count()
 
     def image(self, averaged=False):
         if averaged and self._average == "ema" and self._ema_steps.numpy() > 0:
@@ -103,6 +136,7 @@ class TensorFlowRunner:
         self._averaged.assign(np.zeros_like(image) if self._average == "ema" else image)
         self._best_loss.assign(np.inf)
         self._ema_steps.assign(0.0)
+        self._steps.assign(0)
         if self._optimizer is not None:
             for variable, value in zip(self._optimizer.variables, self._initial_state, strict=True):
                 variable.assign(value)
@@ -113,12 +147,11 @@ class TensorFlowRunner:
             "averaged": self._averaged.numpy()[0],
             "best_loss": np.float32(self._best_loss.numpy()),
             "ema_steps": np.float32(self._ema_steps.numpy()),
-            "steps": np.int64(0),
+            "steps": np.int64(self._steps.numpy()),
         }
         if self._optimizer is not None:
-            state["steps"] = np.int64(self._optimizer.iterations.numpy())
-            for i, variable in enumerate(self._optimizer.variables):
-                state[f"optimizer/{i:03d}"] = np.array(variable.numpy())
+            for name, variable in zip(self._names, self._optimizer.variables, strict=True):
+                state[f"optimizer/{name}"] = np.array(variable.numpy())
         return state
 
     def load_state(self, state):
@@ -126,19 +159,16 @@ class TensorFlowRunner:
         for key in ("image", "averaged"):
             if np.shape(state[key]) != shape:
                 raise ValueError(f"state {key} has shape {np.shape(state[key])}, not {shape}")
-        saved = sorted(key for key in state if key.startswith("optimizer/"))
         variables = self._optimizer.variables if self._optimizer is not None else []
-        if len(saved) != len(variables):
-            raise ValueError(f"state has {len(saved)} optimizer variables, not {len(variables)}")
-        for key, variable in zip(saved, variables, strict=True):
-            if np.shape(state[key]) != tuple(variable.shape):
-                raise ValueError(f"state {key} has shape {np.shape(state[key])}")
+        shapes = {n: tuple(v.shape) for n, v in zip(self._names, variables, strict=True)}
+        check_optimizer_state(state, shapes)
         self._variable.assign(np.asarray(state["image"], np.float32)[None])
         self._averaged.assign(np.asarray(state["averaged"], np.float32)[None])
         self._best_loss.assign(np.float32(state["best_loss"]))
         self._ema_steps.assign(np.float32(state.get("ema_steps", 0.0)))
-        for key, variable in zip(saved, variables, strict=True):
-            variable.assign(np.asarray(state[key]).astype(variable.dtype))
+        self._steps.assign(np.int64(state["steps"]))
+        for name, variable in zip(self._names, variables, strict=True):
+            variable.assign(np.asarray(state[f"optimizer/{name}"]).astype(variable.dtype))
 
     def value_and_grad(self, image, targets):
         batch = tf.constant(np.asarray(image, np.float32)[None])
