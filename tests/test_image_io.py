@@ -18,7 +18,6 @@ from tfstyle import image_io
 from tfstyle.errors import ConfigError, ImageError, OutputError
 from tfstyle.image_io import (
     DEFAULT_MAX_PIXELS,
-    SUPPORTED_EXTENSIONS,
     atomic_write_bytes,
     check_output_path,
     is_image_file,
@@ -624,9 +623,23 @@ def test_check_output_path_failures(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["dir.png"]
 
 
-def test_supported_extensions_are_saved():
-    assert SUPPORTED_EXTENSIONS == (".png", ".jpg", ".jpeg")
-    assert DEFAULT_MAX_PIXELS == 128_000_000
+def test_supported_extensions_are_saved(tmp_path):
+    image = np.full((4, 6, 3), 0.5, np.float32)
+    for extension in (".png", ".jpg", ".jpeg", ".PNG"):
+        path = save_image(image, tmp_path / f"out{extension}")
+        np.testing.assert_allclose(load_image(path), image, atol=1 / 255)
+    message = _raises(OutputError, "not supported", check_output_path, tmp_path / "out.bmp")
+    assert "use one of .png, .jpg, .jpeg" in message
+
+
+def test_default_pixel_limit_is_128_million(tmp_path):
+    # 16000x8000 is exactly the limit: not refused by it (the 1x1 file then fails to decode);
+    # one row more is.
+    path = tmp_path / "limit.png"
+    path.write_bytes(_png_with_size(16_000, 8_000))
+    _raises(ImageError, "is truncated or corrupt", load_image, path)
+    path.write_bytes(_png_with_size(16_000, 8_001))
+    _raises(ImageError, "16000x8001 = 128,016,000 pixels", load_image, path)
 
 
 @pytest.mark.parametrize(
