@@ -44,7 +44,13 @@ def test_defaults_are_valid_and_documented():
     config = StyleConfig()
     assert config.network == "vgg19"
     assert config.optimizer == "sgd" and config.schedule == "exponential"
-    assert config.lr > 0
+    # The rate in force follows the optimizer, as docs/flags.md's --learning_rate row says:
+    # "SGD 5e-4, Adam 0.02 (L-BFGS: none, ...); SGD with --precondition none: 2e-4".
+    assert config.lr == 5e-4
+    assert config.replace(optimizer="adam").lr == 0.02
+    assert config.replace(optimizer="lbfgs").lr is None
+    assert config.replace(precondition="none").lr == 2e-4
+    assert config.replace(optimizer="adam", learning_rate=0.3).lr == 0.3
 
 
 def test_layer_weight_presets():

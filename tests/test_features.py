@@ -71,16 +71,27 @@ def test_average_pooling_differs_from_max():
     image = np.random.default_rng(1).uniform(size=(1, 16, 16, 3)).astype(np.float32)
     max_model = build_feature_extractor(layers=("block2_conv1",), weights=None, pooling="max")
     avg_model = build_feature_extractor(layers=("block2_conv1",), weights=None, pooling="avg")
-    assert isinstance(avg_model.get_layer("block1_pool"), keras.layers.AveragePooling2D)
-    assert isinstance(max_model.get_layer("block1_pool"), keras.layers.MaxPooling2D)
     # Same conv weights (both random from the same seed would differ), so copy them over.
     for layer in avg_model.layers:
         if layer.weights:
             layer.set_weights(max_model.get_layer(layer.name).get_weights())
+    # Each pool takes the mean or the max of the 2x2 windows of block1_conv2's activations.
+    conv, pool = _pool_input_and_output(avg_model, image)
+    windows = conv.reshape(1, 8, 2, 8, 2, 64)
+    np.testing.assert_allclose(pool, windows.mean(axis=(2, 4)), rtol=1e-5, atol=1e-6)
+    conv, pool = _pool_input_and_output(max_model, image)
+    np.testing.assert_array_equal(pool, conv.reshape(1, 8, 2, 8, 2, 64).max(axis=(2, 4)))
     max_out = ops.convert_to_numpy(max_model(image)["block2_conv1"])
     avg_out = ops.convert_to_numpy(avg_model(image)["block2_conv1"])
     assert max_out.shape == avg_out.shape == (1, 8, 8, 128)
     assert np.abs(max_out - avg_out).mean() > 1e-3
+
+
+def _pool_input_and_output(model, image):
+    probe = keras.Model(
+        model.input, [model.get_layer(n).output for n in ("block1_conv2", "block1_pool")]
+    )
+    return [ops.convert_to_numpy(x) for x in probe(image)]
 
 
 def test_layer_names_and_min_size():

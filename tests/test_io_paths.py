@@ -2,19 +2,21 @@
 
 import os
 
+import numpy as np
 import pytest
 from io_helpers import (
+    png_with_size,
     raises_one_line,
     write_file,
 )
 from PIL import Image
 
-from tfstyle.errors import OutputError
+from tfstyle.errors import ImageError, OutputError
 from tfstyle.io import (
-    DEFAULT_MAX_PIXELS,
-    SUPPORTED_EXTENSIONS,
     check_output_path,
     is_image_file,
+    load_image,
+    save_image,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -62,9 +64,23 @@ def test_check_output_path_failures(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["dir.png"]
 
 
-def test_supported_extensions_are_saved():
-    assert SUPPORTED_EXTENSIONS == (".png", ".jpg", ".jpeg")
-    assert DEFAULT_MAX_PIXELS == 128_000_000
+def test_supported_extensions_are_saved(tmp_path):
+    image = np.full((4, 6, 3), 0.5, np.float32)
+    for extension in (".png", ".jpg", ".jpeg", ".PNG"):
+        path = save_image(image, tmp_path / f"out{extension}")
+        np.testing.assert_allclose(load_image(path), image, atol=1 / 255)
+    message = raises_one_line(OutputError, "not supported", check_output_path, tmp_path / "o.bmp")
+    assert "use one of .png, .jpg, .jpeg" in message
+
+
+def test_default_pixel_limit_is_128_million(tmp_path):
+    # 16000x8000 is exactly the limit: not refused by it (the 1x1 file then fails to decode);
+    # one row more is.
+    path = tmp_path / "limit.png"
+    path.write_bytes(png_with_size(16_000, 8_000))
+    raises_one_line(ImageError, "is truncated or corrupt", load_image, path)
+    path.write_bytes(png_with_size(16_000, 8_001))
+    raises_one_line(ImageError, "16000x8001 = 128,016,000 pixels", load_image, path)
 
 
 @pytest.mark.parametrize(

@@ -277,12 +277,26 @@ def _functions(graph):
     return [f.graph for f in getattr(graph, "_functions", {}).values() if hasattr(f, "graph")]
 
 
-def test_cli_remat_and_precision_flags(tmp_path):
+def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, monkeypatch):
+    """The flags reach the step that runs, not only the JSON: the network the CLI optimises
+    through computes in the policy's dtype, recomputes its blocks under --remat (half as many
+    forward convolutions again in its gradient program), and float16 takes the loss-scaling
+    path."""
     import json
 
     from cli_runner import TINY, run_cli
+    from keras.backend import standardize_dtype
     from PIL import Image
 
+    from tfstyle import loop
+
+    built = []
+
+    def spy(**kwargs):
+        built.append(kwargs)
+        return make_runner(**kwargs)
+
+    monkeypatch.setattr(loop, "make_runner", spy)
     rng = np.random.default_rng(0)
     content, style, output = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
     Image.fromarray(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8)).save(content)
@@ -292,3 +306,15 @@ def test_cli_remat_and_precision_flags(tmp_path):
     settings = json.loads((tmp_path / "out.json").read_text())["settings"]
     assert settings["remat"] is True and settings["precision"] == "mixed_bfloat16"
     assert Image.open(output).size == (32, 26)
+    assert run_cli(*args, "--precision", "mixed_float16") == 0
+    runs = {}
+    for kwargs in built:  # one runner per scale
+        features = kwargs["extractor"](np.zeros((1, 16, 16, 3), np.float32))
+        dtypes = {standardize_dtype(v.dtype) for v in features.values()}
+        runs.setdefault((*sorted(dtypes), kwargs["loss_scale"]), set()).add(kwargs["extractor"])
+    assert sorted(runs) == [("bfloat16", False), ("float16", True)], runs
+    [remat], [plain] = runs["bfloat16", False], runs["float16", True]
+    # Without remat the gradient program has each forward convolution and its input gradient
+    # (2n); with remat the forward ones again (3n).
+    remat_convs, plain_convs = _forward_conv_count(remat), _forward_conv_count(plain)
+    assert 2 * remat_convs == 3 * plain_convs, (remat_convs, plain_convs)

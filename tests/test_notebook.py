@@ -48,3 +48,29 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     assert len(pngs) == 3
     with Image.open(io.BytesIO(pngs[0])) as preview, Image.open(output) as saved:
         assert preview.size == saved.size and max(saved.size) == 32
+
+
+def test_install_cell_installs_the_uploaded_wheel(tmp_path, monkeypatch):
+    """No PyPI release yet: on Colab the install cell installs the uploaded wheel, with the
+    notebook extras, or refuses with one line when there is none."""
+    import sys
+    import types
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    [cell] = [c for c in nbformat.read(NOTEBOOK, as_version=4).cells if "!pip" in c.source]
+    shell = InteractiveShell.instance()
+    commands = []
+    monkeypatch.setattr(shell, "system", lambda cmd: commands.append(shell.var_expand(cmd)))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.delenv("TFSTYLE_PIP", raising=False)
+    monkeypatch.chdir(tmp_path)
+    refused = shell.run_cell(cell.source)
+    assert isinstance(refused.error_in_exec, FileNotFoundError) and commands == []
+    assert "upload a tfstyle-*.whl" in str(refused.error_in_exec)
+    (tmp_path / "tfstyle-0.2.0-py3-none-any.whl").write_bytes(b"")
+    assert shell.run_cell(cell.source).success
+    assert commands == ['pip install -q "./tfstyle-0.2.0-py3-none-any.whl[colab]"']
+    monkeypatch.setenv("TFSTYLE_PIP", "tfstyle[colab] @ git+https://example.invalid/tfstyle")
+    assert shell.run_cell(cell.source).success
+    assert commands[-1] == 'pip install -q "tfstyle[colab] @ git+https://example.invalid/tfstyle"'

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tomllib
 
+import numpy as np
 import pytest
 from cli_runner import ROOT, subprocess_env
 
@@ -41,8 +42,15 @@ def test_image_io_is_0_1_s_name_of_io():
 def test_losses_has_the_functions_the_readme_lists():
     import tfstyle
 
-    for name in ("gram_matrix", "content_loss", "style_loss", "total_variation_loss"):
-        assert callable(getattr(tfstyle.losses, name))
+    ones = np.ones((1, 2, 2, 3), np.float32)
+    gram = tfstyle.losses.gram_matrix
+    np.testing.assert_allclose(gram(ones), np.ones((1, 3, 3)))
+    # Relative squared errors: sum((1 - 2)^2) / sum(2^2) and, for Grams 1 and 4, 9 / 16.
+    assert float(tfstyle.losses.content_loss(ones, 2 * ones)) == pytest.approx(0.25)
+    assert float(tfstyle.losses.style_loss(ones, gram(2 * ones))) == pytest.approx(9 / 16)
+    stripes = np.zeros((1, 2, 2, 3), np.float32)
+    stripes[:, :, 1] = 1.0  # columns 0 and 1 differ by 1: horizontal mean 1, vertical 0
+    assert float(tfstyle.losses.total_variation_loss(stripes)) == pytest.approx(1.0)
 
 
 def test_every_name_the_readme_uses_is_public():

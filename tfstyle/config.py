@@ -30,7 +30,7 @@ AVERAGING = ("none", "ema", "best")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
 
-# Style loss "mean_cov" (see losses.py): Newton-Schulz iterations per matrix square root, and the
+# Style loss "mean_cov" (style_stats.py): Newton-Schulz iterations per matrix square root, and the
 # ridge added to both covariances, relative to the target's mean variance (tr(S) / C).
 NEWTON_SCHULZ_ITERATIONS = 15
 COVARIANCE_RIDGE = 1e-4
