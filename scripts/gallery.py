@@ -15,6 +15,7 @@ from absl import app, flags
 from PIL import Image, ImageDraw
 
 from tfstyle import StyleConfig, stylize
+from tfstyle import preprocessing as pp
 from tfstyle.io import load_image, save_image
 
 FLAGS = flags.FLAGS
@@ -26,7 +27,7 @@ flags.DEFINE_string("output", "docs/gallery.png", "The grid image.")
 flags.DEFINE_integer("size", 512, "Longest side of the grid panels.")
 flags.DEFINE_integer("iterations", None, "First-scale steps (default: StyleConfig's).")
 flags.DEFINE_integer("large_size", 1024, "Longest side of the large panel (0: skip).")
-flags.DEFINE_boolean("extras", True, "Also the colour, texture and large panels.")
+flags.DEFINE_boolean("extras", True, "Also the colour-preserving and texture panels.")
 flags.DEFINE_integer("thumb", 256, "Longest side of each panel in the grid.")
 flags.DEFINE_boolean("overwrite", False, "Recompute panels that exist.")
 
@@ -65,17 +66,20 @@ def panels():
             {"content_weight": 0.0, "init": "noise"},
         ),
     ]
+    extras = extras if FLAGS.extras else []
     if FLAGS.large_size:
+        # No example photo is that large and stylize() never upscales: the photo is enlarged
+        # (Lanczos) first, so the strokes are painted at the full size.
         extras.append(
             (
-                f"chelsea__starry_{FLAGS.large_size}.png",
-                f"{FLAGS.large_size} px",
-                CONTENTS[0],
+                f"coffee__starry_{FLAGS.large_size}.png",
+                f"{FLAGS.large_size} px (photo enlarged)",
+                coffee,
                 starry,
-                {"max_size": FLAGS.large_size},
+                {"max_size": FLAGS.large_size, "enlarge": True},
             )
         )
-    return grid + extras if FLAGS.extras else grid
+    return grid + extras
 
 
 def render(name, content, style, changes):
@@ -84,18 +88,23 @@ def render(name, content, style, changes):
         return path
     weights = None if FLAGS.weights == "none" else os.path.expanduser(FLAGS.weights)
     steps = {} if FLAGS.iterations is None else {"iterations": FLAGS.iterations}
+    changes = dict(changes)
+    enlarge = changes.pop("enlarge", False)
     config = StyleConfig(
         network=FLAGS.network, weights=weights, max_size=FLAGS.size, **steps
     ).replace(**changes)
     load = lambda f: load_image(os.path.join(FLAGS.images, f))  # noqa: E731
+    photo = load(content)
+    if enlarge:
+        photo = pp.resize(photo, *pp.scaled_shape(photo.shape, config.max_size))
     start = time.perf_counter()
-    result = stylize(load(content), load(style), config=config)
+    result = stylize(photo, load(style), config=config)
     save_image(result.image, path)
     print(f"{name}: {time.perf_counter() - start:.0f} s, losses {result.final_losses()}")
     return path
 
 
-def compose(items, columns=4):
+def compose(items, columns=5):
     thumb = FLAGS.thumb
     images = []
     for path, caption in items:

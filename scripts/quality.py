@@ -40,6 +40,12 @@ flags.DEFINE_multi_string("run", ["default:"], "LABEL: FIELD=VALUE ... (repeatab
 flags.DEFINE_string("sheet", "out/quality.png", "Contact sheet PNG ('' for none).")
 flags.DEFINE_string("save_dir", "", "Also save every result here ('' for none).")
 flags.DEFINE_integer("thumb", 256, "Longest side of each sheet panel.")
+flags.DEFINE_boolean(
+    "rescore",
+    False,
+    "Score the results saved in --save_dir by an earlier run instead of running again (wall "
+    "times then read 0).",
+)
 
 
 def parse_run(spec):
@@ -79,20 +85,25 @@ def main(argv):
         print(_line(f"(the photo) {content_name[8:-4]}+{style_name[6:-4]}", photo, 0.0))
         for label, changes in runs:
             config = StyleConfig(**{**base, **changes})
+            saved = os.path.join(
+                FLAGS.save_dir, f"{content_name[8:-4]}__{style_name[6:-4]}__{label}.png"
+            )
             start = time.perf_counter()
-            result = stylize(content, style, config=config)
-            wall = time.perf_counter() - start
+            if FLAGS.rescore:
+                image, wall = load_image(saved), 0.0
+            else:
+                image = stylize(content, style, config=config).image
+                wall = time.perf_counter() - start
             scores = metrics.distances(
-                scorer, result.image, content=content, style=style, style_scale=config.style_scale
+                scorer, image, content=content, style=style, style_scale=config.style_scale
             )
             table[label].append({**scores, "wall_s": wall})
             print(
                 _line(f"{label} {content_name[8:-4]}+{style_name[6:-4]}", scores, wall), flush=True
             )
-            row.append(result.image)
-            if FLAGS.save_dir:
-                stem = f"{content_name[8:-4]}__{style_name[6:-4]}__{label}.png"
-                save_image(result.image, os.path.join(FLAGS.save_dir, stem))
+            row.append(image)
+            if FLAGS.save_dir and not FLAGS.rescore:
+                save_image(image, saved)
         rows.append(row)
     print(
         "\n| run | content | style | held-out style | coarse held-out | wall (s) |"
