@@ -107,8 +107,23 @@ def min_input_size(network, layers):
     return 2 ** (max(int(name[5]) for name in layers) - 1)
 
 
+class Settings:
+    """What every settings dataclass (`StyleConfig`, `fast.config.TrainConfig`) can do."""
+
+    def replace(self, **changes):
+        """A copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """Plain-JSON dict of every setting."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+
 @dataclasses.dataclass(frozen=True)
-class StyleConfig:
+class StyleConfig(Settings):
     """Settings of one stylization. All fields are keyword arguments with validated defaults.
 
     Network and layers:
@@ -337,17 +352,6 @@ class StyleConfig:
         else:
             weights = list(self.style_layer_weights)
         return dict(zip(self.style_layers, weights, strict=True))
-
-    def replace(self, **changes):
-        """A copy with `changes` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self):
-        """Plain-JSON dict of every setting."""
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
 
 
 def _check_choice(name, value, allowed):

@@ -11,6 +11,7 @@ from tfstyle.config import (
     NETWORKS,
     POOLINGS,
     PRECISIONS,
+    Settings,
     StyleConfig,
     _check_choice,
     _check_int,
@@ -25,7 +26,7 @@ STYLE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
     """Settings of one training run. All fields are keyword arguments with validated defaults.
 
     Network trained:
@@ -101,17 +102,6 @@ class TrainConfig:
             max_size=self.size,
             scales=1,
         )
-
-    def replace(self, **changes):
-        """A copy with `changes` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self):
-        """Plain-JSON dict of every setting."""
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
 
 
 TRAIN_DEFAULTS = TrainConfig()
