@@ -9,6 +9,15 @@ import dataclasses
 import math
 
 from tfstyle.errors import ConfigError
+from tfstyle.validation import (  # noqa: F401 (layer helpers: part of this module's API)
+    VGG_BLOCK_DEPTHS,
+    check_layers,
+    layer_names,
+    min_input_size,
+)
+from tfstyle.validation import check_choice as _check_choice
+from tfstyle.validation import check_int as _check_int
+from tfstyle.validation import check_number as _check_number
 
 NETWORKS = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
@@ -72,39 +81,6 @@ PLAIN_SGD_LEARNING_RATE = 2e-4
 # (The Scream at 256 px, rate 4e-4) diverged to a saturated image. Clipped, a step moves pixels
 # by at most lr * 50 RMS.
 SGD_GRADIENT_CLIP_RMS = 50.0
-
-# Conv layers in each of the five blocks of each network. The table lives here, not in
-# features.py, so that StyleConfig can refuse unknown layers without importing Keras.
-VGG_BLOCK_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
-
-
-def layer_names(network):
-    """Return the conv layer names of `network` ("vgg16" or "vgg19") in forward order."""
-    _check_choice("network", network, NETWORKS)
-    return tuple(
-        f"block{block}_conv{i}"
-        for block, depth in enumerate(VGG_BLOCK_DEPTHS[network], start=1)
-        for i in range(1, depth + 1)
-    )
-
-
-def check_layers(network, layers):
-    """Raise ConfigError unless `layers` is a non-empty sequence of `network`'s conv layers."""
-    if not layers:
-        raise ConfigError("at least one layer is needed")
-    names = layer_names(network)
-    unknown = [name for name in layers if name not in names]
-    if unknown:
-        raise ConfigError(
-            f"unknown {network} layer(s) {', '.join(map(str, unknown))}; valid: {', '.join(names)}"
-        )
-
-
-def min_input_size(network, layers):
-    """Smallest image side (pixels) for which every layer in `layers` has at least 1x1 output:
-    a layer of block b comes after b - 1 poolings, each halving the size (rounding down)."""
-    check_layers(network, layers)
-    return 2 ** (max(int(name[5]) for name in layers) - 1)
 
 
 class Settings:
@@ -352,32 +328,6 @@ class StyleConfig(Settings):
         else:
             weights = list(self.style_layer_weights)
         return dict(zip(self.style_layers, weights, strict=True))
-
-
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-def _check_number(name, value, *, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number; got {value!r}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        bounds = (
-            f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
-        )
-        raise ConfigError(f"{name} must be in {bounds}; got {value!r}")
-
-
-def _check_int(name, value, *, low):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer; got {value!r}")
-    if value < low:
-        raise ConfigError(f"{name} must be at least {low}; got {value}")
 
 
 DEFAULTS = StyleConfig()

@@ -13,10 +13,10 @@ from tfstyle.config import (
     PRECISIONS,
     Settings,
     StyleConfig,
-    _check_choice,
-    _check_int,
-    _check_number,
 )
+from tfstyle.validation import check_choice as _check_choice
+from tfstyle.validation import check_int as _check_int
+from tfstyle.validation import check_number as _check_number
 
 # Johnson et al. (2016, section 4.1) with VGG16: content at relu2_2, style at relu1_2, relu2_2,
 # relu3_3 and relu4_3. The same names exist in VGG19 (whose blocks 3-5 have a fourth conv
