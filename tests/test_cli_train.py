@@ -139,6 +139,8 @@ def test_a_killed_training_resumes_to_the_uninterrupted_losses(tmp_path, photos,
     killed = finish(process)
     assert killed.code == 128 + signal.SIGTERM, killed.stderr
     assert "continue with --resume" in killed.stderr
+    # Only tfstyle's own lines: TensorFlow's start-up logging is filtered out.
+    assert all(line.startswith("tfstyle: ") for line in killed.lines), killed.stderr
     assert os.path.exists(checkpoint) and not os.path.exists(output)
     resumed = run_inprocess([*args, *steps, "--resume"], capfd)
     assert resumed.code == 0, resumed.stderr

@@ -138,8 +138,10 @@ def preview_path(output, step):
 
 
 def _checkpoint_to_resume(output, config):
-    from tfstyle.fast.train import TrainCheckpoint
     from tfstyle.io import load_npz
+
+    with shell.quiet_native_logs():
+        from tfstyle.fast.train import TrainCheckpoint
 
     path = checkpoint_path(output)
     if not FLAGS.resume:
