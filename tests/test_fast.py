@@ -117,6 +117,8 @@ def test_a_folder_with_bad_files_skips_them_with_reasons(tmp_path):
     source = data.training_source(str(tmp_path))
     assert sorted(os.path.basename(p) for p in source.items) == ["p0.png", "p1.png"]
     assert sorted(os.path.basename(p) for p, _ in source.skipped) == ["broken.jpg", "p.tif"]
+    pattern = data.training_source(str(tmp_path / "p[0-9].png"))
+    assert sorted(os.path.basename(p) for p in pattern.items) == ["p0.png", "p1.png"]
 
 
 def test_bad_training_folders_get_one_clear_line(tmp_path):

@@ -47,15 +47,15 @@ def training_source(photos):
     """A `TrainingSource` from a folder, a list of image paths or a list of images.
 
     Args:
-        photos: a directory (its image files, not recursive), a sequence of paths, or a
-            sequence of `[H, W, 3]` images (float in [0, 1] or uint8).
+        photos: a directory (its image files, not recursive), a glob pattern, a sequence of
+            paths, or a sequence of `[H, W, 3]` images (float in [0, 1] or uint8).
 
     Raises:
         ImageError: the folder does not exist or holds no usable image, or the list is empty.
     """
     if isinstance(photos, str | os.PathLike):
         folder = os.fsdecode(photos)
-        if not os.path.isdir(folder):
+        if not os.path.isdir(folder) and not any(char in folder for char in "*?["):
             raise ImageError(f"content folder {folder!r} does not exist or is not a folder")
         photos = image_io.expand_image_paths([folder])
     photos = list(photos)
