@@ -288,7 +288,7 @@ def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, monkeypatch):
     from keras.backend import standardize_dtype
     from PIL import Image
 
-    from tfstyle import loop
+    from tfstyle import runners
 
     built = []
 
@@ -296,7 +296,7 @@ def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, monkeypatch):
         built.append(kwargs)
         return make_runner(**kwargs)
 
-    monkeypatch.setattr(loop, "make_runner", spy)
+    monkeypatch.setattr(runners, "make_runner", spy)
     rng = np.random.default_rng(0)
     content, style, output = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
     Image.fromarray(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8)).save(content)
