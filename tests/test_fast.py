@@ -206,6 +206,31 @@ def test_an_interrupted_training_hands_back_its_last_step(whole_run):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+class _StopRequest(keras.callbacks.Callback):
+    """Sets the stop flag during step 2 (as the CLI's signal handler would)."""
+
+    def __init__(self):
+        super().__init__()
+        self.flag = False
+
+    def is_set(self):
+        return self.flag
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == 1:
+            self.flag = True
+
+
+def test_a_stop_request_ends_training_after_the_current_step(whole_run):
+    config, whole, _, _ = whole_run
+    request = _StopRequest()
+    with pytest.raises(Interrupted) as caught:
+        train_stylizer(_style(), _photos(), config=config, callbacks=[request], stop=request)
+    checkpoint = caught.value.checkpoint
+    assert checkpoint.step == 2  # step 2 finished, nothing after it
+    np.testing.assert_allclose(checkpoint.history["loss"], whole.history["loss"][:2], rtol=1e-5)
+
+
 def test_previews_show_the_network_on_the_first_photo(whole_run):
     _, _, _, previews = whole_run
     assert [step for step, _ in previews] == [2, 4, 6]

@@ -48,7 +48,7 @@ class SignalInterrupt(KeyboardInterrupt):
 
 def exit_status(interrupt):
     """128 + the signal number (130 for SIGINT/Ctrl-C, 143 for SIGTERM), as shells report."""
-    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+    return 128 + (getattr(interrupt, "signum", None) or signal.SIGINT)
 
 
 def error_line(exc):
@@ -154,6 +154,43 @@ def stop_on_signals():
         signal.signal(signum, handler)
     try:
         yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+class StopRequest:
+    """Set by `stop_after_step`'s signal handler: `is_set()`, and the signal's `signum`."""
+
+    def __init__(self):
+        self.signum = None
+
+    def is_set(self):
+        return self.signum is not None
+
+
+@contextlib.contextmanager
+def stop_after_step():
+    """Within the block, the first SIGTERM or SIGINT only sets the `StopRequest` it yields (the
+    work stops at its next step boundary: no exception unwinds through TensorFlow's C++ code,
+    which an exception raised from a handler called inside a native call can crash); a second
+    one raises `SignalInterrupt` at once, as `stop_on_signals` does."""
+    request = StopRequest()
+
+    def handler(signum, frame):
+        if request.is_set():
+            raise SignalInterrupt(signum)
+        request.signum = signum
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(signum)
+        if current is signal.SIG_IGN:
+            continue
+        previous[signum] = current
+        signal.signal(signum, handler)
+    try:
+        yield request
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)

@@ -182,15 +182,18 @@ def _train(config, style, output, resume):
         make_directories(os.path.dirname(preview_path(output, 0)))
     start = time.perf_counter()
     try:
-        result = train_stylizer(
-            style,
-            FLAGS.content_dir,
-            config=config,
-            resume=resume,
-            on_checkpoint=lambda c: save_npz(c.to_arrays(), checkpoint_file),
-            on_preview=lambda step, image: save_image(image, preview_path(output, step)),
-            callbacks=callbacks,
-        )
+        # Ctrl-C and SIGTERM end the training at the next step boundary (a second one at once).
+        with shell.stop_after_step() as stop:
+            result = train_stylizer(
+                style,
+                FLAGS.content_dir,
+                config=config,
+                resume=resume,
+                on_checkpoint=lambda c: save_npz(c.to_arrays(), checkpoint_file),
+                on_preview=lambda step, image: save_image(image, preview_path(output, step)),
+                callbacks=callbacks,
+                stop=stop,
+            )
     except Interrupted as exc:
         if bar:
             bar.end_line()
@@ -199,7 +202,7 @@ def _train(config, style, output, resume):
             f"{shell.PREFIX}: interrupted after step {exc.step} of {exc.total_steps}; saved "
             f"{checkpoint_file}: continue with --resume"
         )
-        return shell.exit_status(exc.__cause__ or exc)
+        return shell.exit_status(exc.__cause__ or stop)
     report = _report(result, config, time.perf_counter() - start)
     export_stylizer(result.model, output, overwrite=FLAGS.overwrite, report=report)
     remove_file(checkpoint_file)

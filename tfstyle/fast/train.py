@@ -111,6 +111,7 @@ def train_stylizer(
     on_checkpoint=None,
     on_preview=None,
     callbacks=(),
+    stop=None,
 ):
     """Train a feed-forward network to paint photos in the style of `style`.
 
@@ -125,13 +126,15 @@ def train_stylizer(
         on_preview: called with `(step, image)` every `config.preview_every` steps: the
             network applied to a centre crop of the first photo.
         callbacks: more `keras.callbacks.Callback`s for `model.fit` (one epoch is one step).
+        stop: an object whose `is_set()` is checked after every step (a `threading.Event`, or
+            the CLI's signal flag): when true, training stops there, as on KeyboardInterrupt.
 
     Returns:
         A `TrainResult`.
 
     Raises:
-        Interrupted: on KeyboardInterrupt, carrying the `TrainCheckpoint` of the last step done
-            in `checkpoint` (resume with it).
+        Interrupted: on KeyboardInterrupt or `stop`, carrying the `TrainCheckpoint` of the last
+            step done in `checkpoint` (resume with it).
         CheckpointError: `resume` was written with other settings or by another backend.
         ImageError: no usable training photo.
     """
@@ -146,7 +149,7 @@ def train_stylizer(
     batches = data.training_batches(
         source, size=config.size, batch_size=config.batch_size, seed=config.seed, start_step=first
     ).map(lambda x: (x, x))
-    recorder = _Recorder(model, config, history, on_checkpoint, on_preview, source)
+    recorder = _Recorder(model, config, history, on_checkpoint, on_preview, source, stop)
     try:
         if first < config.steps:
             model.fit(
@@ -166,6 +169,14 @@ def train_stylizer(
             step=checkpoint.step,
             total_steps=config.steps,
         ) from exc
+    if stop is not None and stop.is_set() and len(history["loss"]) < config.steps:
+        checkpoint = recorder.checkpoint()
+        raise Interrupted(
+            f"training stopped after step {checkpoint.step}",
+            checkpoint=checkpoint,
+            step=checkpoint.step,
+            total_steps=config.steps,
+        )
     recorder.finish()
     return TrainResult(model, history, config, time.perf_counter() - start, source.skipped)
 
@@ -251,8 +262,9 @@ def _versions():
 class _Recorder(keras.callbacks.Callback):
     """Keeps the per-step history and hands out checkpoints and previews."""
 
-    def __init__(self, model, config, history, on_checkpoint, on_preview, source):
+    def __init__(self, model, config, history, on_checkpoint, on_preview, source, stop):
         super().__init__()
+        self._stop = stop
         self._stylizer = model
         self._config = config
         self._history = history
@@ -273,6 +285,8 @@ class _Recorder(keras.callbacks.Callback):
         every = self._config.preview_every
         if self._on_preview and every and self._step % every == 0:
             self._on_preview(self._step, self.preview())
+        if self._stop is not None and self._stop.is_set():
+            self._stylizer.stop_training = True
 
     def finish(self):
         """After the last step: the final checkpoint, unless it was just taken."""
