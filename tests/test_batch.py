@@ -27,23 +27,25 @@ def test_runner_reused_for_images_of_one_size(
     cache = RunnerCache()
     stylize(content_image, style_image, config=config, runners=cache)
     [runner] = cache.runners()
-    traced = runner._run if optimizer != "lbfgs" else runner._value_and_grad
-    traces = _compilations(traced)
+    traces = _compilations(runner, optimizer)
     assert traces == 1  # four steps in two calls of two: one compiled shape
     second = stylize(other_content, other_style, config=config, runners=cache)
     assert cache.runners() == [runner]
-    assert _compilations(traced) == traces  # no new trace
+    assert _compilations(runner, optimizer) == traces  # no new trace
     # The reset runner gives exactly what a fresh one does: optimizer state starts afresh.
     fresh = stylize(other_content, other_style, config=config)
     np.testing.assert_allclose(second.image, fresh.image, atol=1e-6)
     np.testing.assert_allclose(second.history["total"], fresh.history["total"], rtol=1e-5)
 
 
-def _compilations(function):
-    """How many programs a compiled step function holds: tf.function traces, jax.jit entries."""
+def _compilations(runner, optimizer):
+    """How many programs the runner's compiled step holds (L-BFGS: its loss-and-gradient
+    function): tf.function traces, jax.jit entries."""
+    if optimizer != "lbfgs":
+        return runner.trace_count()
     if keras.backend.backend() == "jax":
-        return function._cache_size()
-    return function.experimental_get_tracing_count()
+        return runner._compiled.value_and_grad._cache_size()
+    return runner._value_and_grad.experimental_get_tracing_count()
 
 
 def test_runner_cache_keys_on_size_and_settings(content_image, style_image, tiny_config):
