@@ -133,16 +133,20 @@ def training_batches(source, *, size, batch_size, seed, start_step=0):
 
 def _augment(image, index, *, size, seed):
     """Scale so the shorter side is `size`, crop a random square, flip at random."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = size / tf.reduce_min(shape)
-    # ceil, so that rounding never leaves a side under `size`.
-    scaled = tf.cast(tf.math.ceil(shape * scale), tf.int32)
-    image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, scaled, antialias=True)
+    image = _shorter_side_to(image, size)
     element_seed = tf.stack([tf.constant(seed, tf.int64), index])
     image = tf.image.stateless_random_crop(image, [size, size, 3], seed=element_seed)
     flip_seed = tf.stack([tf.constant(seed + 1, tf.int64), index])
     image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
     return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def _shorter_side_to(image, size):
+    """uint8 `image` as floats in [0, 1], scaled so that its shorter side is `size`."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    # ceil, so that rounding never leaves a side under `size`.
+    scaled = tf.cast(tf.math.ceil(shape * size / tf.reduce_min(shape)), tf.int32)
+    return tf.image.resize(tf.cast(image, tf.float32) / 255.0, scaled, antialias=True)
 
 
 def preview_crop(source, *, size):
@@ -151,9 +155,6 @@ def preview_crop(source, *, size):
     data = source.items[0]
     if source.files:
         data = tf.io.read_file(data)
-    image = tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scaled = tf.cast(tf.math.ceil(shape * size / tf.reduce_min(shape)), tf.int32)
-    image = tf.image.resize(image / 255.0, scaled, antialias=True)
-    image = tf.image.resize_with_crop_or_pad(image, size, size)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image = tf.image.resize_with_crop_or_pad(_shorter_side_to(image, size), size, size)
     return np.clip(image.numpy(), 0.0, 1.0)
