@@ -13,6 +13,14 @@ per measurement, then the ratio of tfstyle's steps per second to the Keras examp
 * keras_example: `keras_example_baseline.KerasExampleStep`, the Keras example's step
   (3 images through the whole VGG19 every step, the optimizer update outside the compiled
   function), on the same backend and device.
+* stylizer, stylizer_xla: one image through a fast stylizer (`FastStylizer`, --model or a fresh
+  network of --width), without and with `jit_compile`; a "step" is one image.
+* stylizer_train: one training step of a fast stylizer (`tfstyle train`'s compiled model:
+  --batch_size crops of the size through the network and the VGG loss, Adam update).
+
+    python scripts/benchmark.py --impls stylizer,stylizer_xla --model saved_models/NAME/1 \
+        --sizes 512 --steps 5
+    python scripts/benchmark.py --impls stylizer_train --network vgg16 --sizes 128 --steps 5
 
 Random weights (timing only). `compile_s` is the first call's time minus a steady call's.
 `peak_memory_mb`: on a GPU, TensorFlow's allocator peak (reset before each measurement) or, on
@@ -54,8 +62,11 @@ flags.DEFINE_integer("steps_per_call", None, "tfstyle steps per compiled call (d
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "tfstyle's XLA setting.")
 flags.DEFINE_boolean("remat", False, "tfstyle: recompute activations in the backward pass.")
 flags.DEFINE_string("output", None, "Also write all records to this JSON file.")
+flags.DEFINE_string("model", None, "stylizer impls: a trained stylizer (default: a fresh one).")
+flags.DEFINE_integer("width", 16, "stylizer impls: the fresh network's width.")
+flags.DEFINE_integer("batch_size", 4, "stylizer_train: crops per step.")
 
-_IMPLS = ("tfstyle", "keras_example")
+_IMPLS = ("tfstyle", "keras_example", "stylizer", "stylizer_xla", "stylizer_train")
 
 
 def main(argv):
@@ -91,7 +102,7 @@ def measure(impl, size, *, backend, device):
     rng = np.random.default_rng(size)
     content = rng.uniform(size=(size, size, 3)).astype(np.float32)
     style = rng.uniform(size=(size, size, 3)).astype(np.float32)
-    build = _build_tfstyle if impl == "tfstyle" else _build_keras_example
+    build = _BUILDERS[impl]
     with _PeakMemory() as memory:
         call, steps_per_call, analyse = build(content, style)
         start = time.perf_counter()
@@ -116,6 +127,7 @@ def measure(impl, size, *, backend, device):
         "size": size,
         "precision": FLAGS.precision,
         "steps_per_s": round(calls * steps_per_call / elapsed, 4),
+        "s_per_step": round(elapsed / (calls * steps_per_call), 4),
         "compile_s": round(max(0.0, first_s - steady_call_s), 3),
         "peak_memory_mb": memory.peak_mb,
     }
@@ -184,6 +196,52 @@ def _build_keras_example(content, style):
         return baseline.lower().compile().memory_analysis()
 
     return call, 1, analyse
+
+
+def _stylizer(jit_compile):
+    from tfstyle.fast.network import build_stylizer
+    from tfstyle.fast.stylizer import FastStylizer
+
+    if FLAGS.model:
+        return FastStylizer.load(FLAGS.model, jit_compile=jit_compile)
+    return FastStylizer(build_stylizer(width=FLAGS.width), jit_compile=jit_compile)
+
+
+def _build_stylizer(content, style, *, jit_compile=False):
+    stylizer = _stylizer(jit_compile)
+    return (lambda: stylizer(content)), 1, None
+
+
+def _build_stylizer_train(content, style):
+    import numpy as np
+
+    from tfstyle.fast import train
+    from tfstyle.fast.config import TrainConfig
+
+    size = content.shape[0]
+    config = TrainConfig(
+        width=FLAGS.width,
+        network=FLAGS.network,
+        weights=None,
+        size=size,
+        batch_size=FLAGS.batch_size,
+        style_size=size,
+        precision=FLAGS.precision,
+    )
+    # The training command's own compiled model (a private helper: the benchmark times one
+    # step of it, without the data pipeline, which runs ahead in parallel when training).
+    model = train._compiled_model(style, config)
+    batch = np.broadcast_to(content, (FLAGS.batch_size, *content.shape)).copy()
+    return (lambda: model.train_on_batch(batch, batch)), 1, None
+
+
+_BUILDERS = {
+    "tfstyle": _build_tfstyle,
+    "keras_example": _build_keras_example,
+    "stylizer": _build_stylizer,
+    "stylizer_xla": lambda content, style: _build_stylizer(content, style, jit_compile=True),
+    "stylizer_train": _build_stylizer_train,
+}
 
 
 def describe_device():
@@ -270,6 +328,8 @@ class _PeakMemory:
             import tensorflow as tf
 
             peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] - self._start
+        elif self.kind == "jax" and self.analysis is None:
+            peak = None  # the stylizer impls have no XLA analysis to report
         elif self.kind == "jax":
             stats = self.analysis()
             peak = (
@@ -282,7 +342,7 @@ class _PeakMemory:
             self._stop.set()
             self._thread.join()
             peak = max(self._peak, _rss_bytes()) - self._start
-        self.peak_mb = round(peak / 2**20, 1)
+        self.peak_mb = None if peak is None else round(peak / 2**20, 1)
         return False
 
 

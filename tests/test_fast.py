@@ -3,6 +3,7 @@
 Offline: random VGG weights (weights=None), tiny networks, 32 px crops, a few steps.
 """
 
+import itertools
 import os
 import subprocess
 import sys
@@ -262,3 +263,63 @@ def test_exported_savedmodel_runs_without_tfstyle_and_matches_keras(tmp_path):
     expected = FastStylizer.load(target)(image)
     np.testing.assert_array_equal(one, np.round(expected * 255).astype(np.uint8))
     np.testing.assert_array_equal(batched, one)
+
+
+def _pointwise_model():
+    # A 1x1 convolution: each output pixel depends on its input pixel alone, so painting in
+    # tiles must give exactly the untiled picture whatever the blending weights are, provided
+    # they are normalised.
+    inputs = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(3, 1, activation="sigmoid", kernel_initializer="glorot_uniform")
+    return keras.Model(inputs, conv(inputs))
+
+
+def test_tiles_are_blended_with_weights_that_sum_to_one():
+    from tfstyle.fast.stylizer import FastStylizer
+
+    image = np.random.default_rng(3).random((700, 300, 3)).astype("float32")
+    model = _pointwise_model()
+    whole = FastStylizer(model, tile_size=0)(image)
+    tiled = FastStylizer(model, tile_size=257)(image)
+    assert tiled.shape == image.shape
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+
+
+def test_tile_spans_cover_the_image_with_the_overlap():
+    from tfstyle.fast import stylizer
+    from tfstyle.fast.config import TILE_OVERLAP
+
+    spans = stylizer._tile_spans(1000, 400)
+    assert spans[0].start == 0 and spans[-1].stop == 1000
+    assert all(s.stop - s.start == 400 for s in spans)
+    assert all(a.stop - b.start >= TILE_OVERLAP for a, b in itertools.pairwise(spans))
+    ramp = stylizer._ramp(spans[1], 1000)
+    assert ramp[0] < 0.01 and ramp[-1] < 0.01 and ramp[200] == 1.0
+    # At the image's edges there is nothing to blend with: full weight.
+    assert stylizer._ramp(spans[0], 1000)[0] == 1.0
+
+
+def test_tiles_leave_no_seam():
+    """Instance normalisation sees each tile's statistics, so a stylizer's tiles differ from
+    the whole picture; the ramps must hide where they meet."""
+    from tfstyle.fast.stylizer import FastStylizer
+
+    keras.utils.set_random_seed(0)
+    model = build_stylizer(width=4, residual_blocks=1)
+    # A smooth picture: any seam stands out against its small row-to-row changes (without the
+    # ramps, the step where tiles meet is 2.8 times the largest step of the whole picture).
+    rows, cols = np.linspace(0, 1, 600)[:, None, None], np.linspace(0, 1, 280)[None, :, None]
+    image = (0.5 + 0.3 * np.sin(6 * rows + 4 * cols + np.arange(3))).astype("float32")
+    whole = FastStylizer(model, tile_size=0)(image)
+    tiled = FastStylizer(model, tile_size=300)(image)
+    # No seam: the row-to-row change in the tiled picture is nowhere much above the untiled's.
+    step_tiled = np.abs(np.diff(tiled, axis=0)).mean(axis=(1, 2))
+    step_whole = np.abs(np.diff(whole, axis=0)).mean(axis=(1, 2))
+    assert step_tiled.max() < 1.5 * step_whole.max()
+
+
+def test_tiles_too_small_for_the_overlap_are_refused():
+    from tfstyle.fast.stylizer import FastStylizer
+
+    with pytest.raises(ConfigError, match="tile_size"):
+        FastStylizer(_pointwise_model(), tile_size=200)

@@ -77,3 +77,10 @@ def test_keras_requirement_is_new_enough_for_remat_scope():
     # features.py uses keras.RematScope (Keras 3.9); 3.9.2 fixed a bug in it.
     (keras,) = [d for d in _pyproject()["project"]["dependencies"] if d.startswith("keras")]
     assert keras.replace(" ", "") == "keras>=3.9.2"
+
+
+def test_every_public_name_resolves():
+    import tfstyle
+
+    for name in tfstyle.__all__:
+        assert getattr(tfstyle, name).__name__ == name

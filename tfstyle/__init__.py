@@ -30,6 +30,11 @@ _EXPORTS = {
     "RunnerCache": "tfstyle.loop",
     "StyleResult": "tfstyle.loop",
     "stylize": "tfstyle.loop",
+    "FastStylizer": "tfstyle.fast.stylizer",
+    "TrainConfig": "tfstyle.fast.config",
+    "build_stylizer": "tfstyle.fast.network",
+    "export_stylizer": "tfstyle.fast.stylizer",
+    "train_stylizer": "tfstyle.fast.train",
 }
 
 # Submodules the README uses as attributes (`tfstyle.losses.gram_matrix`), also imported on

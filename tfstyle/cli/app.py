@@ -27,6 +27,8 @@ def image_command():
     """The command of a command line without a command name."""
     if FLAGS.model:
         return apply.command
+    if FLAGS["tile_size"].present:
+        raise TfstyleError("--tile_size is for painting with a trained network (--model)")
     return batch.command if FLAGS.output_dir else stylize.command
 
 

@@ -58,7 +58,7 @@ def command():
     with shell.quiet_native_logs():
         from tfstyle.fast.stylizer import FastStylizer
 
-    stylizer = FastStylizer.load(FLAGS.model)
+    stylizer = FastStylizer.load(FLAGS.model, tile_size=FLAGS.tile_size)
     return _paint(stylizer, jobs)
 
 

@@ -12,6 +12,7 @@ from absl import flags
 from tfstyle import config as config_lib
 from tfstyle import shell
 from tfstyle.errors import TfstyleError
+from tfstyle.fast import config as fast_config
 
 # TensorFlow reads its C++ log level once, when it loads; `import tfstyle.cli` does not import
 # TensorFlow (see tfstyle/__init__.py), so this is early enough.
@@ -58,6 +59,13 @@ flags.DEFINE(
 )
 flags.DEFINE_string("output", None, "Output image (.png, .jpg or .jpeg).")
 flags.DEFINE_string("model", None, "Paint with this trained stylizer (tfstyle train) instead.")
+flags.DEFINE_integer(
+    "tile_size",
+    fast_config.TILE_SIZE,
+    "With --model: paint images with a longer side in overlapping tiles of this side, to bound "
+    "memory (0: never tile).",
+    lower_bound=0,
+)
 flags.DEFINE_string(
     "output_dir",
     None,

@@ -24,6 +24,12 @@ from tfstyle.validation import check_number as _check_number
 CONTENT_LAYERS = ("block2_conv2",)
 STYLE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
 
+# Applying a stylizer (`FastStylizer`, `tfstyle --model`): images with a side over TILE_SIZE
+# pixels are painted in tiles of that side (about 1.5 GB of activations for the 32-wide network
+# at 2048 px), neighbours overlapping by at least TILE_OVERLAP pixels.
+TILE_SIZE = 2048
+TILE_OVERLAP = 128
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(Settings):
