@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from tfstyle import masks
 from tfstyle import preprocessing as pp
 from tfstyle.checkpoint import digest_images
 from tfstyle.config import StyleConfig
@@ -80,6 +81,8 @@ def stylize(
     extractor=None,
     resume=None,
     runners=None,
+    style_masks=None,
+    content_mask=None,
 ):
     """Paint `content` in the style of `style` (Gatys et al., 2016).
 
@@ -94,6 +97,11 @@ def stylize(
             run continues where that one stopped (callbacks see only the remaining steps).
         runners: a `RunnerCache` to reuse compiled steps across calls (images of one size
             then compile once); None builds fresh ones.
+        style_masks: one greyscale mask per style image (`[H, W]`, `[H, W, 1]` or RGB, uint8
+            or float in [0, 1]; white where that style applies), stretched to the content's
+            shape; see `tfstyle.masks` (Gatys et al. 2017) for overlaps and gaps.
+        content_mask: a mask of where the content is kept: no style there, and its content
+            loss weighted by `config.mask_content_weight`.
 
     Returns:
         A `StyleResult` with the image and the per-step loss history.
@@ -113,6 +121,10 @@ def stylize(
         raise ConfigError("init='image' needs an init_image")
     init_image = None if init_image is None else pp.as_float_image(init_image)
     extra = [] if init_image is None else [init_image]
+    if style_masks or content_mask is not None:
+        # Which masks there are (a style mask and a content mask could hold the same pixels).
+        extra.append(np.array([len(style_masks or ()), content_mask is not None], np.float32))
+        extra += [masks.as_mask(m) for m in [*(style_masks or []), content_mask] if m is not None]
     inputs = functools.partial(digest_images, content, *styles, *extra)
     if resume is not None:
         resume.check_resumable(config, inputs())
@@ -124,6 +136,14 @@ def stylize(
     sizes = [size for size, _ in plan]
     check_sizes(config, sizes, content.shape, styles)
     _check_memory(config, sizes[-1])
+    spatial = masks.prepare(
+        config,
+        style_masks=style_masks,
+        content_mask=content_mask,
+        styles=len(styles),
+        content_shape=content.shape,
+        size=sizes[-1],
+    )
     extractor = extractor or feature_extractor_for(config)
     source = luminance_only(content, reference=content) if _luminance(config) else content
     clock = Clock(start, total_steps=sum(n for _, n in plan), callbacks=callbacks)
@@ -132,7 +152,9 @@ def stylize(
     try:
         for size in sizes[run.scale :]:
             content_s = pp.resize(source, *size)
-            targets = compute_targets(extractor, content_s, styles, blend=blend, config=config)
+            targets = compute_targets(
+                extractor, content_s, styles, blend=blend, config=config, spatial=spatial
+            )
             if run.image is None:
                 run.image = initial_image(config, content_s, styles, init_image)
             image = pp.resize(run.image, *size)

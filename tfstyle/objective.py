@@ -4,7 +4,9 @@ starting image and the loss function the step minimises."""
 import functools
 
 import numpy as np
+from keras import ops
 
+from tfstyle import masks as masks_lib
 from tfstyle import preprocessing as pp
 from tfstyle.features import build_feature_extractor
 from tfstyle.losses import blend_statistics, style_statistics, style_transfer_losses
@@ -22,13 +24,18 @@ def feature_extractor_for(config):
     )
 
 
-def compute_targets(extractor, content, styles, *, blend, config):
+def compute_targets(extractor, content, styles, *, blend, config, spatial=None):
     """Content features and blended style statistics, computed once per scale.
 
     Several style images are blended as `losses.blend_statistics` describes: for "gram" the
     weighted mean of the Grams, as neural-style does; for the others the mixture distribution.
     With "sliced_wasserstein", `targets["seed"]` (int32) seeds the random directions: a
     tensor argument, so a new seed does not recompile the step.
+
+    `spatial`: None, or `{"regions": [R, H, W], "content": [H, W] or None}` from `masks`:
+    then `targets["masks"]` holds them resized to each layer of this scale (tensor arguments
+    of the step, like the targets: new masks of the same size do not recompile it), and the
+    style targets are one Gram per region (each style's own with style masks, else the blend).
     """
     content_features = extractor(content[None], training=False)
     targets = {"content": {k: content_features[k] for k in config.content_layers}, "style": {}}
@@ -43,9 +50,35 @@ def compute_targets(extractor, content, styles, *, blend, config):
         for k in config.style_layers:
             statistics[k].append((style_statistics(features[k], kind=kind), weight))
     targets["style"] = {k: blend_statistics(v, kind=kind) for k, v in statistics.items()}
+    if spatial is not None:
+        targets["masks"] = _layer_masks(spatial, content_features, blend=blend, config=config)
+        if spatial["per_style"]:  # one region per style: each style's own Gram, not the blend
+            targets["style"] = {
+                k: ops.concatenate([gram for gram, _ in v], axis=0) for k, v in statistics.items()
+            }
     if kind == "sliced_wasserstein":
         targets["seed"] = np.asarray(config.seed % 2**31, np.int32)
     return targets
+
+
+def _layer_masks(spatial, features, *, blend, config):
+    """`spatial`'s masks area-averaged to the shape of each layer's `features` (see
+    `style_transfer_losses` for the layout)."""
+    shapes = {k: tuple(features[k].shape[1:3]) for k in config.content_layers + config.style_layers}
+    layers = {
+        "style": {
+            k: masks_lib.layer_masks(spatial["regions"], shapes[k]) for k in config.style_layers
+        },
+        "region_weights": np.asarray(blend if spatial["per_style"] else [1.0], np.float32),
+    }
+    if spatial["content"] is not None:
+        layers["content"] = {
+            k: masks_lib.content_weights(
+                spatial["content"], shapes[k], weight=config.mask_content_weight
+            )
+            for k in config.content_layers
+        }
+    return layers
 
 
 def initial_image(config, content, styles, init_image=None):
@@ -90,6 +123,7 @@ def _loss_fn(features, image, targets, **weights):
         content_targets=targets["content"],
         style_targets=targets["style"],
         seed=targets.get("seed", 0),
+        masks=targets.get("masks"),
         **weights,
     )
 
