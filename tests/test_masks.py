@@ -4,11 +4,11 @@ arithmetic up to `stylize` (offline, 48 px, fixed random weights)."""
 import numpy as np
 import pytest
 
-from tfstyle import ConfigError, RunnerCache, stylize
+from tfstyle import CheckpointError, ConfigError, Interrupted, RunnerCache, stylize
 from tfstyle import masks as masks_lib
 from tfstyle import preprocessing as pp
 from tfstyle.losses import gram_matrix, masked_gram_matrices, relative_squared_error
-from tfstyle.objective import compute_targets, feature_extractor_for
+from tfstyle.objective import compute_targets, feature_extractor_for, luminance_only
 
 SIZE = 48
 LAYERS = {
@@ -238,3 +238,55 @@ def test_rgb_and_uint8_masks_read_as_grey():
     np.testing.assert_allclose(masks_lib.as_mask(np.full((2, 2), 0.25)), 0.25)
     with pytest.raises(Exception, match="must be an"):
         masks_lib.as_mask(np.zeros((2, 2, 2)))
+
+
+class _StopAt:
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, progress):
+        if progress.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_masked_run_resumes_to_the_uninterrupted_result_and_only_with_its_masks(
+    config, images, left
+):
+    content, a, b = images
+    config = config.replace(iterations=6, steps_per_call=2)
+    masked = {"style_masks": [left, 1 - left], "content_mask": np.eye(SIZE)}
+    full = stylize(content, [a, b], config=config, **masked)
+    with pytest.raises(Interrupted) as info:
+        stylize(content, [a, b], config=config, callbacks=[_StopAt(3)], **masked)
+    resumed = stylize(content, [a, b], config=config, resume=info.value.checkpoint, **masked)
+    np.testing.assert_allclose(resumed.image, full.image, atol=1e-6)
+    with pytest.raises(CheckpointError, match="mask images"):
+        stylize(
+            content,
+            [a, b],
+            config=config,
+            resume=info.value.checkpoint,
+            style_masks=[left, 1 - left],
+        )
+
+
+@pytest.mark.parametrize(
+    "changes", [{"optimizer": "lbfgs", "iterations": 8}, {"preserve_colors": "luminance"}]
+)
+def test_masks_split_the_styles_with_lbfgs_and_luminance_transfer(config, images, left, changes):
+    content, a, b = images
+    config = config.replace(**changes)
+    extractor = feature_extractor_for(config)
+    masks = [left, 1 - left]
+    split = stylize(content, [a, b], config=config, extractor=extractor, style_masks=masks)
+    swapped = stylize(content, [a, b], config=config, extractor=extractor, style_masks=masks[::-1])
+    grey = config.preserve_colors == "luminance"  # compare the luminance that was optimised
+    style = luminance_only(a, reference=content) if grey else a
+
+    def seen(image):
+        return luminance_only(image, reference=content) if grey else image
+
+    # The left half is nearer style a when a's mask is the left one than when it is the right.
+    near = _style_distance(extractor, config, seen(split.image), style, slice(0, SIZE // 2))
+    far = _style_distance(extractor, config, seen(swapped.image), style, slice(0, SIZE // 2))
+    assert near < 0.8 * far, (near, far)
