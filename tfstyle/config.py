@@ -60,7 +60,10 @@ SCALE_ITERATION_RATIO = 0.25
 # Spatial control (`tfstyle.masks`). Where the content mask is white, each position's content
 # loss is multiplied by `mask_content_weight`: the style loss is already zero there, but the deep
 # style layers' receptive fields reach into the region from outside and pull its border along,
-# so the content needs more than its usual weight to hold (TODO measured value).
+# so the content needs more than its usual weight to hold. Measured (tests/test_masks.py, 48 px,
+# default SGD): the masked half moved by 0.051 mean absolute pixel difference at 1, 0.035 at 10
+# and 0.020 at 100, the stylized half by about 0.12. The default 10 is a middle value, not tuned
+# on real photos.
 MASK_CONTENT_WEIGHT = 10.0
 # Mask pixels at or below this count as black when a mask is checked for being blank (half a
 # grey level of an 8-bit file).
