@@ -83,6 +83,7 @@ def stylize(
     runners=None,
     style_masks=None,
     content_mask=None,
+    style_image_masks=None,
 ):
     """Paint `content` in the style of `style` (Gatys et al., 2016).
 
@@ -102,6 +103,8 @@ def stylize(
             shape; see `tfstyle.masks` (Gatys et al. 2017) for overlaps and gaps.
         content_mask: a mask of where the content is kept: no style there, and its content
             loss weighted by `config.mask_content_weight`.
+        style_image_masks: one mask per style image, white where its texture is taken from
+            (stretched to its style image).
 
     Returns:
         A `StyleResult` with the image and the per-step loss history.
@@ -121,10 +124,12 @@ def stylize(
         raise ConfigError("init='image' needs an init_image")
     init_image = None if init_image is None else pp.as_float_image(init_image)
     extra = [] if init_image is None else [init_image]
-    if style_masks or content_mask is not None:
+    given = [*(style_masks or []), content_mask, *(style_image_masks or [])]
+    if any(m is not None for m in given):
         # Which masks there are (a style mask and a content mask could hold the same pixels).
-        extra.append(np.array([len(style_masks or ()), content_mask is not None], np.float32))
-        extra += [masks.as_mask(m) for m in [*(style_masks or []), content_mask] if m is not None]
+        kinds = [len(style_masks or ()), content_mask is not None, len(style_image_masks or ())]
+        extra.append(np.array(kinds, np.float32))
+        extra += [masks.as_mask(m) for m in given if m is not None]
     inputs = functools.partial(digest_images, content, *styles, *extra)
     if resume is not None:
         resume.check_resumable(config, inputs())
@@ -132,6 +137,7 @@ def stylize(
         styles = [pp.match_color(s, content) for s in styles]
     elif config.preserve_colors == "luminance":
         styles = [luminance_only(s, reference=content) for s in styles]
+    image_masks = masks.prepare_style_image_masks(config, style_image_masks, styles)
     plan = scale_plan(config, content.shape)
     sizes = [size for size, _ in plan]
     check_sizes(config, sizes, content.shape, styles)
@@ -153,7 +159,13 @@ def stylize(
         for size in sizes[run.scale :]:
             content_s = pp.resize(source, *size)
             targets = compute_targets(
-                extractor, content_s, styles, blend=blend, config=config, spatial=spatial
+                extractor,
+                content_s,
+                styles,
+                blend=blend,
+                config=config,
+                spatial=spatial,
+                style_image_masks=image_masks,
             )
             if run.image is None:
                 run.image = initial_image(config, content_s, styles, init_image)

@@ -14,6 +14,9 @@ How masks combine (docs/masks.md):
   the style pulls less (or not at all), and the content loss alone holds the image there.
 * The content mask removes the style from where it is white: every region is multiplied by
   `1 - content_mask`, and the content loss there is weighted by `mask_content_weight`.
+* A style image mask (optional, one per style image) says which part of the painting supplies
+  the texture: the style's target Gram is that of its masked features, as the image's regions
+  are (see `losses.masked_gram_matrices`). It is stretched to its own style image.
 * A mask that is black everywhere (at or below `BLANK_MASK_LEVEL`), a style mask that lies
   wholly inside the content mask, and a content mask that is white everywhere are errors: each
   would silently drop a style, or all of them.
@@ -59,10 +62,33 @@ def prepare(config, *, style_masks, content_mask, styles, content_shape, size):
     }
 
 
-def _checked(mask, shape, size, *, what):
+def prepare_style_image_masks(config, masks, styles):
+    """Each style image's mask (`--style_image_masks`: the part of the painting whose texture
+    is matched) at the style image's own size, or None without them.
+
+    Raises ConfigError (counts, style_loss, a blank mask) or ImageError (not a mask array).
+    """
+    if not masks:
+        return None
+    check_options(
+        config, style_masks=0, content_mask=False, styles=len(styles), style_image_masks=len(masks)
+    )
+    return [
+        _checked(
+            mask,
+            style.shape[:2],
+            style.shape[:2],
+            what=f"style image mask {i + 1} of {len(masks)}",
+            against="its style image",
+        )
+        for i, (mask, style) in enumerate(zip(masks, styles, strict=True))
+    ]
+
+
+def _checked(mask, shape, size, *, what, against="the content image"):
     mask = as_mask(mask, what=what)
     check_not_blank(mask, what=what)
-    return pp.resize_mask(warn_if_resized(mask, shape, what=what), *size)
+    return pp.resize_mask(warn_if_resized(mask, shape, what=what, against=against), *size)
 
 
 def as_mask(mask, *, what="mask"):
@@ -85,10 +111,16 @@ def as_mask(mask, *, what="mask"):
     return np.clip(array, 0.0, 1.0).astype(np.float32)
 
 
-def check_options(config, *, style_masks, content_mask, styles):
-    """Refuse mask options that cannot work, before any image is read: `style_masks` is their
-    number (0 for none), `content_mask` whether there is one, `styles` the style images."""
-    if not style_masks and not content_mask:
+def check_options(config, *, style_masks, content_mask, styles, style_image_masks=0):
+    """Refuse mask options that cannot work, before any image is read: `style_masks` and
+    `style_image_masks` are their numbers (0 for none), `content_mask` whether there is one,
+    `styles` the number of style images."""
+    if style_image_masks and style_image_masks != styles:
+        raise ConfigError(
+            f"{style_image_masks} style image mask(s) for {styles} style image(s); give one "
+            "mask per style image"
+        )
+    if not style_masks and not content_mask and not style_image_masks:
         return
     if config.style_loss != "gram":
         raise ConfigError(
@@ -109,13 +141,13 @@ def check_not_blank(mask, *, what):
         raise ConfigError(f"{what} is blank (black everywhere); white marks where it applies")
 
 
-def warn_if_resized(mask, shape, *, what):
+def warn_if_resized(mask, shape, *, what, against="the content image"):
     """`mask`, with a warning if its size differs from `shape` (height, width): it is then
     stretched to the content image by the resize that follows."""
     if mask.shape != tuple(shape):
         aspect = "aspect ratio" if mask.shape[0] * shape[1] != mask.shape[1] * shape[0] else "size"
         warnings.warn(
-            f"{what} is {mask.shape[1]}x{mask.shape[0]} px and the content image "
+            f"{what} is {mask.shape[1]}x{mask.shape[0]} px and {against} "
             f"{shape[1]}x{shape[0]} px (another {aspect}): the mask is stretched to fit",
             stacklevel=4,
         )

@@ -9,7 +9,12 @@ from keras import ops
 from tfstyle import masks as masks_lib
 from tfstyle import preprocessing as pp
 from tfstyle.features import build_feature_extractor
-from tfstyle.losses import blend_statistics, style_statistics, style_transfer_losses
+from tfstyle.losses import (
+    blend_statistics,
+    masked_gram_matrices,
+    style_statistics,
+    style_transfer_losses,
+)
 
 
 def feature_extractor_for(config):
@@ -24,7 +29,9 @@ def feature_extractor_for(config):
     )
 
 
-def compute_targets(extractor, content, styles, *, blend, config, spatial=None):
+def compute_targets(
+    extractor, content, styles, *, blend, config, spatial=None, style_image_masks=None
+):
     """Content features and blended style statistics, computed once per scale.
 
     Several style images are blended as `losses.blend_statistics` describes: for "gram" the
@@ -36,6 +43,9 @@ def compute_targets(extractor, content, styles, *, blend, config, spatial=None):
     then `targets["masks"]` holds them resized to each layer of this scale (tensor arguments
     of the step, like the targets: new masks of the same size do not recompile it), and the
     style targets are one Gram per region (each style's own with style masks, else the blend).
+    `style_image_masks`: None, or one `[H, W]` mask per style image at its size: each style's
+    Gram is then that of its masked features (the part of the painting that supplies the
+    texture), area-averaged to each layer as the image's masks are.
     """
     content_features = extractor(content[None], training=False)
     targets = {"content": {k: content_features[k] for k in config.content_layers}, "style": {}}
@@ -44,11 +54,12 @@ def compute_targets(extractor, content, styles, *, blend, config, spatial=None):
     kind = config.style_loss
     style_shape = content.shape
     statistics = {k: [] for k in config.style_layers}
-    for style, weight in zip(styles, blend, strict=True):
+    image_masks = style_image_masks or [None] * len(styles)
+    for style, weight, mask in zip(styles, blend, image_masks, strict=True):
         scaled = pp.scale_style(style, style_shape, config.style_scale)
         features = extractor(scaled[None], training=False)
         for k in config.style_layers:
-            statistics[k].append((style_statistics(features[k], kind=kind), weight))
+            statistics[k].append((_style_target(features[k], mask, kind=kind), weight))
     targets["style"] = {k: blend_statistics(v, kind=kind) for k, v in statistics.items()}
     if spatial is not None:
         targets["masks"] = _layer_masks(spatial, content_features, blend=blend, config=config)
@@ -59,6 +70,12 @@ def compute_targets(extractor, content, styles, *, blend, config, spatial=None):
     if kind == "sliced_wasserstein":
         targets["seed"] = np.asarray(config.seed % 2**31, np.int32)
     return targets
+
+
+def _style_target(features, mask, *, kind):
+    if mask is None:
+        return style_statistics(features, kind=kind)
+    return masked_gram_matrices(features, masks_lib.layer_masks(mask[None], features.shape[1:3]))
 
 
 def _layer_masks(spatial, features, *, blend, config):
