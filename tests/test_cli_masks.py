@@ -53,7 +53,18 @@ def test_two_styles_split_by_masks_and_a_content_mask(files, capfd):
     assert report["masks"] == {
         "style_masks": [files["left"], files["right"]],
         "content_mask": files["corner"],
+        "style_image_masks": [],
     }
+
+
+def test_a_style_image_mask(files, capfd):
+    args = _args(files, "--style", files["a"], "--style_image_masks", files["left"])
+    result = run_inprocess(args, capfd)
+    # The style image is 48x48, the mask 32x32: stretched to it, with a line that says so.
+    assert_success(result, output=files["out"], warnings=1)
+    assert "style image mask 1 of 1 is 32x32 px and its style image 48x48 px" in result.lines[0]
+    report = json.loads((files["out"].parent / "out.json").read_text())
+    assert report["masks"]["style_image_masks"] == [files["left"]]
 
 
 def test_a_mask_of_another_shape_is_stretched_with_one_warning(files, capfd):
@@ -74,6 +85,8 @@ def test_a_mask_of_another_shape_is_stretched_with_one_warning(files, capfd):
         (("--style_masks", "{left},{right}"), "2 style mask(s) for 1 style image(s)"),
         (("--content_mask", "{left}", "--style_loss", "mean_cov"), "style_loss 'gram' only"),
         (("--mask_content_weight", "3"), "--mask_content_weight needs a --content_mask"),
+        (("--style_image_masks", "{left},{right}"), "2 style image mask(s) for 1 style image(s)"),
+        (("--style_image_masks", "{black}"), "style image mask '{black}' is blank"),
         (("--content_mask", "{left}", "--mask_content_weight", "-1"), "mask_content_weight"),
         (("--content_mask", "{left}", "--output", "{left}"), "left.png"),
     ],
@@ -101,6 +114,8 @@ def test_batch_gives_each_style_its_mask_and_every_content_the_content_mask(file
         f"{files['left']},{files['white']}",
         "--content_mask",
         files["right"],
+        "--style_image_masks",
+        f"{files['corner']},{files['small']}",
         "--output_dir",
         out,
     )
@@ -108,10 +123,14 @@ def test_batch_gives_each_style_its_mask_and_every_content_the_content_mask(file
     assert result.code == 0, result.stderr
     assert sorted(p.name for p in out.glob("*.png")) == ["photo__a.png", "photo__b.png"]
     report = json.loads((out / "photo__b.json").read_text())
-    assert report["masks"] == {"style_masks": [files["white"]], "content_mask": files["right"]}
+    assert report["masks"] == {
+        "style_masks": [files["white"]],
+        "content_mask": files["right"],
+        "style_image_masks": [files["small"]],
+    }
     # A content mask white everywhere leaves nothing to stylize: each job fails with a line.
     # (The masks are read before any job, so that is where a blank one fails; this one is not.)
-    args = (*args[:-4], "--content_mask", files["white"], "--output_dir", out, "--overwrite")
+    args = (*args[:-6], "--content_mask", files["white"], "--output_dir", out, "--overwrite")
     result = run_inprocess(args, capfd)
     assert result.code == 1 and "2 of 2 outputs failed" in result.lines[-1], result.stderr
     assert result.lines[0].endswith(

@@ -114,7 +114,8 @@ def report(result, *, output, content=None, styles=(), masks=None):
         output: the image file it was saved to.
         content: the content image's file, or None (an array from elsewhere).
         styles: the style images' files.
-        masks: `{"style_masks": [files], "content_mask": file or None}`, or None (no masks).
+        masks: `{"style_masks": [files], "content_mask": file or None, "style_image_masks":
+            [files]}`, or None (no masks).
 
     Returns:
         `version`, `backend`, `content`, `style`, `output`, `size` ([height, width]),
@@ -138,8 +139,10 @@ def report(result, *, output, content=None, styles=(), masks=None):
     }
     if masks:
         data["masks"] = {
-            "style_masks": [os.path.abspath(path) for path in masks.get("style_masks") or ()],
-            "content_mask": masks.get("content_mask") and os.path.abspath(masks["content_mask"]),
+            key: os.path.abspath(value)
+            if isinstance(value, str)
+            else [os.path.abspath(path) for path in value or ()]
+            for key, value in masks.items()
         }
     return data
 

@@ -90,15 +90,22 @@ def _check_side_files(jobs, *, steps):
 
 
 def _load_masks(run):
-    """`(style mask by style path, content mask)`: each job gets its style's mask, and every
-    content image the one content mask (stretched to it, with a warning, if need be)."""
+    """`(style mask by style path, content mask, style image mask by style path)`: each job
+    gets its style's masks, and every content image the one content mask (stretched to it,
+    with a warning, if need be)."""
     load = mask_loader()
-    style_masks = {}
-    if run.style_masks:  # check_options made sure there is one per style
-        pairs = zip(run.styles, run.style_masks, strict=True)
-        style_masks = {style: load(path, "style mask") for style, path in pairs}
+
+    def per_style(paths, what):
+        # check_options made sure there is one per style, or none.
+        pairs = zip(run.styles, paths, strict=True) if paths else ()
+        return {style: load(path, what) for style, path in pairs}
+
     content_mask = load(run.content_mask, "content mask") if run.content_mask else None
-    return style_masks, content_mask
+    return (
+        per_style(run.style_masks, "style mask"),
+        content_mask,
+        per_style(run.style_image_masks, "style image mask"),
+    )
 
 
 def _run(config, todo, run):
@@ -129,6 +136,7 @@ def _run(config, todo, run):
                 runners=runners,
                 style_masks=[masks[0][style]] if masks[0] else None,
                 content_mask=masks[1],
+                style_image_masks=[masks[2][style]] if masks[2] else None,
             )
             outputs.save(
                 result,

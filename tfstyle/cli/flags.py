@@ -66,6 +66,14 @@ flags.DEFINE(
     "mask is white, only the content loss acts." + _NAMES_HELP,
     serializer=flags.CsvListSerializer(","),
 )
+flags.DEFINE(
+    _PathListParser(),
+    "style_image_masks",
+    None,
+    "One greyscale mask file per --style image, comma-separated: white where that painting's "
+    "texture is taken from (the rest of it is ignored)." + _NAMES_HELP,
+    serializer=flags.CsvListSerializer(","),
+)
 flags.DEFINE_string(
     "content_mask",
     None,
@@ -192,6 +200,7 @@ NOT_FOR_EXPORT = (
     "content",
     "style",
     "style_masks",
+    "style_image_masks",
     "content_mask",
     "mask_content_weight",
     "output_dir",
@@ -216,20 +225,29 @@ class ImageRun(typing.NamedTuple):
     init_path: str | None
     style_masks: list[str]
     content_mask: str | None
+    style_image_masks: list[str]
 
     def mask_paths(self):
         """Every mask file of the run (inputs an output must not overwrite)."""
-        return [*self.style_masks, *([self.content_mask] if self.content_mask else [])]
+        content = [self.content_mask] if self.content_mask else []
+        return [*self.style_masks, *content, *self.style_image_masks]
 
     def mask_report(self, style=None):
         """The report's `masks` entry (`outputs.report`), or None without masks; in a batch,
-        with the mask of `style` alone."""
-        style_masks = self.style_masks
-        if style is not None and style_masks:
-            style_masks = [style_masks[self.styles.index(style)]]
-        if not style_masks and not self.content_mask:
+        with the masks of `style` alone."""
+        if not self.mask_paths():
             return None
-        return {"style_masks": style_masks, "content_mask": self.content_mask}
+        return {
+            "style_masks": self.masks_of(self.style_masks, style),
+            "content_mask": self.content_mask,
+            "style_image_masks": self.masks_of(self.style_image_masks, style),
+        }
+
+    def masks_of(self, paths, style=None):
+        """`paths` (one per style image), or, for a `style` of a batch, its own only."""
+        if style is None or not paths:
+            return list(paths)
+        return [paths[self.styles.index(style)]]
 
 
 def image_run():
@@ -256,13 +274,17 @@ def image_run():
     contents = expand_image_paths(FLAGS.content)
     styles = expand_image_paths(FLAGS.style)
     style_masks = list(FLAGS.style_masks or [])
+    image_masks = list(FLAGS.style_image_masks or [])
     check_mask_options(
         config,
         style_masks=len(style_masks),
         content_mask=bool(FLAGS.content_mask),
         styles=len(styles),
+        style_image_masks=len(image_masks),
     )
-    return ImageRun(config, contents, styles, init_path, style_masks, FLAGS.content_mask)
+    return ImageRun(
+        config, contents, styles, init_path, style_masks, FLAGS.content_mask, image_masks
+    )
 
 
 # Flags that need an optional package: (flag, package to import, how to install it).

@@ -49,12 +49,13 @@ def command():
 
 
 def load_masks(run):
-    """`{"style_masks": [...] or None, "content_mask": ... or None}`, the keywords of
-    `stylize`, from the run's mask files."""
+    """`{"style_masks": [...] or None, "content_mask": ... or None, "style_image_masks":
+    [...] or None}`, the keywords of `stylize`, from the run's mask files."""
     load = mask_loader()
     return {
         "style_masks": [load(p, "style mask") for p in run.style_masks] or None,
         "content_mask": load(run.content_mask, "content mask") if run.content_mask else None,
+        "style_image_masks": [load(p, "style image mask") for p in run.style_image_masks] or None,
     }
 
 
