@@ -122,6 +122,9 @@ def test_batch_gives_each_style_its_mask_and_every_content_the_content_mask(file
     result = run_inprocess(args, capfd)
     assert result.code == 0, result.stderr
     assert sorted(p.name for p in out.glob("*.png")) == ["photo__a.png", "photo__b.png"]
+    # Each job got its style image mask: both are stretched to their 48x48 paintings.
+    stretched = [line for line in result.lines if "px and its style image 48x48 px" in line]
+    assert [line.split(" is ")[1][:8] for line in stretched] == ["32x32 px", "8x16 px "], stretched
     report = json.loads((out / "photo__b.json").read_text())
     assert report["masks"] == {
         "style_masks": [files["white"]],
