@@ -262,7 +262,7 @@ def test_other_settings_or_images_are_refused(content_image, style_image, config
             config=config.replace(iterations=12, style_weight=2.0),
             resume=checkpoint,
         )
-    with pytest.raises(CheckpointError, match="other content, style or init images"):
+    with pytest.raises(CheckpointError, match="other content, style, init or mask images"):
         stylize(content_image[::-1], style_image, config=config, resume=checkpoint)
     checkpoint.check_settings(config.replace(steps_per_call=1))  # does not change the result
 

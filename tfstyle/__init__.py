@@ -22,6 +22,7 @@ _EXPORTS = {
     "StyleConfig": "tfstyle.config",
     "Progress": "tfstyle.progress",
     "load_image": "tfstyle.io",
+    "load_mask": "tfstyle.io",
     "save_image": "tfstyle.io",
     "build_feature_extractor": "tfstyle.features",
     "ContentLoss": "tfstyle.keras_losses",

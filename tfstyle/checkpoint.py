@@ -78,8 +78,8 @@ class Checkpoint:
         self.check_settings(config)
         if inputs != self.inputs:
             raise CheckpointError(
-                "the checkpoint was made from other content, style or init images; resume with "
-                "the same images, or start again"
+                "the checkpoint was made from other content, style, init or mask images; resume "
+                "with the same images, or start again"
             )
 
     def check_settings(self, config):

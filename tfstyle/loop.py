@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from tfstyle import masks
 from tfstyle import preprocessing as pp
 from tfstyle.checkpoint import digest_images
 from tfstyle.config import StyleConfig
@@ -80,6 +81,9 @@ def stylize(
     extractor=None,
     resume=None,
     runners=None,
+    style_masks=None,
+    content_mask=None,
+    style_image_masks=None,
 ):
     """Paint `content` in the style of `style` (Gatys et al., 2016).
 
@@ -94,6 +98,13 @@ def stylize(
             run continues where that one stopped (callbacks see only the remaining steps).
         runners: a `RunnerCache` to reuse compiled steps across calls (images of one size
             then compile once); None builds fresh ones.
+        style_masks: one greyscale mask per style image (`[H, W]`, `[H, W, 1]` or RGB, uint8
+            or float in [0, 1]; white where that style applies), stretched to the content's
+            shape; see `tfstyle.masks` (Gatys et al. 2017) for overlaps and gaps.
+        content_mask: a mask of where the content is kept: no style there, and its content
+            loss weighted by `config.mask_content_weight`.
+        style_image_masks: one mask per style image, white where its texture is taken from
+            (stretched to its style image).
 
     Returns:
         A `StyleResult` with the image and the per-step loss history.
@@ -113,6 +124,12 @@ def stylize(
         raise ConfigError("init='image' needs an init_image")
     init_image = None if init_image is None else pp.as_float_image(init_image)
     extra = [] if init_image is None else [init_image]
+    given = [*(style_masks or []), content_mask, *(style_image_masks or [])]
+    if any(m is not None for m in given):
+        # Which masks there are (a style mask and a content mask could hold the same pixels).
+        kinds = [len(style_masks or ()), content_mask is not None, len(style_image_masks or ())]
+        extra.append(np.array(kinds, np.float32))
+        extra += [masks.as_mask(m) for m in given if m is not None]
     inputs = functools.partial(digest_images, content, *styles, *extra)
     if resume is not None:
         resume.check_resumable(config, inputs())
@@ -120,10 +137,19 @@ def stylize(
         styles = [pp.match_color(s, content) for s in styles]
     elif config.preserve_colors == "luminance":
         styles = [luminance_only(s, reference=content) for s in styles]
+    image_masks = masks.prepare_style_image_masks(config, style_image_masks, styles)
     plan = scale_plan(config, content.shape)
     sizes = [size for size, _ in plan]
     check_sizes(config, sizes, content.shape, styles)
     _check_memory(config, sizes[-1])
+    spatial = masks.prepare(
+        config,
+        style_masks=style_masks,
+        content_mask=content_mask,
+        styles=len(styles),
+        content_shape=content.shape,
+        size=sizes[-1],
+    )
     extractor = extractor or feature_extractor_for(config)
     source = luminance_only(content, reference=content) if _luminance(config) else content
     clock = Clock(start, total_steps=sum(n for _, n in plan), callbacks=callbacks)
@@ -132,7 +158,15 @@ def stylize(
     try:
         for size in sizes[run.scale :]:
             content_s = pp.resize(source, *size)
-            targets = compute_targets(extractor, content_s, styles, blend=blend, config=config)
+            targets = compute_targets(
+                extractor,
+                content_s,
+                styles,
+                blend=blend,
+                config=config,
+                spatial=spatial,
+                style_image_masks=image_masks,
+            )
             if run.image is None:
                 run.image = initial_image(config, content_s, styles, init_image)
             image = pp.resize(run.image, *size)

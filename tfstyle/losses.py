@@ -23,6 +23,15 @@ averaged) and of the layer's scale.
 * "mean_cov" and "sliced_wasserstein": see `style_stats.py`, where their statistics and
   distances live (re-exported here, so `tfstyle.losses.sqrtm_newton_schulz` etc. still work).
 
+Spatial control (Gatys et al. 2017; the masks are prepared in `masks.py`): with masks, the
+style targets are one Gram per region `[R, C, C]`, and the image's Gram of region r weights each
+position by its mask value squared, `G_r = sum_p m_rp^2 f_p f_p^T / sum_p m_rp^2`: the Gram of
+the masked features `m_r * F`, as Gatys et al. compute it, normalised by the mask's area (where
+Gatys et al. normalise by the whole image's), so a region's Gram is its texture's whatever its
+size. The style loss is the blend-weighted sum of the regions' relative errors. A content mask
+weights each position's squared content error (`content_weights`); the sum is still divided by
+the unweighted target norm, so the weight raises the content's pull where the mask is white.
+
 Blends of several style images (`blend_statistics`): "gram" averages the Grams with the blend
 weights, as neural-style does; "mean_cov" uses the moments of the mixture (mean `sum w_i mu_i`,
 covariance `sum w_i (S_i + (mu_i - mu)(mu_i - mu)^T)`); "sliced_wasserstein" pools the samples.
@@ -55,6 +64,23 @@ def gram_matrix(features):
     return ops.einsum("bnc,bnd->bcd", flat, flat) / positions
 
 
+def masked_gram_matrices(features, masks):
+    """Gram matrices `[R, C, C]` of one image's `[1, H, W, C]` features under each of `masks`
+    `[R, H, W, 1]`: `sum_p m_p^2 f_p f_p^T / sum_p m_p^2` (see the module docstring)."""
+    flat = ops.reshape(ops.cast(features, "float32"), (-1, ops.shape(features)[3]))
+    weights = ops.square(ops.reshape(ops.cast(masks, "float32"), (ops.shape(masks)[0], -1)))
+    weighted = weights[:, :, None] * flat[None]
+    area = ops.sum(weights, axis=1)
+    return ops.einsum("rnc,nd->rcd", weighted, flat) / (area[:, None, None] + EPSILON)
+
+
+def masked_style_loss(features, target, *, masks, region_weights):
+    """`sum_r w_r * relative error of region r's Gram` (`target` `[R, C, C]`, `region_weights`
+    `[R]`)."""
+    errors = relative_squared_error(masked_gram_matrices(features, masks), target, axis=(1, 2))
+    return ops.sum(errors * ops.cast(region_weights, "float32"))
+
+
 def relative_squared_error(value, target, *, axis=None):
     """`sum((value - target)^2) / (sum(target^2) + eps)`, in float32.
 
@@ -67,9 +93,15 @@ def relative_squared_error(value, target, *, axis=None):
     return error / (ops.sum(ops.square(target), axis=axis) + EPSILON)
 
 
-def content_loss(features, target):
-    """Relative squared error between content features and their target."""
-    return relative_squared_error(features, target)
+def content_loss(features, target, *, weights=None):
+    """Relative squared error between content features and their target; with `weights`
+    (broadcast to the features, e.g. `[1, H, W, 1]`), each position's error weighted by them and
+    the sum divided by the unweighted target norm."""
+    if weights is None:
+        return relative_squared_error(features, target)
+    error = ops.square(ops.cast(features, "float32") - ops.cast(target, "float32"))
+    target_norm = ops.sum(ops.square(ops.cast(target, "float32")))
+    return ops.sum(error * ops.cast(weights, "float32")) / (target_norm + EPSILON)
 
 
 def style_statistics(features, *, kind=DEFAULTS.style_loss):
@@ -182,6 +214,7 @@ def style_transfer_losses(
     style_kind=DEFAULTS.style_loss,
     seed=0,
     redraw_directions=False,
+    masks=None,
 ):
     """All named losses of one image.
 
@@ -201,6 +234,9 @@ def style_transfer_losses(
             can see, so the image, which changes every step, stands in for one: the directions
             stay a pure function of (seed, image), deterministic for a seed. Off for L-BFGS,
             whose line search needs one objective.
+        masks: None, or spatial control ("gram" only): `{"style": {layer: [R, h, w, 1]},
+            "region_weights": [R], "content": {layer: [1, h, w, 1]} (optional)}`, with
+            `style_targets` then one Gram per region `[R, C, C]` (see the module docstring).
 
     Returns:
         `{"content", "style", "tv", "total"}`, each a float32 scalar. The first three are
@@ -214,12 +250,24 @@ def style_transfer_losses(
         # Each layer its own directions (layers of a block have as many channels).
         seeds = {name: hash32(base + int32_constant(i + 1)) for i, name in enumerate(style_targets)}
 
+    masks = masks or {}
+
     def layer_style_loss(name, layer_features, target):
+        if "style" in masks:
+            return masked_style_loss(
+                layer_features,
+                target,
+                masks=masks["style"][name],
+                region_weights=masks["region_weights"],
+            )
         return style_loss(layer_features, target, kind=style_kind, seed=seeds.get(name, 0))
+
+    def layer_content_loss(name, layer_features, target):
+        return content_loss(layer_features, target, weights=masks.get("content", {}).get(name))
 
     losses = {
         "content": _layer_mean(
-            lambda name, f, t: content_loss(f, t), features, content_targets, content_layer_weights
+            layer_content_loss, features, content_targets, content_layer_weights
         ),
         "style": _layer_mean(layer_style_loss, features, style_targets, style_layer_weights),
     }

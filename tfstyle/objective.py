@@ -4,10 +4,17 @@ starting image and the loss function the step minimises."""
 import functools
 
 import numpy as np
+from keras import ops
 
+from tfstyle import masks as masks_lib
 from tfstyle import preprocessing as pp
 from tfstyle.features import build_feature_extractor
-from tfstyle.losses import blend_statistics, style_statistics, style_transfer_losses
+from tfstyle.losses import (
+    blend_statistics,
+    masked_gram_matrices,
+    style_statistics,
+    style_transfer_losses,
+)
 
 
 def feature_extractor_for(config):
@@ -22,13 +29,23 @@ def feature_extractor_for(config):
     )
 
 
-def compute_targets(extractor, content, styles, *, blend, config):
+def compute_targets(
+    extractor, content, styles, *, blend, config, spatial=None, style_image_masks=None
+):
     """Content features and blended style statistics, computed once per scale.
 
     Several style images are blended as `losses.blend_statistics` describes: for "gram" the
     weighted mean of the Grams, as neural-style does; for the others the mixture distribution.
     With "sliced_wasserstein", `targets["seed"]` (int32) seeds the random directions: a
     tensor argument, so a new seed does not recompile the step.
+
+    `spatial`: None, or `{"regions": [R, H, W], "content": [H, W] or None}` from `masks`:
+    then `targets["masks"]` holds them resized to each layer of this scale (tensor arguments
+    of the step, like the targets: new masks of the same size do not recompile it), and the
+    style targets are one Gram per region (each style's own with style masks, else the blend).
+    `style_image_masks`: None, or one `[H, W]` mask per style image at its size: each style's
+    Gram is then that of its masked features (the part of the painting that supplies the
+    texture), area-averaged to each layer as the image's masks are.
     """
     content_features = extractor(content[None], training=False)
     targets = {"content": {k: content_features[k] for k in config.content_layers}, "style": {}}
@@ -37,15 +54,48 @@ def compute_targets(extractor, content, styles, *, blend, config):
     kind = config.style_loss
     style_shape = content.shape
     statistics = {k: [] for k in config.style_layers}
-    for style, weight in zip(styles, blend, strict=True):
+    image_masks = style_image_masks or [None] * len(styles)
+    for style, weight, mask in zip(styles, blend, image_masks, strict=True):
         scaled = pp.scale_style(style, style_shape, config.style_scale)
         features = extractor(scaled[None], training=False)
         for k in config.style_layers:
-            statistics[k].append((style_statistics(features[k], kind=kind), weight))
+            statistics[k].append((_style_target(features[k], mask, kind=kind), weight))
     targets["style"] = {k: blend_statistics(v, kind=kind) for k, v in statistics.items()}
+    if spatial is not None:
+        targets["masks"] = _layer_masks(spatial, content_features, blend=blend, config=config)
+        if spatial["per_style"]:  # one region per style: each style's own Gram, not the blend
+            targets["style"] = {
+                k: ops.concatenate([gram for gram, _ in v], axis=0) for k, v in statistics.items()
+            }
     if kind == "sliced_wasserstein":
         targets["seed"] = np.asarray(config.seed % 2**31, np.int32)
     return targets
+
+
+def _style_target(features, mask, *, kind):
+    if mask is None:
+        return style_statistics(features, kind=kind)
+    return masked_gram_matrices(features, masks_lib.layer_masks(mask[None], features.shape[1:3]))
+
+
+def _layer_masks(spatial, features, *, blend, config):
+    """`spatial`'s masks area-averaged to the shape of each layer's `features` (see
+    `style_transfer_losses` for the layout)."""
+    shapes = {k: tuple(features[k].shape[1:3]) for k in config.content_layers + config.style_layers}
+    layers = {
+        "style": {
+            k: masks_lib.layer_masks(spatial["regions"], shapes[k]) for k in config.style_layers
+        },
+        "region_weights": np.asarray(blend if spatial["per_style"] else [1.0], np.float32),
+    }
+    if spatial["content"] is not None:
+        layers["content"] = {
+            k: masks_lib.content_weights(
+                spatial["content"], shapes[k], weight=config.mask_content_weight
+            )
+            for k in config.content_layers
+        }
+    return layers
 
 
 def initial_image(config, content, styles, init_image=None):
@@ -90,6 +140,7 @@ def _loss_fn(features, image, targets, **weights):
         content_targets=targets["content"],
         style_targets=targets["style"],
         seed=targets.get("seed", 0),
+        masks=targets.get("masks"),
         **weights,
     )
 

@@ -106,7 +106,7 @@ def _check_snapshots_spare_inputs(output, inputs):
             )
 
 
-def report(result, *, output, content=None, styles=()):
+def report(result, *, output, content=None, styles=(), masks=None):
     """The JSON report of a finished run, as a dict (keys in this order).
 
     Args:
@@ -114,15 +114,17 @@ def report(result, *, output, content=None, styles=()):
         output: the image file it was saved to.
         content: the content image's file, or None (an array from elsewhere).
         styles: the style images' files.
+        masks: `{"style_masks": [files], "content_mask": file or None, "style_image_masks":
+            [files]}`, or None (no masks).
 
     Returns:
         `version`, `backend`, `content`, `style`, `output`, `size` ([height, width]),
         `settings` (`StyleConfig.to_dict()`), `steps`, `evaluations`, `elapsed_s`,
-        `final_losses`.
+        `final_losses`; then `masks` (the same, files made absolute) if the run had masks.
     """
     import keras  # here, not at the top: the CLI imports this module before Keras
 
-    return {
+    data = {
         "version": __version__,
         "backend": keras.backend.backend(),
         "content": None if content is None else os.path.abspath(content),
@@ -135,9 +137,26 @@ def report(result, *, output, content=None, styles=()):
         "elapsed_s": round(result.elapsed_s, 3),
         "final_losses": result.final_losses(),
     }
+    if masks:
+        data["masks"] = {
+            key: os.path.abspath(value)
+            if isinstance(value, str)
+            else [os.path.abspath(path) for path in value or ()]
+            for key, value in masks.items()
+        }
+    return data
 
 
-def save(result, *, output, content=None, styles=(), side_outputs=(), remove_checkpoint=False):
+def save(
+    result,
+    *,
+    output,
+    content=None,
+    styles=(),
+    side_outputs=(),
+    remove_checkpoint=False,
+    masks=None,
+):
     """Save a finished run: its image, then (with `remove_checkpoint`) delete the checkpoint it
     was resumed from, then write its report; last, raise the first failure of a side output.
 
@@ -146,7 +165,7 @@ def save(result, *, output, content=None, styles=(), side_outputs=(), remove_che
     Args:
         result: `stylize`'s `StyleResult`.
         output: the image file (.png, .jpg or .jpeg); its folder is created if need be.
-        content, styles: the input files, for the report (see `report`).
+        content, styles, masks: the input files, for the report (see `report`).
         side_outputs: the `SideOutput` callbacks of the run.
         remove_checkpoint: delete `checkpoint_path(output)` once the image is saved.
 
@@ -160,7 +179,7 @@ def save(result, *, output, content=None, styles=(), side_outputs=(), remove_che
     save_file(save_image, result.image, output)
     if remove_checkpoint:
         remove_file(checkpoint_path(output))  # the run it belonged to is now complete
-    data = report(result, output=output, content=content, styles=styles)
+    data = report(result, output=output, content=content, styles=styles, masks=masks)
     try:
         save_json(data, report_path(output))
     except TfstyleError as exc:

@@ -77,6 +77,18 @@ def resize_field(values, height, width):
     return _resample(values, height, width, Image.Resampling.BILINEAR)
 
 
+def resize_mask(mask, height, width):
+    """Resize a float `[H, W]` mask in [0, 1] to `height` x `width` by area averaging (Pillow's
+    box filter: each output value is the mean of the input it covers, so a border between two
+    masks becomes a blend, never a nearest-pixel staircase); bilinear where it is enlarged."""
+    mask = np.asarray(mask, np.float32)
+    if mask.shape == (height, width):
+        return mask.copy()
+    shrinks = height <= mask.shape[0] and width <= mask.shape[1]
+    method = Image.Resampling.BOX if shrinks else Image.Resampling.BILINEAR
+    return np.clip(_resample(mask[..., None], height, width, method)[..., 0], 0.0, 1.0)
+
+
 def _resample(values, height, width, method):
     """Each channel of a float32 `[H, W, C]` array resized as a Pillow "F" image."""
     channels = [

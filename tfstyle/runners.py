@@ -30,6 +30,7 @@ class RunnerCache:
         "content_weight",
         "style_weight",
         "tv_weight",
+        "mask_content_weight",
         "optimizer",
         "learning_rate",
         "momentum",

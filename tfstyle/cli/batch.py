@@ -11,14 +11,15 @@ import sys
 
 from tfstyle import outputs, shell
 from tfstyle.cli import display
-from tfstyle.cli.flags import FLAGS, image_run, loader
+from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader
 from tfstyle.errors import Interrupted, TfstyleError
 from tfstyle.io import check_name_length, check_output_file, check_output_path
 
 
 def command():
     """Run the batch; returns the exit status (raises TfstyleError for a user's mistake)."""
-    config, contents, styles, init_path = image_run()
+    run = image_run()
+    config, contents, styles = run.config, run.contents, run.styles
     if FLAGS.resume:
         raise TfstyleError("--resume is for one --output; a batch resumes by skipping outputs")
     if FLAGS.style_blend_weights:
@@ -26,7 +27,7 @@ def command():
             "--style_blend_weights blends styles into one --output; a batch applies each "
             "style on its own"
         )
-    jobs = _plan(contents, styles, FLAGS.output_dir)
+    jobs = _plan(contents, styles, FLAGS.output_dir, masks=run.mask_paths())
     _check_side_files(jobs, steps=config.most_steps())
     todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[2])]
     if len(todo) < len(jobs) and not FLAGS.quiet:
@@ -35,7 +36,7 @@ def command():
             "(--overwrite redoes them)",
             file=sys.stderr,
         )
-    failed = _run(config, todo, styles, init_path)
+    failed = _run(config, todo, run)
     if isinstance(failed, Interrupted):
         return shell.exit_status(failed.__cause__ or failed)
     if failed:
@@ -45,7 +46,7 @@ def command():
     return 0
 
 
-def _plan(contents, styles, output_dir):
+def _plan(contents, styles, output_dir, *, masks=()):
     """`(content, style, output)` for every pair, named `<content stem>__<style stem>.png`."""
     jobs, made_by = [], {}
     for content in contents:
@@ -58,7 +59,9 @@ def _plan(contents, styles, output_dir):
                 )
             made_by[name] = (content, style)
             output = os.path.join(output_dir, name)
-            checked = check_output_path(output, inputs=(content, style), create_directory=True)
+            checked = check_output_path(
+                output, inputs=(content, style, *masks), create_directory=True
+            )
             jobs.append((content, style, checked))
     return jobs
 
@@ -86,8 +89,29 @@ def _check_side_files(jobs, *, steps):
         )
 
 
-def _run(config, todo, styles, init_path):
+def _load_masks(run):
+    """`(style mask by style path, content mask, style image mask by style path)`: each job
+    gets its style's masks, and every content image the one content mask (stretched to it,
+    with a warning, if need be)."""
+    load = mask_loader()
+
+    def per_style(paths, what):
+        # check_options made sure there is one per style, or none.
+        pairs = zip(run.styles, paths, strict=True) if paths else ()
+        return {style: load(path, what) for style, path in pairs}
+
+    content_mask = load(run.content_mask, "content mask") if run.content_mask else None
+    return (
+        per_style(run.style_masks, "style mask"),
+        content_mask,
+        per_style(run.style_image_masks, "style image mask"),
+    )
+
+
+def _run(config, todo, run):
     """Stylize every job; returns how many failed, or the Interrupted that stopped the batch."""
+    styles, init_path = run.styles, run.init_path
+    masks = _load_masks(run)
     with shell.quiet_native_logs():
         from tfstyle.loop import RunnerCache, stylize
 
@@ -110,9 +134,17 @@ def _run(config, todo, styles, init_path):
                 callbacks=callbacks,
                 init_image=init_image,
                 runners=runners,
+                style_masks=[masks[0][style]] if masks[0] else None,
+                content_mask=masks[1],
+                style_image_masks=[masks[2][style]] if masks[2] else None,
             )
             outputs.save(
-                result, output=output, content=content, styles=[style], side_outputs=side_outputs
+                result,
+                output=output,
+                content=content,
+                styles=[style],
+                side_outputs=side_outputs,
+                masks=run.mask_report(style),
             )
         except Interrupted as exc:
             if bar is not None:

@@ -57,6 +57,35 @@ flags.DEFINE(
     "are blended, with --output_dir each is applied to each content image." + _NAMES_HELP,
     serializer=flags.CsvListSerializer(","),
 )
+flags.DEFINE(
+    _PathListParser(),
+    "style_masks",
+    None,
+    "One greyscale mask file per --style image, comma-separated, in the same order: white where "
+    "that style applies (Gatys et al. 2017; see docs/masks.md). Overlaps are shared; where no "
+    "mask is white, only the content loss acts." + _NAMES_HELP,
+    serializer=flags.CsvListSerializer(","),
+)
+flags.DEFINE(
+    _PathListParser(),
+    "style_image_masks",
+    None,
+    "One greyscale mask file per --style image, comma-separated: white where that painting's "
+    "texture is taken from (the rest of it is ignored)." + _NAMES_HELP,
+    serializer=flags.CsvListSerializer(","),
+)
+flags.DEFINE_string(
+    "content_mask",
+    None,
+    "Greyscale mask file: white where the content is kept (no style there, and its content loss "
+    "weighted by --mask_content_weight).",
+)
+flags.DEFINE_float(
+    "mask_content_weight",
+    _D.mask_content_weight,
+    "With --content_mask: the content loss's weight where the mask is white, relative to "
+    "elsewhere.",
+)
 flags.DEFINE_string("output", None, "Output image (.png, .jpg or .jpeg).")
 flags.DEFINE_string("model", None, "Paint with this trained stylizer (tfstyle train) instead.")
 flags.DEFINE_integer(
@@ -170,6 +199,10 @@ flags.DEFINE_boolean("plot_losses", False, "Also write a loss plot, <output stem
 NOT_FOR_EXPORT = (
     "content",
     "style",
+    "style_masks",
+    "style_image_masks",
+    "content_mask",
+    "mask_content_weight",
     "output_dir",
     "style_blend_weights",
     "save_every",
@@ -190,6 +223,31 @@ class ImageRun(typing.NamedTuple):
     contents: list[str]
     styles: list[str]
     init_path: str | None
+    style_masks: list[str]
+    content_mask: str | None
+    style_image_masks: list[str]
+
+    def mask_paths(self):
+        """Every mask file of the run (inputs an output must not overwrite)."""
+        content = [self.content_mask] if self.content_mask else []
+        return [*self.style_masks, *content, *self.style_image_masks]
+
+    def mask_report(self, style=None):
+        """The report's `masks` entry (`outputs.report`), or None without masks; in a batch,
+        with the masks of `style` alone."""
+        if not self.mask_paths():
+            return None
+        return {
+            "style_masks": self.masks_of(self.style_masks, style),
+            "content_mask": self.content_mask,
+            "style_image_masks": self.masks_of(self.style_image_masks, style),
+        }
+
+    def masks_of(self, paths, style=None):
+        """`paths` (one per style image), or, for a `style` of a batch, its own only."""
+        if style is None or not paths:
+            return list(paths)
+        return [paths[self.styles.index(style)]]
 
 
 def image_run():
@@ -215,7 +273,18 @@ def image_run():
         check_directory(FLAGS.tensorboard_dir, create=True)
     contents = expand_image_paths(FLAGS.content)
     styles = expand_image_paths(FLAGS.style)
-    return ImageRun(config, contents, styles, init_path)
+    style_masks = list(FLAGS.style_masks or [])
+    image_masks = list(FLAGS.style_image_masks or [])
+    check_mask_options(
+        config,
+        style_masks=len(style_masks),
+        content_mask=bool(FLAGS.content_mask),
+        styles=len(styles),
+        style_image_masks=len(image_masks),
+    )
+    return ImageRun(
+        config, contents, styles, init_path, style_masks, FLAGS.content_mask, image_masks
+    )
 
 
 # Flags that need an optional package: (flag, package to import, how to install it).
@@ -235,6 +304,32 @@ def check_optional_packages():
                 raise config_lib.ConfigError(
                     f"--{flag} needs the {package} package, which is not installed: {install}"
                 ) from None
+
+
+def check_mask_options(config, **counts):
+    """`tfstyle.masks.check_options`, and --mask_content_weight only with a --content_mask."""
+    from tfstyle.masks import check_options
+
+    if FLAGS["mask_content_weight"].present and not FLAGS.content_mask:
+        raise TfstyleError("--mask_content_weight needs a --content_mask")
+    check_options(config, **counts)
+
+
+def mask_loader():
+    """`load(path, what)`: `tfstyle.io.load_mask` with the --max_pixels limit, refusing a blank
+    mask with its file's name."""
+    from tfstyle.io import load_mask
+    from tfstyle.io.paths import quote
+    from tfstyle.masks import check_not_blank
+
+    kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
+
+    def load(path, what):
+        mask = load_mask(path, **kwargs)
+        check_not_blank(mask, what=f"{what} {quote(path)}")
+        return mask
+
+    return load
 
 
 def loader():
@@ -264,6 +359,7 @@ def config_from_flags():
         content_weight=FLAGS.content_weight,
         style_weight=FLAGS.style_weight,
         tv_weight=FLAGS.tv_weight,
+        mask_content_weight=FLAGS.mask_content_weight,
         style_loss=FLAGS.style_loss,
         max_size=FLAGS.max_size,
         style_scale=FLAGS.style_scale,

@@ -9,21 +9,22 @@ import sys
 
 from tfstyle import outputs, shell
 from tfstyle.cli import display
-from tfstyle.cli.flags import FLAGS, image_run, loader
+from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader
 from tfstyle.errors import CheckpointError, Interrupted, NonFiniteLossError, TfstyleError
 from tfstyle.io import check_name_length, check_output_path, load_npz, save_image, save_npz
 
 
 def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
-    config, contents, styles, init_path = image_run()
+    run = image_run()
+    config, contents, styles, init_path = run[:4]
     if len(contents) != 1:
         raise TfstyleError(
             f"--output takes one content image but {len(contents)} were given; "
             "use --output_dir for a batch"
         )
     config.blend_weights(len(styles))
-    inputs = [*contents, *styles] + ([init_path] if init_path else [])
+    inputs = [*contents, *styles, *run.mask_paths()] + ([init_path] if init_path else [])
     output = check_output_path(FLAGS.output, inputs=inputs, create_directory=True)
     outputs.check_side_files(
         output,
@@ -42,8 +43,20 @@ def command():
     style_images = [load(path) for path in styles]
     # stylize() crops it to the content's aspect ratio.
     init_image = load(init_path) if init_path else None
-    images = (content, style_images, init_image)
-    return _run(config, images, output, resume, sources=(contents[0], styles))
+    images = (content, style_images, init_image, load_masks(run))
+    sources = (contents[0], styles, run)
+    return _run(config, images, output, resume, sources=sources)
+
+
+def load_masks(run):
+    """`{"style_masks": [...] or None, "content_mask": ... or None, "style_image_masks":
+    [...] or None}`, the keywords of `stylize`, from the run's mask files."""
+    load = mask_loader()
+    return {
+        "style_masks": [load(p, "style mask") for p in run.style_masks] or None,
+        "content_mask": load(run.content_mask, "content mask") if run.content_mask else None,
+        "style_image_masks": [load(p, "style image mask") for p in run.style_image_masks] or None,
+    }
 
 
 def _checkpoint_to_resume(output, config):
@@ -82,7 +95,7 @@ def _run(config, images, output, resume, *, sources):
     with shell.quiet_native_logs():
         from tfstyle.loop import stylize
 
-    content, styles, init_image = images
+    content, styles, init_image, masks = images
     bar = None if FLAGS.quiet else display.ProgressBar()
     callbacks = [bar] if bar else []
     if FLAGS.save_every:
@@ -103,6 +116,7 @@ def _run(config, images, output, resume, *, sources):
             callbacks=callbacks,
             init_image=init_image,
             resume=resume,
+            **masks,
         )
     except NonFiniteLossError as exc:
         if exc.image is None:
@@ -114,7 +128,7 @@ def _run(config, images, output, resume, *, sources):
         raise _cannot_resume(exc, outputs.checkpoint_path(output)) from exc
     except Interrupted as exc:
         return _save_interrupted(exc, output, bar)
-    content_path, style_paths = sources
+    content_path, style_paths, run = sources
     outputs.save(
         result,
         output=output,
@@ -122,6 +136,7 @@ def _run(config, images, output, resume, *, sources):
         styles=style_paths,
         side_outputs=side_outputs,
         remove_checkpoint=True,
+        masks=run.mask_report(),
     )
     if not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)

@@ -25,7 +25,7 @@ from tfstyle.io.atomic import (
     save_npz,
     write_directory,
 )
-from tfstyle.io.images import DEFAULT_MAX_PIXELS, load_image, save_image
+from tfstyle.io.images import DEFAULT_MAX_PIXELS, load_image, load_mask, save_image
 from tfstyle.io.paths import (
     IMAGE_EXTENSIONS,
     SUPPORTED_EXTENSIONS,
@@ -54,6 +54,7 @@ __all__ = [
     "expand_image_paths",
     "is_image_file",
     "load_image",
+    "load_mask",
     "load_npz",
     "make_directories",
     "remove_file",

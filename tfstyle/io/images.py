@@ -20,7 +20,7 @@ from tfstyle.errors import ConfigError, ImageError
 from tfstyle.io.atomic import atomic_write_bytes
 from tfstyle.io.modes import to_float_rgb
 from tfstyle.io.paths import detail, image_format, quote, reason
-from tfstyle.preprocessing import fit_to_max_size, to_uint8
+from tfstyle.preprocessing import fit_to_max_size, rgb_to_yuv, to_uint8
 
 # The limit lives with every other default, in config.py.
 DEFAULT_MAX_PIXELS = MAX_PIXELS
@@ -76,6 +76,20 @@ def load_image(
     if max_size is not None:
         pixels = fit_to_max_size(pixels, max_size)
     return pixels
+
+
+def load_mask(
+    path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Load a mask file (tfstyle.masks) as float32 greyscale `[H, W]` in [0, 1], white where it
+    applies: any image `load_image` reads, as its luminance (BT.601), so a colour or
+    transparent file (composited onto white) is read as it looks.
+
+    Raises:
+        ImageError: as `load_image` (missing, unreadable, not an image, too large).
+    """
+    pixels = load_image(path, max_pixels=max_pixels)
+    return np.clip(rgb_to_yuv(pixels)[..., 0], 0.0, 1.0)
 
 
 def _open_file(path: str | os.PathLike, name: str) -> io.BufferedReader:
