@@ -51,11 +51,14 @@ def write_clip(path, frames, *, rate=Fraction(12), audio=False):
 
 
 def write_empty_clip(path):
-    """A valid .mp4 with a video stream and no frames."""
+    """A valid video file with a video stream and no frames (in .mp4 the demuxer then drops
+    the empty track; .avi keeps it)."""
     import av
 
     with av.open(str(path), "w") as output:
-        video = output.add_stream("libx264", rate=12)
+        video = output.add_stream("mpeg4", rate=12)
         video.height, video.width = 32, 48
         video.pix_fmt = "yuv420p"
+        output.start_encoding()
+        output.mux(video.encode(None))
     return path
