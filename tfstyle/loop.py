@@ -24,6 +24,7 @@ from tfstyle.objective import (
     initial_image,
     luminance_only,
     make_loss_fn,
+    temporal_targets,
 )
 from tfstyle.pyramid import check_sizes, scale_plan, scale_sizes
 from tfstyle.run_state import Clock, RunState
@@ -80,6 +81,7 @@ def stylize(
     extractor=None,
     resume=None,
     runners=None,
+    temporal=None,
 ):
     """Paint `content` in the style of `style` (Gatys et al., 2016).
 
@@ -94,6 +96,9 @@ def stylize(
             run continues where that one stopped (callbacks see only the remaining steps).
         runners: a `RunnerCache` to reuse compiled steps across calls (images of one size
             then compile once); None builds fresh ones.
+        temporal: video only (`tfstyle.video`): `{"image": [H, W, 3] previous output warped
+            into this frame, "mask": [H, W] where that warp is reliable, "weight": float}`,
+            adding Ruder et al.'s temporal loss (`losses.temporal_loss`) to the total.
 
     Returns:
         A `StyleResult` with the image and the per-step loss history.
@@ -113,6 +118,8 @@ def stylize(
         raise ConfigError("init='image' needs an init_image")
     init_image = None if init_image is None else pp.as_float_image(init_image)
     extra = [] if init_image is None else [init_image]
+    if temporal is not None:
+        extra += [pp.as_float_image(temporal["image"]), np.asarray(temporal["mask"], np.float32)]
     inputs = functools.partial(digest_images, content, *styles, *extra)
     if resume is not None:
         resume.check_resumable(config, inputs())
@@ -133,6 +140,8 @@ def stylize(
         for size in sizes[run.scale :]:
             content_s = pp.resize(source, *size)
             targets = compute_targets(extractor, content_s, styles, blend=blend, config=config)
+            if temporal is not None:
+                targets["temporal"] = temporal_targets(temporal, size)
             if run.image is None:
                 run.image = initial_image(config, content_s, styles, init_image)
             image = pp.resize(run.image, *size)
