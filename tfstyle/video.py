@@ -117,7 +117,7 @@ def stylize_video(
     Args:
         frames: an iterable of RGB frames of one size (uint8 or float in [0, 1]), from the
             first frame of the video, even when resuming (frames before `start - 1` are
-            skipped without work).
+            never looked at, and may be None).
         style: the style image, or a list of them (optimisation modes only).
         config: the `StyleConfig` of each frame's optimisation (frame 1's in full); its
             `max_size` bounds the frames unless `size` is given.

@@ -11,7 +11,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from tfstyle import __version__, shell
-from tfstyle.cli import apply, batch, export, stylize, train
+from tfstyle.cli import apply, batch, export, stylize, train, video
 from tfstyle.cli.flags import FLAGS
 from tfstyle.errors import TfstyleError
 
@@ -20,6 +20,7 @@ from tfstyle.errors import TfstyleError
 COMMANDS = {
     "export": export.command,
     "train": train.command,
+    "video": video.command,
 }
 
 

@@ -245,3 +245,18 @@ def write_video(frame_paths, path, *, frame_rate, audio_from=None):
         return write_file(target, encode)
     except av.FFmpegError as exc:
         raise OutputError(f"cannot write {quote(target)}: {detail(exc)}") from None
+
+
+def remove_frame_folder(folder, *, extra=()):
+    """Delete a folder of output frames (`frame_path` names) and the named `extra` files in
+    it, then the folder if nothing else is left; other files are never touched."""
+    if not os.path.isdir(folder):
+        return
+    try:
+        for name in os.listdir(folder):
+            if re.fullmatch(r"frame_\d{6}\.png", name) or name in extra:
+                os.remove(os.path.join(folder, name))
+        if not os.listdir(folder):
+            os.rmdir(folder)
+    except OSError as exc:
+        raise OutputError(f"cannot remove the frames in {quote(folder)}: {detail(exc)}") from exc
