@@ -202,8 +202,14 @@ def _optimised_frame(context, current, previous, motion):
             # arguments (a later frame of the same steps reuses this frame's compiled step).
             temporal = {"image": current, "mask": np.zeros(current.shape[:2]), "weight": 0.0}
         else:
-            init = motion.warp(previous)
-            temporal = {"image": init, "mask": motion.mask, "weight": video.temporal_weight}
+            warped = motion.warp(previous)
+            # Deviation from Ruder et al., who start from the warped frame everywhere: where the
+            # mask distrusts the warp (pixels that entered the frame, disocclusions), start from
+            # this frame's content instead. The warp repeats the edge pixels there, and the
+            # few steps of a later frame left those streaks visible.
+            mask = motion.mask[..., None]
+            init = mask * warped + (1.0 - mask) * current
+            temporal = {"image": warped, "mask": motion.mask, "weight": video.temporal_weight}
             config = config.replace(init="image", scales=1, iterations=video.frame_iterations)
     result = stylize(
         current,
