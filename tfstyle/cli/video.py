@@ -210,11 +210,16 @@ def _resume_point(work, source, config, video):
     progress = os.path.join(work, PROGRESS_FILE)
     done = vio.count_finished_frames(work, source.count) if os.path.isdir(work) else 0
     if not FLAGS.resume:
-        if done or os.path.exists(progress):
+        interrupted = os.path.exists(progress)
+        if (done or interrupted) and FLAGS.overwrite:
+            vio.remove_frame_folder(work, extra=(PROGRESS_FILE,))
+        elif interrupted:
             raise CheckpointError(
                 f"{work} holds {done} finished frame(s) of an interrupted run; continue it with "
-                "--resume, or delete them to start again"
+                "--resume, or pass --overwrite to start again"
             )
+        elif done:
+            raise CheckpointError(f"{work} already holds frames; pass --overwrite to replace them")
         return 0, []
     if not os.path.exists(progress):
         raise CheckpointError(f"--resume: no interrupted run in {work} to continue from")
