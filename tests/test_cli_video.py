@@ -183,3 +183,10 @@ def test_unwritable_output_gets_one_line_and_no_output(tmp_path, clip, capfd, na
     assert len(result.lines) == 1 and result.lines[0].startswith("tfstyle: error: ")
     assert match in result.lines[0], result.lines[0]
     assert sorted(os.listdir(tmp_path)) == ["blocker"]  # no video, frames folder or report
+
+
+def test_image_runs_refuse_video_flags(tmp_path, capfd):
+    output = tmp_path / "out.png"
+    args = ["--content", STYLE, "--style", STYLE, "--output", output, "--frame_iterations=3"]
+    result = run_inprocess(args, capfd)
+    assert_clean_failure(result, output=output, match="--frame_iterations is for videos")

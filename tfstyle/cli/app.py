@@ -28,6 +28,9 @@ def image_command():
     """The command of a command line without a command name."""
     if FLAGS.model:
         return apply.command
+    for name in video.VIDEO_FLAGS:
+        if FLAGS[name].present:
+            raise TfstyleError(f"--{name} is for videos: tfstyle video --content CLIP ...")
     if FLAGS["tile_size"].present:
         raise TfstyleError("--tile_size is for painting with a trained network (--model)")
     return batch.command if FLAGS.output_dir else stylize.command

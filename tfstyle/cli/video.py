@@ -65,6 +65,15 @@ flags.DEFINE_string(
     f"{DEFAULT_FRAME_RATE}; a video input keeps its own), e.g. 24 or 30000/1001.",
 )
 
+# The flags only `tfstyle video` reads (image runs refuse them).
+VIDEO_FLAGS = (
+    "video_mode",
+    "temporal_weight",
+    "frame_iterations",
+    "flow",
+    "flow_blend",
+    "frame_rate",
+)
 # Flags of image runs that a video run has no use for.
 _NOT_FOR_VIDEO = (
     "output_dir",
