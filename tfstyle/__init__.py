@@ -31,6 +31,8 @@ _EXPORTS = {
     "RunnerCache": "tfstyle.loop",
     "StyleResult": "tfstyle.loop",
     "stylize": "tfstyle.loop",
+    "VideoConfig": "tfstyle.video_config",
+    "stylize_video": "tfstyle.video",
     "FastStylizer": "tfstyle.fast.stylizer",
     "TrainConfig": "tfstyle.fast.config",
     "build_stylizer": "tfstyle.fast.network",

@@ -66,3 +66,8 @@ class Interrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
         self.image = image
         self.step = step
+
+
+class VideoError(ImageError):
+    """A video file is missing, not a video, has no video stream or no frames, or cannot be
+    decoded."""

@@ -25,6 +25,7 @@ from tfstyle.objective import (
     initial_image,
     luminance_only,
     make_loss_fn,
+    temporal_targets,
 )
 from tfstyle.pyramid import check_sizes, scale_plan, scale_sizes
 from tfstyle.run_state import Clock, RunState
@@ -84,6 +85,7 @@ def stylize(
     style_masks=None,
     content_mask=None,
     style_image_masks=None,
+    temporal=None,
 ):
     """Paint `content` in the style of `style` (Gatys et al., 2016).
 
@@ -105,6 +107,9 @@ def stylize(
             loss weighted by `config.mask_content_weight`.
         style_image_masks: one mask per style image, white where its texture is taken from
             (stretched to its style image).
+        temporal: video only (`tfstyle.video`): `{"image": [H, W, 3] previous output warped
+            into this frame, "mask": [H, W] where that warp is reliable, "weight": float}`,
+            adding Ruder et al.'s temporal loss (`losses.temporal_loss`) to the total.
 
     Returns:
         A `StyleResult` with the image and the per-step loss history.
@@ -130,6 +135,8 @@ def stylize(
         kinds = [len(style_masks or ()), content_mask is not None, len(style_image_masks or ())]
         extra.append(np.array(kinds, np.float32))
         extra += [masks.as_mask(m) for m in given if m is not None]
+    if temporal is not None:
+        extra += [pp.as_float_image(temporal["image"]), np.asarray(temporal["mask"], np.float32)]
     inputs = functools.partial(digest_images, content, *styles, *extra)
     if resume is not None:
         resume.check_resumable(config, inputs())
@@ -167,6 +174,8 @@ def stylize(
                 spatial=spatial,
                 style_image_masks=image_masks,
             )
+            if temporal is not None:
+                targets["temporal"] = temporal_targets(temporal, size)
             if run.image is None:
                 run.image = initial_image(config, content_s, styles, init_image)
             image = pp.resize(run.image, *size)

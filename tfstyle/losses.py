@@ -194,6 +194,20 @@ def _mean_or_zero(values, axis):
     return ops.sum(values, axis=axis) / ops.maximum(count, 1.0)
 
 
+def temporal_loss(image, warped, mask):
+    """Ruder et al.'s (2016) short-term temporal loss: `sum(mask * (image - warped)^2) / D`,
+    with D the number of values (H * W * 3), as in their equation 7: a mean over the whole
+    image, so masked-out pixels lower it rather than being ignored.
+
+    Args:
+        image: `[B, H, W, 3]` in [0, 1].
+        warped: the previous output warped into this frame, `[B, H, W, 3]`.
+        mask: `[B, H, W, 1]`, 1 where the warp is reliable, 0 at disocclusions.
+    """
+    image = ops.cast(image, "float32")
+    return ops.mean(ops.cast(mask, "float32") * ops.square(image - ops.cast(warped, "float32")))
+
+
 def weighted_mean(losses):
     """Mean of `{name: (loss, weight)}` weighted by `weight`, with weights normalised to sum 1."""
     total_weight = sum(weight for _, weight in losses.values())

@@ -14,6 +14,7 @@ from tfstyle.losses import (
     masked_gram_matrices,
     style_statistics,
     style_transfer_losses,
+    temporal_loss,
 )
 
 
@@ -134,7 +135,7 @@ def make_loss_fn(config):
 
 
 def _loss_fn(features, image, targets, **weights):
-    return style_transfer_losses(
+    losses = style_transfer_losses(
         features,
         image,
         content_targets=targets["content"],
@@ -143,6 +144,25 @@ def _loss_fn(features, image, targets, **weights):
         masks=targets.get("masks"),
         **weights,
     )
+    temporal = targets.get("temporal")
+    if temporal is not None:
+        # Video (`tfstyle.video`): the warped previous frame, its mask and the weight are all
+        # tensor arguments of the compiled step, so every frame reuses one trace. The term is
+        # in "total" only: the recorded terms stay the same four for every run.
+        term = temporal_loss(image, temporal["image"], temporal["mask"])
+        losses["total"] = losses["total"] + temporal["weight"] * term
+    return losses
+
+
+def temporal_targets(temporal, size):
+    """The `targets["temporal"]` of one scale: `temporal` (`{"image": [H, W, 3], "mask":
+    [H, W], "weight": float}`) resized to `size` and batched, the weight a float32 scalar."""
+    mask = pp.resize_field(np.asarray(temporal["mask"], np.float32)[..., None], *size)
+    return {
+        "image": pp.resize(temporal["image"], *size)[None],
+        "mask": np.clip(mask, 0.0, 1.0)[None],
+        "weight": np.asarray(temporal["weight"], np.float32),
+    }
 
 
 def luminance_only(image, *, reference):

@@ -11,7 +11,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from tfstyle import __version__, shell
-from tfstyle.cli import apply, batch, export, stylize, train
+from tfstyle.cli import apply, batch, export, stylize, train, video
 from tfstyle.cli.flags import FLAGS
 from tfstyle.errors import TfstyleError
 
@@ -20,6 +20,7 @@ from tfstyle.errors import TfstyleError
 COMMANDS = {
     "export": export.command,
     "train": train.command,
+    "video": video.command,
 }
 
 
@@ -27,6 +28,9 @@ def image_command():
     """The command of a command line without a command name."""
     if FLAGS.model:
         return apply.command
+    for name in video.VIDEO_FLAGS:
+        if FLAGS[name].present:
+            raise TfstyleError(f"--{name} is for videos: tfstyle video --content CLIP ...")
     if FLAGS["tile_size"].present:
         raise TfstyleError("--tile_size is for painting with a trained network (--model)")
     return batch.command if FLAGS.output_dir else stylize.command

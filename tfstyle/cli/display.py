@@ -35,15 +35,19 @@ def _losses(losses):
 class ProgressBar:
     """A `stylize` callback that shows the run's progress and losses on `stream` (stderr).
 
-    `describe(losses)` formats a step's losses (default: a stylization's four terms)."""
+    `describe(losses)` formats a step's losses (default: a stylization's four terms); `unit`
+    names what is counted, and `initial` how many were done before (a resumed video), so that
+    the rate and ETA count only this run's."""
 
-    def __init__(self, stream=None, *, describe=_losses):
+    def __init__(self, stream=None, *, describe=_losses, unit=_UNIT, initial=0):
         # Looked up at call time: a default of sys.stderr would pin the stream at import.
         self.stream = stream or sys.stderr
         self.describe = describe
         self.tty = self.stream.isatty()
         self.start = time.perf_counter()
         self.bar = None
+        self.unit = unit
+        self.initial = initial
 
     def __call__(self, progress):
         losses = self.describe(progress.losses)
@@ -51,7 +55,13 @@ class ProgressBar:
             self._log_line(progress, losses)
             return
         if self.bar is None:
-            self.bar = tqdm(total=progress.total_steps, file=self.stream, unit=_UNIT, leave=True)
+            self.bar = tqdm(
+                total=progress.total_steps,
+                initial=self.initial,
+                file=self.stream,
+                unit=self.unit,
+                leave=True,
+            )
         if self.bar.total != progress.total_steps:  # a batch's later image has another pyramid
             self.bar.total = progress.total_steps
         self.bar.set_postfix_str(losses, refresh=False)
@@ -67,7 +77,8 @@ class ProgressBar:
             progress.step,
             progress.total_steps,
             time.perf_counter() - self.start,
-            unit=_UNIT,
+            unit=self.unit,
+            initial=self.initial,
             postfix=losses,
             ascii=True,
         )

@@ -68,6 +68,47 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> str:
     return target
 
 
+def write_file(path: str | os.PathLike, write: Callable[[str], object]) -> str:
+    """Create or replace a file whole or not at all, for writers that need a path rather than
+    bytes (a video encoder): `write` fills a hidden temporary file beside the target, which is
+    then renamed onto it; on any failure the temporary file is removed.
+
+    Returns:
+        The absolute path written.
+
+    Raises:
+        OutputError: the directory is missing or not writable, the path is a directory, or
+            writing fails with an OSError.
+    """
+    target = os.path.abspath(os.fsdecode(path))
+    check_parent(target)
+    if os.path.isdir(target):
+        raise OutputError(f"cannot write {quote(target)}: it is a directory")
+    mode = _new_file_mode(target)
+    try:
+        fd, temporary = tempfile.mkstemp(
+            prefix="." + os.path.basename(target)[:100] + ".",
+            suffix=".tmp",
+            dir=os.path.dirname(target),
+        )
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {quote(target)}: {reason(exc)}") from exc
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException as exc:
+        _remove_quietly(temporary)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {quote(target)}: {reason(exc)}") from exc
+        raise
+    _fsync_directory(os.path.dirname(target))
+    return target
+
+
 def write_directory(
     path: str | os.PathLike,
     write: Callable[[str], object],

@@ -1,0 +1,365 @@
+"""`tfstyle video --content clip.mp4 --style painting.jpg --output out.mp4 [settings]`.
+
+Flags -> `StyleConfig` + `VideoConfig` -> `stylize_video()` -> frames -> video. The input is a
+video file or a folder of frames; the output a video file (.mp4, .mov, .mkv: the input's frame
+rate, its size or --max_size, its audio copied) or a folder of frames. With `--model`, a
+trained stylizer paints each frame instead of the optimisation.
+
+Every finished frame is written at once, atomically, to the frames folder: for `out.mp4`,
+`out.frames/frame_000001.png`... beside a `progress.json` holding the settings and each
+frame's record; an interrupted run continues with `--resume` from the first missing frame.
+When all frames are done the video is encoded (whole or not at all) and the frames folder
+removed; the report `out.json` (settings, per-frame losses, times and warping errors, the mean
+warping error) is written last. For a folder output, the frames stay there and the report is
+`<folder>.json`.
+"""
+
+import os
+import sys
+import time
+
+from absl import flags
+
+from tfstyle import __version__, outputs, shell
+from tfstyle.cli import display
+from tfstyle.cli.flags import FLAGS, INIT_KEYWORDS, config_from_flags, loader
+from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
+from tfstyle.video_config import (
+    DEFAULT_FRAME_RATE,
+    FLOW_METHODS,
+    VIDEO_DEFAULTS,
+    VIDEO_MODES,
+    VideoConfig,
+    as_frame_rate,
+)
+
+flags.DEFINE_enum(
+    "video_mode",
+    VIDEO_DEFAULTS.mode,
+    VIDEO_MODES,
+    "video: temporal (each frame starts from the previous one warped by the optical flow, "
+    "with a temporal loss; Ruder et al. 2016) or per_frame (each frame alone).",
+)
+flags.DEFINE_float(
+    "temporal_weight",
+    VIDEO_DEFAULTS.temporal_weight,
+    "video: weight of the temporal loss (mean squared difference from the warped previous "
+    "frame where the flow is reliable).",
+)
+flags.DEFINE_integer(
+    "frame_iterations",
+    VIDEO_DEFAULTS.frame_iterations,
+    "video: optimisation steps per frame after the first (at the final size).",
+)
+flags.DEFINE_enum("flow", VIDEO_DEFAULTS.flow, FLOW_METHODS, "video: optical flow method (OpenCV).")
+flags.DEFINE_float(
+    "flow_blend",
+    VIDEO_DEFAULTS.flow_blend,
+    "video with --model: fraction of the warped previous output blended into each frame "
+    "where the flow is reliable, against flicker (0: none).",
+)
+flags.DEFINE_string(
+    "frame_rate",
+    None,
+    f"video: frame rate of a video made from a folder of frames (default "
+    f"{DEFAULT_FRAME_RATE}; a video input keeps its own), e.g. 24 or 30000/1001.",
+)
+
+# The flags only `tfstyle video` reads (image runs refuse them).
+VIDEO_FLAGS = (
+    "video_mode",
+    "temporal_weight",
+    "frame_iterations",
+    "flow",
+    "flow_blend",
+    "frame_rate",
+)
+# Flags of image runs that a video run has no use for.
+_NOT_FOR_VIDEO = (
+    "output_dir",
+    "save_every",
+    "history",
+    "plot_losses",
+    "tensorboard_dir",
+    "content_dir",
+)
+PROGRESS_FILE = "progress.json"
+
+
+def command():
+    """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
+    from tfstyle.io import check_directory
+    from tfstyle.io import video as vio
+
+    for name in _NOT_FOR_VIDEO:
+        if FLAGS[name].present:
+            raise TfstyleError(f"video takes no --{name}")
+    required = ("content", "output") if FLAGS.model else ("content", "style", "output")
+    for name in required:
+        if not getattr(FLAGS, name):
+            raise TfstyleError(f"--{name} is required")
+    if len(FLAGS.content) != 1:
+        raise TfstyleError(f"video takes one --content video or folder; got {len(FLAGS.content)}")
+    if FLAGS.init not in INIT_KEYWORDS:
+        raise TfstyleError(f"video takes --init {', '.join(INIT_KEYWORDS)}; not an image file")
+    config = config_from_flags()
+    video = VideoConfig(
+        mode=FLAGS.video_mode,
+        temporal_weight=FLAGS.temporal_weight,
+        frame_iterations=FLAGS.frame_iterations,
+        flow=FLAGS.flow,
+        flow_blend=FLAGS.flow_blend,
+    )
+    content = FLAGS.content[0]
+    styles = [] if FLAGS.model else list(FLAGS.style)
+    if FLAGS.model:
+        for name in ("style", "video_mode", "temporal_weight", "frame_iterations"):
+            if FLAGS[name].present:
+                raise TfstyleError(f"--{name} is for optimising frames, not for --model")
+    else:
+        config.blend_weights(len(styles))
+        if FLAGS["flow_blend"].present:
+            raise TfstyleError("--flow_blend is for --model; optimised frames use --video_mode")
+    # The output, checked before anything is read or made.
+    to_video = vio.is_video_path(FLAGS.output)
+    if to_video:
+        output = vio.check_video_output(FLAGS.output, inputs=[content, *styles])
+        work = os.path.splitext(output)[0] + ".frames"
+        check_directory(work, create=True)
+        if os.path.exists(output) and not FLAGS.overwrite:
+            raise TfstyleError(f"{output} already exists; remove it or pass --overwrite")
+    else:
+        if os.path.splitext(FLAGS.output)[1].lower() in (".png", ".jpg", ".jpeg", ".gif"):
+            raise TfstyleError(
+                f"cannot write {FLAGS.output}: give a video file ({', '.join(vio.VIDEO_FORMATS)})"
+                " or a folder for the frames"
+            )
+        output = work = check_directory(FLAGS.output, create=True)
+    source = _source(content)
+    size = _frame_size(source, config, even=to_video)
+    start, previous_records = _resume_point(work, source, config, video)
+    style_images = [loader()(path) for path in styles]
+    stylizer = _stylizer() if FLAGS.model else None
+    return _run(
+        source,
+        style_images,
+        stylizer,
+        config=config,
+        video=video,
+        size=size,
+        output=output,
+        work=work,
+        to_video=to_video,
+        start=start,
+        previous_records=previous_records,
+    )
+
+
+class _Source:
+    """The input frames: a video file or a folder of image files."""
+
+    def __init__(self, path, *, shape, rate, info=None, files=None):
+        self.path, self.shape, self.rate, self.info, self.files = path, shape, rate, info, files
+        self.count = info.frame_count if info else len(files)
+        self.has_audio = bool(info and info.has_audio)
+
+    def frames(self, start):
+        """Every frame from the first, None for those before `start - 1` (never looked at)."""
+        from tfstyle.io import load_image
+        from tfstyle.io import video as vio
+
+        skip = max(0, start - 1)
+        yield from [None] * skip
+        if self.info is not None:
+            yield from vio.read_video_frames(self.path, start=skip)
+        else:
+            for path in self.files[skip:]:
+                yield load_image(path)
+
+
+def _source(path):
+    from tfstyle.io import load_image
+    from tfstyle.io import video as vio
+
+    if os.path.isdir(path):
+        files = vio.frame_folder_paths(path)
+        rate = as_frame_rate(FLAGS.frame_rate or DEFAULT_FRAME_RATE)
+        return _Source(path, shape=load_image(files[0]).shape, rate=rate, files=files)
+    if FLAGS.frame_rate:
+        raise TfstyleError("--frame_rate is for a folder of frames; a video keeps its own rate")
+    info = vio.probe_video(path)
+    return _Source(path, shape=(info.height, info.width, 3), rate=info.frame_rate, info=info)
+
+
+def _frame_size(source, config, *, even):
+    with shell.quiet_native_logs():
+        from tfstyle.video import frame_size  # imports TensorFlow: after the cheap checks
+
+    return frame_size(source.shape, config.max_size, even=even)
+
+
+def _settings(source, config, video):
+    """What a resumed run must share with the interrupted one."""
+    return {
+        "content": os.path.abspath(source.path),
+        "frames": source.count,
+        "model": os.path.abspath(FLAGS.model) if FLAGS.model else None,
+        "style": [os.path.abspath(p) for p in FLAGS.style or []] if not FLAGS.model else [],
+        "settings": config.to_dict(),
+        "video": video.to_dict(),
+    }
+
+
+def _resume_point(work, source, config, video):
+    """(first frame to make, records of the finished ones): (0, []) for a new run."""
+    import json
+
+    from tfstyle.io import video as vio
+
+    progress = os.path.join(work, PROGRESS_FILE)
+    done = vio.count_finished_frames(work, source.count) if os.path.isdir(work) else 0
+    if not FLAGS.resume:
+        interrupted = os.path.exists(progress)
+        if (done or interrupted) and FLAGS.overwrite:
+            vio.remove_frame_folder(work, extra=(PROGRESS_FILE,))
+        elif interrupted:
+            raise CheckpointError(
+                f"{work} holds {done} finished frame(s) of an interrupted run; continue it with "
+                "--resume, or pass --overwrite to start again"
+            )
+        elif done:
+            raise CheckpointError(f"{work} already holds frames; pass --overwrite to replace them")
+        return 0, []
+    if not os.path.exists(progress):
+        raise CheckpointError(f"--resume: no interrupted run in {work} to continue from")
+    try:
+        with open(progress, encoding="utf-8") as file:
+            saved = json.load(file)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"--resume: cannot read {progress}: {exc}") from None
+    expected = _settings(source, config, video)
+    changed = sorted(k for k in expected if saved.get("run", {}).get(k) != expected[k])
+    if changed:
+        raise CheckpointError(
+            f"--resume: {work} was made with other {', '.join(changed)}; use the same flags, or "
+            "delete it to start again"
+        )
+    records = [r for r in saved.get("per_frame", []) if r["index"] < done]
+    return done, records
+
+
+def _stylizer():
+    with shell.quiet_native_logs():
+        from tfstyle.fast.stylizer import FastStylizer
+
+        return FastStylizer.load(FLAGS.model, tile_size=FLAGS.tile_size, jit_compile=True)
+
+
+def _run(
+    source,
+    styles,
+    stylizer,
+    *,
+    config,
+    video,
+    size,
+    output,
+    work,
+    to_video,
+    start,
+    previous_records,
+):
+    from tfstyle.io import load_image, make_directories, remove_file, save_image, save_json
+    from tfstyle.io import video as vio
+
+    with shell.quiet_native_logs():
+        from tfstyle.video import stylize_video
+
+    total = source.count
+    previous = load_image(vio.frame_path(work, start - 1)) if start else None
+    make_directories(work)
+    run_settings = _settings(source, config, video)
+    records = list(previous_records)
+    progress_file = os.path.join(work, PROGRESS_FILE)
+    bar = (
+        None
+        if FLAGS.quiet
+        else display.ProgressBar(describe=_frame_text, unit="frame", initial=start)
+    )
+    began = time.perf_counter()
+
+    def save_progress():
+        save_json({"run": run_settings, "per_frame": records}, progress_file)
+
+    def on_frame(record):
+        save_image(record.image, vio.frame_path(work, record.index))
+        records.append(record.to_dict())
+        save_progress()
+        if bar:
+            losses = dict(record.losses, seconds=record.seconds, error=record.warping_error)
+            bar(display.Step(record.index + 1, total, losses, record.index + 1 == total))
+
+    save_progress()
+    try:
+        if start < total:
+            stylize_video(
+                source.frames(start),
+                styles,
+                config=config,
+                video=video,
+                stylizer=stylizer,
+                size=size,
+                start=start,
+                previous_output=previous,
+                on_frame=on_frame,
+            )
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if bar:
+            bar.end_line()
+        done = len(records)
+        display.say(
+            f"{shell.PREFIX}: interrupted at frame {done + 1} of {total}; the {done} finished "
+            f"frame(s) are in {work}: continue with --resume"
+        )
+        return shell.exit_status(getattr(exc, "__cause__", None) or exc)
+    if to_video:
+        paths = [vio.frame_path(work, i) for i in range(total)]
+        audio = source.path if source.has_audio else None
+        vio.write_video(paths, output, frame_rate=source.rate, audio_from=audio)
+    report = {
+        "version": __version__,
+        **run_settings,
+        "output": output,
+        "frame_rate": str(source.rate),
+        "size": [size[1], size[0]],
+        "audio": to_video and source.has_audio,
+        "mean_warping_error": _mean_warping_error(records),
+        "seconds": round(sum(r["seconds"] for r in records), 1),
+        "this_run_seconds": round(time.perf_counter() - began, 1),
+        "per_frame": records,
+    }
+    save_json(report, outputs.report_path(output.rstrip(os.sep)))
+    if to_video:
+        vio.remove_frame_folder(work, extra=(PROGRESS_FILE,))
+    else:
+        remove_file(progress_file)
+    if not FLAGS.quiet:
+        error = report["mean_warping_error"]
+        stability = "" if error is None else f", mean warping error {error:.3g}"
+        print(f"wrote {output} ({total} frames at {source.rate} fps{stability})", file=sys.stderr)
+    return 0
+
+
+def _mean_warping_error(records):
+    """`video.mean_warping_error` of the report's records (this run's and the resumed ones)."""
+    errors = [r["warping_error"] for r in records if r["warping_error"] is not None]
+    return sum(errors) / len(errors) if errors else None
+
+
+def _frame_text(losses):
+    text = f"{losses['seconds']:.1f} s/frame"
+    if "total" in losses:
+        text += f", total {losses['total']:.4g}"
+    if losses.get("error") is not None:
+        text += f", warping error {losses['error']:.3g}"
+    return text
