@@ -127,9 +127,9 @@ def report(result, *, output, content=None, styles=(), masks=None):
     data = {
         "version": __version__,
         "backend": keras.backend.backend(),
-        "content": None if content is None else os.path.abspath(content),
-        "style": [os.path.abspath(path) for path in styles],
-        "output": os.path.abspath(output),
+        "content": None if content is None else _where(content),
+        "style": [_where(path) for path in styles],
+        "output": _where(output),
         "size": list(result.image.shape[:2]),
         "settings": result.config.to_dict(),
         "steps": len(result.history["total"]),
@@ -145,6 +145,12 @@ def report(result, *, output, content=None, styles=(), masks=None):
             for key, value in masks.items()
         }
     return data
+
+
+def _where(path):
+    """A local path made absolute; a URL (`gs://...`, from `tfstyle.beam`) as it is."""
+    path = os.fsdecode(path)
+    return path if "://" in path else os.path.abspath(path)
 
 
 def save(

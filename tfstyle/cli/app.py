@@ -1,9 +1,11 @@
 """The top of `tfstyle.cli`: which command a command line asks for, run with one-line errors.
 
 `COMMANDS` is the one table of named commands (`tfstyle NAME --flags`); a command line without
-a name is an image run: one image with --output, a batch with --output_dir.
+a name is an image run: one image with --output, a batch with --output_dir (on Apache Beam
+with --runner).
 """
 
+import functools
 import os
 import sys
 
@@ -11,7 +13,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from tfstyle import __version__, shell
-from tfstyle.cli import apply, batch, export, stylize, train, video
+from tfstyle.cli import apply, batch, export, scale, stylize, train, video
 from tfstyle.cli.flags import FLAGS
 from tfstyle.errors import TfstyleError
 
@@ -24,8 +26,18 @@ COMMANDS = {
 }
 
 
-def image_command():
-    """The command of a command line without a command name."""
+def image_command(extra=()):
+    """The command of a command line without a command name (`extra`: what follows a `--`,
+    Beam's pipeline options)."""
+    if FLAGS.runner:
+        return functools.partial(scale.command, list(extra))
+    if extra:
+        raise TfstyleError(
+            f"unexpected arguments: {' '.join(extra)}; flags look like --name=value "
+            "(options after a '--' are for --runner)"
+        )
+    if FLAGS.manifest:
+        raise TfstyleError("--manifest is for a batch on Apache Beam (--runner)")
     if FLAGS.model:
         return apply.command
     for name in video.VIDEO_FLAGS:
@@ -51,11 +63,11 @@ def main(argv):
         command = None
     with shell.one_line_warnings(), shell.stop_on_signals():
         try:
-            if len(argv) > 1:
+            if len(argv) > 1 and command is not None:
                 raise TfstyleError(
                     f"unexpected arguments: {' '.join(argv[1:])}; flags look like --name=value"
                 )
-            return (command or image_command())()
+            return (command or image_command(argv[1:]))()
         except TfstyleError as exc:
             print(shell.error_line(exc), file=sys.stderr)
             return 1

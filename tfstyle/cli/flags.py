@@ -87,6 +87,18 @@ flags.DEFINE_float(
     "elsewhere.",
 )
 flags.DEFINE_string("output", None, "Output image (.png, .jpg or .jpeg).")
+flags.DEFINE_string(
+    "runner",
+    None,
+    "Batch mode on Apache Beam (needs tfstyle[beam]): 'direct' (every core here), "
+    "DataflowRunner, FlinkRunner, SparkRunner...; Beam pipeline options follow a '--' at the end.",
+)
+flags.DEFINE_string(
+    "manifest",
+    None,
+    "With --runner: a CSV or JSON Lines file of pairs (columns content, style and any setting "
+    "for that row), instead of --content and --style.",
+)
 flags.DEFINE_string("model", None, "Paint with this trained stylizer (tfstyle train) instead.")
 flags.DEFINE_integer(
     "tile_size",

@@ -8,7 +8,9 @@ Modules, each importing only those before it:
 * `atomic`: writes that leave either the old file or all of the new one (images, JSON, CSV,
   `.npz` checkpoints, whole directories), and reading checkpoints back.
 * `images` (with `modes`, every Pillow mode to RGB): decoding any common image file into
-  float32 RGB in [0, 1], encoding PNG or JPEG.
+  float32 RGB in [0, 1], encoding PNG or JPEG (from and to files, or bytes).
+* `filesystems`: the same through Apache Beam's `FileSystems` (local paths, `gs://`, `s3://`),
+  for `tfstyle.beam`; imported on its own, as it needs the `beam` extra.
 
 Example:
     >>> from tfstyle.io import load_image, save_image
@@ -25,7 +27,14 @@ from tfstyle.io.atomic import (
     save_npz,
     write_directory,
 )
-from tfstyle.io.images import DEFAULT_MAX_PIXELS, load_image, load_mask, save_image
+from tfstyle.io.images import (
+    DEFAULT_MAX_PIXELS,
+    decode_image,
+    encode_image,
+    load_image,
+    load_mask,
+    save_image,
+)
 from tfstyle.io.paths import (
     IMAGE_EXTENSIONS,
     SUPPORTED_EXTENSIONS,
@@ -51,6 +60,8 @@ __all__ = [
     "check_not_input",
     "check_output_file",
     "check_output_path",
+    "decode_image",
+    "encode_image",
     "expand_image_paths",
     "is_image_file",
     "load_image",

@@ -263,14 +263,35 @@ def save_image(image: np.ndarray, path: str | os.PathLike, *, quality: int = 95)
         ValueError: the array does not have the shape of an RGB image (a bug of the caller).
     """
     target = os.path.abspath(os.fsdecode(path))
-    kind = image_format(target)
+    return atomic_write_bytes(encode_image(image, image_format(target), quality=quality), target)
+
+
+def encode_image(image: np.ndarray, kind: str = "PNG", *, quality: int = 95) -> bytes:
+    """The bytes of `image` (as for `save_image`) as a "PNG" or "JPEG" file."""
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ConfigError(f"quality must be an integer from 1 to 100, got {quality!r}")
     buffer = io.BytesIO()
     # Full-resolution chroma: stylized images have fine colour texture that 4:2:0 smears.
     options = {"quality": quality, "subsampling": 0} if kind == "JPEG" else {}
     Image.fromarray(to_uint8(image)).save(buffer, kind, **options)
-    return atomic_write_bytes(buffer.getvalue(), target)
+    return buffer.getvalue()
+
+
+def decode_image(
+    data: bytes,
+    *,
+    name: str = "image",
+    max_size: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """`load_image` for a file's bytes read elsewhere (a Beam filesystem, a network); `name`
+    names it in errors."""
+    _check_positive_int("max_size", max_size)
+    _check_positive_int("max_pixels", max_pixels)
+    if not data:
+        raise ImageError(f"image file {name} is empty (0 bytes)")
+    pixels = _decode(io.BytesIO(data), name, max_pixels)
+    return pixels if max_size is None else fit_to_max_size(pixels, max_size)
 
 
 def _check_positive_int(name: str, value: int | None) -> None:

@@ -1,0 +1,115 @@
+"""The batch on Beam's DirectRunner against the in-process batch, on the same pairs.
+
+    python scripts/benchmark_beam.py --workers 2 --size 128 --iterations 20
+
+Pairs: the 3 example photos and their mirror images x the 3 example paintings (18 pairs; the
+first --pairs are kept), written at --size to a temporary folder. In-process: the
+`tfstyle --output_dir` loop (`stylize` with one `RunnerCache`). Beam: `tfstyle.beam.run` with
+`--direct_num_workers` worker processes (`multi_processing`), start-up included. Random weights
+(timing only). Prints one JSON line per mode and the ratio.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("workers", 2, "DirectRunner worker processes.")
+flags.DEFINE_integer("pairs", 12, "Pairs to stylize.")
+flags.DEFINE_integer("size", 128, "Longest side of each output.")
+flags.DEFINE_integer("iterations", 20, "Steps per pair.")
+flags.DEFINE_enum("network", "vgg16", ["vgg19", "vgg16"], "Feature network.")
+
+IMAGES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "images"
+)
+
+
+def make_pairs(folder):
+    """Write the photos (and mirrored copies) and paintings into `folder`; the first
+    --pairs of every photo x every painting."""
+    from tfstyle import beam
+    from tfstyle.io import load_image, save_image
+
+    photos, paintings = [], []
+    for name in sorted(os.listdir(IMAGES)):
+        if not name.endswith((".png", ".jpg")):
+            continue
+        image = load_image(os.path.join(IMAGES, name), max_size=FLAGS.size)
+        if name.startswith("content_"):
+            for suffix, pixels in (("", image), ("_mirrored", image[:, ::-1])):
+                photos.append(save_image(pixels, os.path.join(folder, f"{name[:-4]}{suffix}.png")))
+        else:
+            paintings.append(save_image(image, os.path.join(folder, f"{name[:-4]}.png")))
+    return beam.pairs(photos, paintings)[: FLAGS.pairs]
+
+
+def in_process(found, config, output_dir):
+    from tfstyle import outputs
+    from tfstyle.io import load_image
+    from tfstyle.loop import RunnerCache, stylize
+
+    runners = RunnerCache()
+    for pair in found:
+        output = os.path.join(output_dir, pair.name)
+        result = stylize(
+            load_image(pair.content), [load_image(pair.style)], config=config, runners=runners
+        )
+        outputs.save(result, output=output, content=pair.content, styles=[pair.style])
+
+
+def on_beam(found, config, output_dir):
+    from tfstyle import beam
+
+    options = [
+        "--runner=DirectRunner",
+        f"--direct_num_workers={FLAGS.workers}",
+        "--direct_running_mode=multi_processing",
+    ]
+    summary = beam.run(found, output_dir=output_dir, config=config, options=options)
+    assert summary.written == len(found), summary
+
+
+def main(argv):
+    del argv
+    from tfstyle import StyleConfig
+
+    config = StyleConfig(
+        network=FLAGS.network,
+        weights=None,
+        max_size=FLAGS.size,
+        iterations=FLAGS.iterations,
+        scales=1,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        found = make_pairs(folder)
+        seconds = {}
+        for mode, run in (("in_process", in_process), ("beam_direct", on_beam)):
+            output_dir = os.path.join(folder, mode)
+            os.makedirs(output_dir)
+            start = time.perf_counter()
+            run(found, config, output_dir)
+            seconds[mode] = time.perf_counter() - start
+            record = {
+                "mode": mode,
+                "pairs": len(found),
+                "size": FLAGS.size,
+                "iterations": FLAGS.iterations,
+                "workers": FLAGS.workers if mode == "beam_direct" else 1,
+                "seconds": round(seconds[mode], 1),
+                "cpus": os.cpu_count(),
+            }
+            print(json.dumps(record), flush=True)
+    ratio = seconds["in_process"] / seconds["beam_direct"]
+    print(json.dumps({"speedup_beam_over_in_process": round(ratio, 2)}))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,156 @@
+"""tfstyle.beam: the batch as an Apache Beam pipeline on the DirectRunner (in this process),
+with dead letters, skipped finished outputs and per-row manifest settings."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from cli_runner import ROOT, run_inprocess, subprocess_env
+
+from tfstyle.errors import ConfigError
+from tfstyle.io import save_image
+
+beam_module = pytest.importorskip("tfstyle.beam", reason="the beam extra is not installed")
+# One worker thread in this process: the pipeline's own behaviour, without worker start-up.
+IN_PROCESS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
+
+
+@pytest.fixture
+def config(tiny_config):
+    return tiny_config.replace(max_size=32, iterations=2, steps_per_call=1)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """3 photos (one of them not an image) and 2 paintings."""
+    rng = np.random.default_rng(0)
+    contents, styles = tmp_path / "contents", tmp_path / "styles"
+    contents.mkdir()
+    styles.mkdir()
+    for name in ("a", "b"):
+        save_image(rng.random((24, 32, 3)).astype("float32"), contents / f"{name}.png")
+    (contents / "broken.png").write_bytes(b"not a png")
+    for name in ("s1", "s2"):
+        save_image(rng.random((32, 32, 3)).astype("float32"), styles / f"{name}.png")
+    return contents, styles
+
+
+def _outputs(folder):
+    return {
+        name: (os.stat(folder / name).st_mtime_ns, (folder / name).read_bytes())
+        for name in sorted(os.listdir(folder))
+        if name.endswith((".png", ".json"))
+    }
+
+
+def test_pairs_stylize_with_dead_letters_and_a_rerun_does_nothing(tmp_path, files, config):
+    contents, styles = files
+    found = beam_module.pairs([contents], [styles])
+    assert len(found) == 6
+    out = tmp_path / "out"
+    summary = beam_module.run(found, output_dir=out, config=config, options=IN_PROCESS)
+    assert (summary.written, summary.skipped, summary.failed) == (4, 0, 2)
+    done = _outputs(out)
+    assert sorted(n for n in done if n.endswith(".png")) == [
+        "a__s1.png",
+        "a__s2.png",
+        "b__s1.png",
+        "b__s2.png",
+    ]
+    report = json.loads(done["a__s1.json"][1])
+    assert report["size"] == [24, 32] and report["steps"] == 2
+    with open(summary.dead_letter) as file:
+        rows = [json.loads(line) for line in file]
+    failed = sorted(os.path.basename(r["output"]) for r in rows)
+    assert failed == ["broken__s1.png", "broken__s2.png"]
+    assert all("broken.png" in r["reason"] for r in rows)
+    # Rerun: every finished pair is skipped, no output is touched; the failures are retried.
+    again = beam_module.run(found, output_dir=out, config=config, options=IN_PROCESS)
+    assert (again.written, again.skipped, again.failed) == (0, 4, 2)
+    assert _outputs(out) == done
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+
+
+def test_an_element_processed_twice_is_written_once(tmp_path, files, config, monkeypatch):
+    contents, styles = files
+    pair = beam_module.Pair(str(contents / "a.png"), str(styles / "s1.png"))
+    fn = beam_module.StylizeFn(config=config, output_dir=tmp_path / "out")
+    fn.setup()
+    writes = []
+    real = beam_module.fs.write_image
+    monkeypatch.setattr(beam_module.fs, "write_image", lambda *a: writes.append(a[1]) or real(*a))
+    first = list(fn.process(pair))
+    second = list(fn.process(pair))  # a retried bundle meets the element again
+    assert first == [os.path.join(tmp_path, "out", "a__s1.png")]
+    assert [o.tag for o in second] == ["skipped"]
+    assert len(writes) == 1
+
+
+def test_manifest_settings_reach_their_row_only(tmp_path, files, config):
+    contents, styles = files
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "content,style,iterations,style_weight\n"
+        f"{contents / 'a.png'},{styles / 's1.png'},3,\n"
+        f"{contents / 'b.png'},{styles / 's2.png'},,0.5\n"
+    )
+    found = beam_module.read_manifest(manifest, config=config)
+    assert [dict(p.settings) for p in found] == [{"iterations": 3}, {"style_weight": 0.5}]
+    out = tmp_path / "out"
+    beam_module.run(found, output_dir=out, config=config, options=IN_PROCESS)
+    first = json.loads((out / "a__s1.json").read_text())
+    second = json.loads((out / "b__s2.json").read_text())
+    assert first["settings"]["iterations"] == 3 and first["steps"] == 3
+    assert first["settings"]["style_weight"] == config.style_weight
+    assert second["settings"]["style_weight"] == 0.5 and second["steps"] == 2
+    jsonl = tmp_path / "jobs.jsonl"
+    jsonl.write_text(json.dumps({"content": "c.png", "style": "s.png", "tv_weight": 2}) + "\n")
+    assert dict(beam_module.read_manifest(jsonl)[0].settings) == {"tv_weight": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("content,style,iterations\nc.png,s.png,0\n", "row 1: iterations"),
+        ("content,style,colour\nc.png,s.png,red\n", "row 1: unknown settings colour"),
+        ("content,style\nc.png,\n", "row 1 has no style"),
+        ("content,style\n", "has no rows"),
+    ],
+)
+def test_bad_manifests_name_the_row(tmp_path, text, match):
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        beam_module.read_manifest(manifest)
+
+
+def test_the_cli_runs_the_batch_on_beam(tmp_path, files, capfd):
+    contents, styles = files
+    out = tmp_path / "out"
+    args = ["--content", contents, "--style", styles, "--output_dir", out]
+    tiny = ["--weights", "none", "--network", "vgg16", "--max_size", "32", "--iterations", "1"]
+    result = run_inprocess([*args, *tiny, "--runner", "direct", "--", *IN_PROCESS], capfd)
+    assert result.code == 1
+    assert "4 written, 0 skipped, 2 failed" in result.stderr
+    assert len([n for n in os.listdir(out) if n.endswith(".png")]) == 4
+    # Pipeline options without --runner are a mistake, said in one line.
+    result = run_inprocess([*args, *tiny, "--", "--direct_num_workers=2"], capfd)
+    assert result.code == 1 and result.stderr.count("\n") == 1
+    assert "unexpected arguments" in result.stderr
+
+
+def test_without_beam_the_import_names_the_extra():
+    code = "import sys; sys.modules['apache_beam'] = None\nimport tfstyle.beam"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert 'pip install "tfstyle[beam]"' in result.stderr.splitlines()[-1]

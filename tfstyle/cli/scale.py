@@ -1,0 +1,73 @@
+"""`tfstyle --content PHOTOS --style ART --output_dir OUT --runner RUNNER [-- OPTIONS]`: the
+batch as an Apache Beam pipeline (`tfstyle.beam`), on this machine's cores (`direct`) or on
+Dataflow, Flink or Spark. Beam pipeline options follow a `--` at the end of the command line;
+`--manifest` takes the pairs, with per-row settings, from a CSV or JSON Lines file.
+"""
+
+import os
+import sys
+
+from tfstyle import shell
+from tfstyle.cli.flags import FLAGS, config_from_flags
+from tfstyle.errors import TfstyleError
+
+# Flags of the in-process batch that the pipeline does not carry to its workers.
+_NOT_ON_BEAM = (
+    "model",
+    "init",
+    "resume",
+    "save_every",
+    "history",
+    "plot_losses",
+    "tensorboard_dir",
+    "style_blend_weights",
+)
+# --runner direct: Beam's DirectRunner with a worker process per core (Beam's own default is
+# one thread, which leaves the other cores idle).
+_DIRECT_DEFAULTS = {"direct_num_workers": "0", "direct_running_mode": "multi_processing"}
+
+
+def command(pipeline_args):
+    """Run the pipeline; returns the exit status (raises TfstyleError for a user's mistake)."""
+    for name in _NOT_ON_BEAM:
+        if FLAGS[name].present:
+            raise TfstyleError(f"--runner does not support --{name}")
+    if not FLAGS.output_dir:
+        raise TfstyleError("--runner runs a batch: give --output_dir")
+    if bool(FLAGS.manifest) == bool(FLAGS.content or FLAGS.style):
+        raise TfstyleError("give --content and --style, or --manifest, for --runner")
+    config = config_from_flags()
+    with shell.quiet_native_logs():
+        try:
+            from tfstyle import beam
+        except ImportError as exc:
+            raise TfstyleError(str(exc)) from None
+    if FLAGS.manifest:
+        found = beam.read_manifest(FLAGS.manifest, config=config)
+    else:
+        found = beam.pairs(FLAGS.content, FLAGS.style)
+    options = pipeline_options(FLAGS.runner, pipeline_args)
+    summary = beam.run(
+        found,
+        output_dir=FLAGS.output_dir,
+        config=config,
+        overwrite=FLAGS.overwrite,
+        options=options,
+    )
+    counts = f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed"
+    if summary.failed:
+        raise TfstyleError(f"{counts}: see {summary.dead_letter}; rerun to retry them")
+    if not FLAGS.quiet:
+        print(f"{shell.PREFIX}: {counts} in {os.path.abspath(FLAGS.output_dir)}", file=sys.stderr)
+    return 0
+
+
+def pipeline_options(runner, args):
+    """Beam's option strings: `--runner=...` and the user's, with the direct defaults where
+    the user gave none."""
+    name = "DirectRunner" if runner.lower() == "direct" else runner
+    options = [f"--runner={name}", *args]
+    if name == "DirectRunner":
+        given = {arg.lstrip("-").split("=", 1)[0] for arg in args}
+        options += [f"--{k}={v}" for k, v in _DIRECT_DEFAULTS.items() if k not in given]
+    return options

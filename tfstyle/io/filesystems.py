@@ -1,0 +1,114 @@
+"""Reading and writing through Apache Beam's `FileSystems`: local paths, and `gs://` or
+`s3://` when Beam's `gcp` or `aws` extra is installed. Used by `tfstyle.beam`, whose workers
+may run on machines that see only a bucket.
+
+Writes are atomic as far as the filesystem allows: the bytes go to a temporary name beside the
+target, then `FileSystems.rename` moves them over it (an atomic rename on a local disk; on
+object stores, a copy then a delete, so a reader never sees a half-written object either).
+"""
+
+import os
+import uuid
+
+from tfstyle.errors import ImageError, OutputError, TfstyleError
+from tfstyle.io.images import decode_image, encode_image
+from tfstyle.io.paths import image_format
+
+EXTRA_HINT = 'tfstyle.beam needs Apache Beam: pip install "tfstyle[beam]"'
+
+
+def beam_filesystems():
+    """`apache_beam.io.filesystems.FileSystems`, or an ImportError that names the extra."""
+    try:
+        from apache_beam.io.filesystems import FileSystems
+    except ImportError as exc:
+        raise ImportError(f"{EXTRA_HINT} ({exc})") from exc
+    return FileSystems
+
+
+def join(folder, name):
+    return beam_filesystems().join(os.fsdecode(folder), name)
+
+
+def exists(path):
+    return beam_filesystems().exists(os.fsdecode(path))
+
+
+def match(patterns):
+    """The files each pattern (a file, a folder's `*` or a glob) matches, sorted; a folder is
+    matched as `folder/*`."""
+    fs = beam_filesystems()
+    paths = []
+    for pattern in patterns:
+        pattern = os.fsdecode(pattern)
+        if fs.exists(pattern) and not pattern.endswith(("*", "?", "]")) and _is_folder(pattern):
+            pattern = fs.join(pattern, "*")
+        for result in fs.match([pattern]):
+            paths += [m.path for m in result.metadata_list]
+    return sorted(set(paths))
+
+
+def _is_folder(path):
+    # Beam has no "is a directory": a local folder, or a bucket prefix given with a slash.
+    return os.path.isdir(path) or path.endswith("/")
+
+
+def read_bytes(path):
+    """The whole file; OSError-like failures of any filesystem become TfstyleError."""
+    fs = beam_filesystems()
+    try:
+        with fs.open(os.fsdecode(path)) as file:
+            return file.read()
+    except Exception as exc:  # Beam raises BeamIOError, OSError, or the store's own errors
+        raise TfstyleError(f"cannot read {path}: {_reason(exc)}") from exc
+
+
+def read_image(path, *, max_size=None):
+    """Decode an image file on any Beam filesystem, as `tfstyle.io.load_image`."""
+    data = read_bytes(path)
+    try:
+        return decode_image(data, name=repr(os.fsdecode(path)), max_size=max_size)
+    except ImageError:
+        raise
+    except TfstyleError as exc:
+        raise ImageError(str(exc)) from exc
+
+
+def write_bytes(data, path):
+    """Write `data` to `path`: to a temporary name first, then renamed over `path`."""
+    fs = beam_filesystems()
+    path = os.fsdecode(path)
+    folder, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    temporary = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp" if folder else f".{name}.tmp"
+    try:
+        if folder and "://" not in folder:
+            os.makedirs(folder, exist_ok=True)
+        with fs.create(temporary) as file:
+            file.write(data)
+        fs.rename([temporary], [path])
+    except Exception as exc:
+        _delete_quietly(fs, temporary)
+        raise OutputError(f"cannot write {path}: {_reason(exc)}") from exc
+    return path
+
+
+def write_image(image, path):
+    """Encode `image` as its extension says (PNG or JPEG) and `write_bytes` it."""
+    return write_bytes(encode_image(image, image_format(os.fsdecode(path))), path)
+
+
+def _delete_quietly(fs, path):
+    try:
+        if fs.exists(path):
+            fs.delete([path])
+    except Exception:  # the write's own error is the one to report
+        pass
+
+
+def _reason(exc):
+    # BeamIOError wraps the per-file exceptions; the first one says what went wrong.
+    details = getattr(exc, "exception_details", None)
+    if details:
+        exc = next(iter(details.values()))
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
