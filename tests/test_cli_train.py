@@ -156,3 +156,27 @@ def test_a_killed_training_resumes_to_the_uninterrupted_losses(tmp_path, photos,
     done = [i for i, v in enumerate(ours) if not np.isnan(v)]
     assert len(ours) == 40 and len(done) >= 38  # at most the interrupted step's loss is unknown
     np.testing.assert_allclose(np.array(ours)[done], np.array(theirs)[done], rtol=1e-4)
+
+
+def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, capfd, monkeypatch):
+    """Every step done, then the export failed (a full disk): the checkpoint of the last step
+    stays, and --resume writes the model from it without training again."""
+    from tfstyle.errors import OutputError
+    from tfstyle.fast import stylizer
+
+    def full_disk(*args, **kwargs):
+        raise OutputError("cannot write the model: no space left on device")
+
+    real = stylizer.export_stylizer
+    monkeypatch.setattr(stylizer, "export_stylizer", full_disk)
+    output, result = _train(tmp_path, photos, capfd, "--steps=3", "--checkpoint_every=2")
+    assert result.code == 1 and "no space left" in result.stderr
+    assert os.path.exists(f"{output}.ckpt.npz") and not os.path.exists(output)
+    monkeypatch.setattr(stylizer, "export_stylizer", real)
+    output, result = _train(
+        tmp_path, photos, capfd, "--steps=3", "--checkpoint_every=2", "--resume"
+    )
+    assert result.code == 0, result.stderr
+    report = json.loads((output / "training.json").read_text())
+    assert report["steps"] == 3 and len(report["losses"]["history"]) == 3
+    assert not os.path.exists(f"{output}.ckpt.npz")

@@ -240,6 +240,24 @@ def test_previews_show_the_network_on_the_first_photo(whole_run):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="SavedModel needs TF")
+def test_an_exported_trained_network_holds_the_network_only(whole_run, tmp_path):
+    """Training compiles the loss (a VGG network and the style targets) and Adam into the
+    model; the export must leave them out."""
+    from tfstyle.fast.stylizer import KERAS_FILE, FastStylizer, export_stylizer
+
+    _, result, _, _ = whole_run
+    target = export_stylizer(result.model, tmp_path / "tiny" / "1")
+    loaded = FastStylizer.load(target).model
+    assert getattr(loaded, "optimizer", None) is None
+    np.testing.assert_array_equal(_weights(loaded)[0], _weights(result.model)[0])
+    network_bytes = 4 * result.model.count_params()
+    assert os.path.getsize(os.path.join(target, KERAS_FILE)) < network_bytes + 200_000
+    variables = os.path.join(target, "variables")
+    stored = sum(os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
+    assert stored < network_bytes + 50_000
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="SavedModel needs TF")
 def test_exported_savedmodel_runs_without_tfstyle_and_matches_keras(tmp_path):
     from tfstyle.fast.stylizer import FastStylizer, export_stylizer
 

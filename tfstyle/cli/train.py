@@ -156,9 +156,11 @@ def _checkpoint_to_resume(output, config):
     if not os.path.exists(path):
         raise CheckpointError(f"--resume: no checkpoint {path} to continue from")
     checkpoint = TrainCheckpoint.from_arrays(load_npz(path))
-    if checkpoint.step >= config.steps:
+    # All steps done (the run stopped while exporting): resuming only writes the model.
+    if checkpoint.step > config.steps:
         raise CheckpointError(
-            f"{path} has done {checkpoint.step} steps already; give more --steps to train on"
+            f"{path} has done {checkpoint.step} steps, more than --steps {config.steps}; give "
+            "at least as many to continue"
         )
     return checkpoint
 

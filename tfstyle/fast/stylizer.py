@@ -159,6 +159,7 @@ def export_stylizer(model, path, *, overwrite=False, report=None):
     """
     import tensorflow as tf
 
+    model = _network_only(model)
     module = _serving_module_class()(model)
 
     def write(folder):
@@ -175,6 +176,16 @@ def export_stylizer(model, path, *, overwrite=False, report=None):
             image_io.save_json(report, os.path.join(folder, REPORT_FILE))
 
     return image_io.write_directory(path, write, overwrite=overwrite)
+
+
+def _network_only(model):
+    """A copy of `model` without what training compiled into it: saved as it is, the files
+    would hold the loss's VGG network and style targets and Adam's moments too (46 MB instead
+    of 1.7 MB for the 16-wide network)."""
+    # From the config, not keras.models.clone_model: that compiles the copy as the original.
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _serving_module_class():
