@@ -10,6 +10,7 @@ style of --style) are reused from --panels when they exist, so only missing ones
 
 import os
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +32,7 @@ flags.DEFINE_list(
     "Photos (in --images), one row each.",
 )
 flags.DEFINE_list("held_out", ["content_astronaut.png"], "Photos not in the training set.")
-FLAGS.set_default("output", "docs/fast_starry_night.png")
+FLAGS.set_default("output", "docs/fast_starry_night.jpg")
 FLAGS.set_default("thumb", 384)
 
 
@@ -47,6 +48,7 @@ def main(argv):
     )
     painting = load_image(os.path.join(FLAGS.images, FLAGS.style))
     items = []
+    photos = tempfile.mkdtemp()  # the photos at --size, for the grid only
     for content in FLAGS.contents:
         stem = content[len("content_") : -len(".png")]
         photo = pp.fit_to_max_size(load_image(os.path.join(FLAGS.images, content)), FLAGS.size)
@@ -57,7 +59,7 @@ def main(argv):
         seconds = time.perf_counter() - start
         fast = os.path.join(FLAGS.panels, f"{stem}__{model}_fast.png")
         save_image(painted, fast)
-        photo_path = os.path.join(FLAGS.panels, f"{stem}_{FLAGS.size}.png")
+        photo_path = os.path.join(photos, f"{stem}.png")
         save_image(photo, photo_path)
         held = " (not in the training set)" if content in FLAGS.held_out else " (in training set)"
         items += [
@@ -73,7 +75,7 @@ def main(argv):
         ):
             scores = metrics.distances(scorer, image, content=photo, style=painting)
             print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
-    gallery.compose(items, columns=3).save(FLAGS.output)
+    gallery.compose(items, columns=3).save(FLAGS.output, quality=88)
     print(f"wrote {FLAGS.output}")
 
 
