@@ -39,33 +39,12 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> str:
         OutputError: the directory is missing or not writable, the path is a directory, or
             writing fails (disk full...).
     """
-    target = os.path.abspath(os.fsdecode(path))
-    check_parent(target)
-    if os.path.isdir(target):
-        raise OutputError(f"cannot write {quote(target)}: it is a directory")
-    mode = _new_file_mode(target)
-    try:
-        fd, temporary = tempfile.mkstemp(
-            prefix="." + os.path.basename(target)[:100] + ".",
-            suffix=".tmp",
-            dir=os.path.dirname(target),
-        )
-    except OSError as exc:
-        raise OutputError(f"cannot write {quote(target)}: {reason(exc)}") from exc
-    try:
-        with os.fdopen(fd, "wb") as file:
+
+    def write(temporary):
+        with open(temporary, "wb") as file:
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException as exc:
-        _remove_quietly(temporary)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {quote(target)}: {reason(exc)}") from exc
-        raise
-    _fsync_directory(os.path.dirname(target))
-    return target
+
+    return write_file(path, write)
 
 
 def write_file(path: str | os.PathLike, write: Callable[[str], object]) -> str:
