@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("workers", 2, "DirectRunner worker processes.")
@@ -79,6 +80,7 @@ def on_beam(found, config, output_dir):
 
 def main(argv):
     del argv
+    absl_logging.set_verbosity(absl_logging.WARNING)  # Beam's workers log every bundle
     from tfstyle import StyleConfig
 
     config = StyleConfig(
