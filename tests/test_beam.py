@@ -154,3 +154,17 @@ def test_without_beam_the_import_names_the_extra():
     )
     assert result.returncode == 1
     assert 'pip install "tfstyle[beam]"' in result.stderr.splitlines()[-1]
+
+
+def test_direct_runner_defaults_use_every_core_quietly_unless_overridden():
+    from tfstyle.cli.scale import pipeline_options
+
+    options = pipeline_options("direct", ["--direct_num_workers=1"])
+    assert options[0] == "--runner=DirectRunner"
+    assert "--direct_num_workers=1" in options and "--direct_num_workers=0" not in options
+    assert "--direct_running_mode=multi_processing" in options
+    assert "--default_sdk_harness_log_level=WARNING" in options
+    assert pipeline_options("DataflowRunner", ["--project=p"]) == [
+        "--runner=DataflowRunner",
+        "--project=p",
+    ]

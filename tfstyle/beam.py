@@ -177,8 +177,14 @@ class StylizeFn(beam.DoFn):
         }
 
     def setup(self):
-        from tfstyle.loop import RunnerCache
-        from tfstyle.objective import feature_extractor_for
+        from tfstyle import shell
+
+        # A worker process imports TensorFlow here first: without its start-up log lines,
+        # as in the command's own process.
+        shell.set_tf_log_level()
+        with shell.quiet_native_logs():
+            from tfstyle.loop import RunnerCache
+            from tfstyle.objective import feature_extractor_for
 
         feature_extractor_for(self.config)  # cached: built once per worker process
         self.runners = RunnerCache()
