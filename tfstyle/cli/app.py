@@ -14,7 +14,7 @@ from absl import logging as absl_logging
 
 from tfstyle import __version__, shell
 from tfstyle.cli import apply, batch, export, scale, stylize, train, video
-from tfstyle.cli.flags import FLAGS
+from tfstyle.cli.flags import FLAGS, refuse_flags
 from tfstyle.errors import TfstyleError
 
 # Each takes no arguments (it reads FLAGS), returns the exit status and raises TfstyleError for
@@ -40,9 +40,7 @@ def image_command(extra=()):
         raise TfstyleError("--manifest is for a batch on Apache Beam (--runner)")
     if FLAGS.model:
         return apply.command
-    for name in video.VIDEO_FLAGS:
-        if FLAGS[name].present:
-            raise TfstyleError(f"--{name} is for videos: tfstyle video --content CLIP ...")
+    refuse_flags(video.VIDEO_FLAGS, "--{name} is for videos: tfstyle video --content CLIP ...")
     if FLAGS["tile_size"].present:
         raise TfstyleError("--tile_size is for painting with a trained network (--model)")
     return batch.command if FLAGS.output_dir else stylize.command

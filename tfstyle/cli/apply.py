@@ -10,7 +10,7 @@ import sys
 import time
 
 from tfstyle import shell
-from tfstyle.cli.flags import FLAGS, loader
+from tfstyle.cli.flags import FLAGS, loader, refuse_flags
 from tfstyle.errors import TfstyleError
 
 # Flags that set an optimisation, which a trained model does not run.
@@ -35,9 +35,7 @@ def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
     from tfstyle.io import check_output_path, expand_image_paths
 
-    for name in _NOT_FOR_MODEL:
-        if FLAGS[name].present:
-            raise TfstyleError(f"--model paints with a trained network: it takes no --{name}")
+    refuse_flags(_NOT_FOR_MODEL, "--model paints with a trained network: it takes no --{name}")
     if not FLAGS.content:
         raise TfstyleError("--content is required")
     if bool(FLAGS.output) == bool(FLAGS.output_dir):

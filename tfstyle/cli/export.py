@@ -3,15 +3,13 @@
 import sys
 
 from tfstyle import shell
-from tfstyle.cli.flags import FLAGS, NOT_FOR_EXPORT, config_from_flags
+from tfstyle.cli.flags import FLAGS, NOT_FOR_EXPORT, config_from_flags, refuse_flags
 from tfstyle.errors import TfstyleError
 
 
 def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
-    for name in NOT_FOR_EXPORT:
-        if FLAGS[name].present:
-            raise TfstyleError(f"export takes no --{name}: it writes a model, not an image")
+    refuse_flags(NOT_FOR_EXPORT, "export takes no --{name}: it writes a model, not an image")
     if not FLAGS.output:
         raise TfstyleError("--output is required: the SavedModel directory to write")
     config = config_from_flags()

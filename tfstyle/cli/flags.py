@@ -262,6 +262,14 @@ class ImageRun(typing.NamedTuple):
         return [paths[self.styles.index(style)]]
 
 
+def refuse_flags(names, message):
+    """Raise TfstyleError(`message` with `{name}` filled in) for the first of `names` given on
+    the command line: flags that the command at hand does not use."""
+    for name in names:
+        if FLAGS[name].present:
+            raise TfstyleError(message.format(name=name))
+
+
 def image_run():
     """The flags of an image run checked and expanded, before any work.
 

@@ -8,7 +8,7 @@ import os
 import sys
 
 from tfstyle import shell
-from tfstyle.cli.flags import FLAGS, config_from_flags
+from tfstyle.cli.flags import FLAGS, config_from_flags, refuse_flags
 from tfstyle.errors import TfstyleError
 
 # Flags of the in-process batch that the pipeline does not carry to its workers.
@@ -33,9 +33,7 @@ _DIRECT_DEFAULTS = {
 
 def command(pipeline_args):
     """Run the pipeline; returns the exit status (raises TfstyleError for a user's mistake)."""
-    for name in _NOT_ON_BEAM:
-        if FLAGS[name].present:
-            raise TfstyleError(f"--runner does not support --{name}")
+    refuse_flags(_NOT_ON_BEAM, "--runner does not support --{name}")
     if not FLAGS.output_dir:
         raise TfstyleError("--runner runs a batch: give --output_dir")
     if bool(FLAGS.manifest) == bool(FLAGS.content or FLAGS.style):

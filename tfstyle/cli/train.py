@@ -15,7 +15,7 @@ from absl import flags
 
 from tfstyle import __version__, shell
 from tfstyle.cli import display
-from tfstyle.cli.flags import FLAGS, check_optional_packages
+from tfstyle.cli.flags import FLAGS, check_optional_packages, refuse_flags
 from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
 from tfstyle.fast import config as train_config
 
@@ -75,9 +75,7 @@ def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
     from tfstyle.io import check_directory, check_new_directory, load_image
 
-    for name in _NOT_FOR_TRAIN:
-        if FLAGS[name].present:
-            raise TfstyleError(f"train takes no --{name}")
+    refuse_flags(_NOT_FOR_TRAIN, "train takes no --{name}")
     for name in ("style", "content_dir", "output"):
         if not getattr(FLAGS, name):
             raise TfstyleError(f"--{name} is required")

@@ -22,7 +22,7 @@ from absl import flags
 
 from tfstyle import __version__, outputs, shell
 from tfstyle.cli import display
-from tfstyle.cli.flags import FLAGS, INIT_KEYWORDS, config_from_flags, loader
+from tfstyle.cli.flags import FLAGS, INIT_KEYWORDS, config_from_flags, loader, refuse_flags
 from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
 from tfstyle.video_config import (
     DEFAULT_FRAME_RATE,
@@ -91,9 +91,7 @@ def command():
     from tfstyle.io import check_directory
     from tfstyle.io import video as vio
 
-    for name in _NOT_FOR_VIDEO:
-        if FLAGS[name].present:
-            raise TfstyleError(f"video takes no --{name}")
+    refuse_flags(_NOT_FOR_VIDEO, "video takes no --{name}")
     required = ("content", "output") if FLAGS.model else ("content", "style", "output")
     for name in required:
         if not getattr(FLAGS, name):
@@ -113,9 +111,10 @@ def command():
     content = FLAGS.content[0]
     styles = [] if FLAGS.model else list(FLAGS.style)
     if FLAGS.model:
-        for name in ("style", "video_mode", "temporal_weight", "frame_iterations"):
-            if FLAGS[name].present:
-                raise TfstyleError(f"--{name} is for optimising frames, not for --model")
+        refuse_flags(
+            ("style", "video_mode", "temporal_weight", "frame_iterations"),
+            "--{name} is for optimising frames, not for --model",
+        )
     else:
         config.blend_weights(len(styles))
         if FLAGS["flow_blend"].present:
