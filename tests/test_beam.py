@@ -11,7 +11,7 @@ import pytest
 from cli_runner import ROOT, run_inprocess, subprocess_env
 
 from tfstyle.errors import ConfigError
-from tfstyle.io import save_image
+from tfstyle.io import filesystems, save_image
 
 beam_module = pytest.importorskip("tfstyle.beam", reason="the beam extra is not installed")
 # One worker thread in this process: the pipeline's own behaviour, without worker start-up.
@@ -80,8 +80,8 @@ def test_an_element_processed_twice_is_written_once(tmp_path, files, config, mon
     fn = beam_module.StylizeFn(config=config, output_dir=tmp_path / "out")
     fn.setup()
     writes = []
-    real = beam_module.fs.write_image
-    monkeypatch.setattr(beam_module.fs, "write_image", lambda *a: writes.append(a[1]) or real(*a))
+    real = filesystems.write_image
+    monkeypatch.setattr(filesystems, "write_image", lambda *a: writes.append(a[1]) or real(*a))
     first = list(fn.process(pair))
     second = list(fn.process(pair))  # a retried bundle meets the element again
     assert first == [os.path.join(tmp_path, "out", "a__s1.png")]

@@ -1,0 +1,116 @@
+"""The jobs of a batch pipeline: content x style `Pair`s, from file lists or a manifest."""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+
+from tfstyle.beam.common import stem as _stem
+from tfstyle.config import DEFAULTS, StyleConfig
+from tfstyle.errors import ConfigError
+from tfstyle.io import filesystems as fs
+
+# Columns of a manifest that are not settings.
+PAIR_COLUMNS = ("content", "style")
+_SETTINGS = {f.name for f in dataclasses.fields(StyleConfig)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """One content x style job: the two files and the settings that differ for it.
+
+    Attributes:
+        content, style: paths on any Beam filesystem.
+        settings: `((name, value), ...)` of `StyleConfig` fields for this pair only, sorted.
+    """
+
+    content: str
+    style: str
+    settings: tuple = ()
+
+    @property
+    def name(self):
+        return f"{_stem(self.content)}__{_stem(self.style)}.png"
+
+
+def pairs(contents, styles):
+    """Every content x every style. Each argument: files, folders or glob patterns.
+
+    Raises:
+        ConfigError: a list matches nothing, or two pairs would write the same output.
+    """
+    found = {}
+    for role, patterns in (("content", contents), ("style", styles)):
+        found[role] = fs.match(patterns)
+        if not found[role]:
+            raise ConfigError(f"no {role} files match {', '.join(map(str, patterns))}")
+    return _unique([Pair(c, s) for c in found["content"] for s in found["style"]])
+
+
+def read_manifest(path, *, config=DEFAULTS):
+    """The pairs of a manifest: CSV with a header, or JSON Lines (`.jsonl`), with columns
+    `content`, `style` and any `StyleConfig` field (e.g. `iterations`, `style_weight`) whose
+    value applies to that row only (an empty CSV cell: the default). CSV values are read as
+    JSON where they parse (`50`, `0.5`, `true`, `["block1_conv1"]`), else as text.
+
+    Raises:
+        ConfigError: a row lacks a column, names an unknown setting or one `config` refuses
+            (the row's number says which).
+    """
+    text = fs.read_bytes(path).decode("utf-8-sig")
+    name = os.fsdecode(path)
+    if name.endswith(".jsonl"):
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        rows = [
+            {k: _csv_value(v) for k, v in row.items() if v not in ("", None)}
+            for row in csv.DictReader(io.StringIO(text))
+        ]
+    result = []
+    for number, row in enumerate(rows, start=1):
+        result.append(_manifest_pair(row, number=number, name=name, config=config))
+    if not result:
+        raise ConfigError(f"the manifest {name} has no rows")
+    return _unique(result)
+
+
+def _manifest_pair(row, *, number, name, config):
+    where = f"{name} row {number}"
+    missing = [k for k in PAIR_COLUMNS if not row.get(k)]
+    if missing:
+        raise ConfigError(f"{where} has no {' or '.join(missing)}")
+    settings = {k: v for k, v in row.items() if k not in PAIR_COLUMNS}
+    unknown = sorted(set(settings) - _SETTINGS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown settings {', '.join(unknown)}")
+    try:
+        config.replace(**as_fields(settings))
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return Pair(str(row["content"]), str(row["style"]), tuple(sorted(settings.items())))
+
+
+def as_fields(settings):
+    # JSON has lists where StyleConfig keeps tuples.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+
+
+def _csv_value(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _unique(found):
+    names = {}
+    for pair in found:
+        if pair.name in names:
+            other = names[pair.name]
+            raise ConfigError(
+                f"{other.content} + {other.style} and {pair.content} + {pair.style} would both "
+                f"be saved as {pair.name}; rename one of the files"
+            )
+        names[pair.name] = pair
+    return found
