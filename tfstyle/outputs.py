@@ -147,6 +147,26 @@ def report(result, *, output, content=None, styles=(), masks=None):
     return data
 
 
+def painted_report(*, content, model, output, size, preserve_colors, batch, elapsed_s):
+    """The JSON report of a photo painted by a trained stylizer (`tfstyle.beam`'s
+    `run_stylizer`), as a dict: `version`, `backend`, `content`, `model`, `output`, `size`
+    ([height, width]), `preserve_colors`, `batch` (images in its forward pass) and `elapsed_s`
+    (that pass's time, shared by its images)."""
+    import keras
+
+    return {
+        "version": __version__,
+        "backend": keras.backend.backend(),
+        "content": _where(content),
+        "model": _where(model),
+        "output": _where(output),
+        "size": list(size),
+        "preserve_colors": preserve_colors,
+        "batch": batch,
+        "elapsed_s": round(elapsed_s, 3),
+    }
+
+
 def _where(path):
     """A local path made absolute; a URL (`gs://...`, from `tfstyle.beam`) as it is."""
     path = os.fsdecode(path)

@@ -181,6 +181,18 @@ def match_color(source, reference, *, eps=1e-5):
     return np.clip(out, 0.0, 1.0).reshape(source.shape).astype(np.float32)
 
 
+def keep_content_colors(painted, content, *, mode):
+    """A trained stylizer's `painted` output with `content`'s colours, as `preserve_colors`
+    does for optimisation: "luminance" keeps the photo's chroma under the painted luminance,
+    "histogram" recolours the painting with the photo's colour statistics, "none" (or None)
+    leaves it as it is."""
+    if mode == "luminance":
+        return luminance_transfer(painted, content)
+    if mode == "histogram":
+        return match_color(painted, content)
+    return painted
+
+
 def _sqrtm(matrix):
     values, vectors = np.linalg.eigh(matrix)
     return vectors @ np.diag(np.sqrt(np.clip(values, 0.0, None))) @ vectors.T

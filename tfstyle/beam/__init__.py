@@ -11,6 +11,8 @@ retried bundle does no job twice; a job that fails goes to `dead_letter.jsonl` i
 failing the pipeline.
 
 - `batch`: content x style pairs, each optimised (`run`, `stylize_pairs`, `StylizeFn`).
+- `fast`: photos painted by a trained stylizer through Beam's `RunInference`, batched
+  (`run_stylizer`, `stylize_with_model`, `StylizerHandler`).
 """
 
 try:
@@ -22,6 +24,7 @@ except ImportError as exc:  # the extra is not installed
 
 from tfstyle.beam.batch import StylizeFn, run, stylize_pairs
 from tfstyle.beam.common import DEAD_LETTER_FILE, Summary
+from tfstyle.beam.fast import StylizerHandler, run_stylizer, stylize_with_model
 from tfstyle.beam.pairs import PAIR_COLUMNS, Pair, pairs, read_manifest
 
 __all__ = [
@@ -29,9 +32,12 @@ __all__ = [
     "PAIR_COLUMNS",
     "Pair",
     "StylizeFn",
+    "StylizerHandler",
     "Summary",
     "pairs",
     "read_manifest",
     "run",
+    "run_stylizer",
     "stylize_pairs",
+    "stylize_with_model",
 ]

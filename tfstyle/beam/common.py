@@ -3,6 +3,7 @@ is written (report first, image last, each atomically) and how a run is summed u
 
 import dataclasses
 import json
+import logging
 import os
 
 import apache_beam as beam
@@ -36,9 +37,14 @@ def counters():
 
 
 def dead_letter(counter, reason, **row):
-    """Count a failure and return its dead letter output: one JSON line of `row` and `reason`."""
+    """Count a failure and return its dead letter output (`dead_letter_line`)."""
+    return beam.pvalue.TaggedOutput(DEAD_LETTER, dead_letter_line(counter, reason, **row))
+
+
+def dead_letter_line(counter, reason, **row):
+    """Count a failure and return its line of the dead letter file: `row` and `reason`."""
     counter.inc()
-    return beam.pvalue.TaggedOutput(DEAD_LETTER, json.dumps({**row, "reason": str(reason)}))
+    return json.dumps({**row, "reason": str(reason)})
 
 
 def skipped(counter, output):
@@ -82,3 +88,18 @@ def _counter(result, name):
 def stem(path):
     """The file name of `path` (any filesystem's) without its folder and extension."""
     return os.path.splitext(os.fsdecode(path).rstrip("/").rsplit("/", 1)[-1])[0]
+
+
+class _NoMemoryWarning(logging.Filter):
+    # RunInference logs "Resource module is not available..." for every batch when PyTorch
+    # is not installed: Beam imports `resource` in the same try block as its torch-based model
+    # manager (apache_beam/ml/inference/base.py, 2.77), so the import fails on Linux too.
+    def filter(self, record):
+        return "Resource module is not available" not in record.getMessage()
+
+
+def drop_memory_warning():
+    """Keep RunInference's spurious per-batch memory warning out of this process's logs."""
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoMemoryWarning) for f in root.filters):
+        root.addFilter(_NoMemoryWarning())

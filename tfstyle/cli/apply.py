@@ -14,7 +14,7 @@ from tfstyle.cli.flags import FLAGS, loader, refuse_flags
 from tfstyle.errors import TfstyleError
 
 # Flags that set an optimisation, which a trained model does not run.
-_NOT_FOR_MODEL = (
+NOT_FOR_MODEL = (
     "style",
     "iterations",
     "optimizer",
@@ -33,9 +33,9 @@ _NOT_FOR_MODEL = (
 
 def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
-    from tfstyle.io import check_output_path, expand_image_paths
+    from tfstyle.io import check_output_path, expand_image_paths, model_name
 
-    refuse_flags(_NOT_FOR_MODEL, "--model paints with a trained network: it takes no --{name}")
+    refuse_flags(NOT_FOR_MODEL, "--model paints with a trained network: it takes no --{name}")
     if not FLAGS.content:
         raise TfstyleError("--content is required")
     if bool(FLAGS.output) == bool(FLAGS.output_dir):
@@ -60,20 +60,6 @@ def command():
     return _paint(stylizer, jobs)
 
 
-def model_name(path):
-    """`NAME` for `saved_models/NAME/1` (a versioned folder), `saved_models/NAME` or
-    `NAME.keras`."""
-    path = os.path.abspath(path).rstrip(os.sep)
-    base = os.path.basename(path)
-    if base.isdigit():
-        return os.path.basename(os.path.dirname(path))
-    return _stem(base)
-
-
-def _stem(path):
-    return os.path.splitext(os.path.basename(path))[0]
-
-
 def _paint(stylizer, jobs):
     from tfstyle import preprocessing as pp
     from tfstyle.io import make_directories, save_image
@@ -92,7 +78,7 @@ def _paint(stylizer, jobs):
         if FLAGS["max_size"].present:  # else the photo's own size: one pass costs little
             content = pp.fit_to_max_size(content, FLAGS.max_size)
         start = time.perf_counter()
-        image = _colours(stylizer(content), content)
+        image = pp.keep_content_colors(stylizer(content), content, mode=FLAGS.preserve_colors)
         make_directories(os.path.dirname(output))
         save_image(image, output)
         if not FLAGS.quiet:
@@ -102,13 +88,5 @@ def _paint(stylizer, jobs):
     return 0
 
 
-def _colours(image, content):
-    """--preserve_colors: "luminance" keeps the photo's chroma under the painted luminance,
-    "histogram" recolours the painting with the photo's colour statistics."""
-    from tfstyle import preprocessing as pp
-
-    if FLAGS.preserve_colors == "luminance":
-        return pp.luminance_transfer(image, content)
-    if FLAGS.preserve_colors == "histogram":
-        return pp.match_color(image, content)
-    return image
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]

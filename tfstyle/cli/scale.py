@@ -1,7 +1,9 @@
 """`tfstyle --content PHOTOS --style ART --output_dir OUT --runner RUNNER [-- OPTIONS]`: the
 batch as an Apache Beam pipeline (`tfstyle.beam`), on this machine's cores (`direct`) or on
 Dataflow, Flink or Spark. Beam pipeline options follow a `--` at the end of the command line;
-`--manifest` takes the pairs, with per-row settings, from a CSV or JSON Lines file.
+`--manifest` takes the pairs, with per-row settings, from a CSV or JSON Lines file. With
+`--model` instead of `--style`, a trained stylizer paints the photos through Beam's
+`RunInference` (`tfstyle.beam.run_stylizer`).
 """
 
 import os
@@ -13,7 +15,6 @@ from tfstyle.errors import TfstyleError
 
 # Flags of the in-process batch that the pipeline does not carry to its workers.
 _NOT_ON_BEAM = (
-    "model",
     "init",
     "resume",
     "save_every",
@@ -36,26 +37,63 @@ def command(pipeline_args):
     refuse_flags(_NOT_ON_BEAM, "--runner does not support --{name}")
     if not FLAGS.output_dir:
         raise TfstyleError("--runner runs a batch: give --output_dir")
+    if FLAGS.model:
+        return _paint(pipeline_args)
     if bool(FLAGS.manifest) == bool(FLAGS.content or FLAGS.style):
         raise TfstyleError("give --content and --style, or --manifest, for --runner")
     config = config_from_flags()
-    with shell.quiet_native_logs():
-        try:
-            from tfstyle import beam
-        except ImportError as exc:
-            raise TfstyleError(str(exc)) from None
+    beam = _import_beam()
     if FLAGS.manifest:
         found = beam.read_manifest(FLAGS.manifest, config=config)
     else:
         found = beam.pairs(FLAGS.content, FLAGS.style)
-    options = pipeline_options(FLAGS.runner, pipeline_args)
     summary = beam.run(
         found,
         output_dir=FLAGS.output_dir,
         config=config,
         overwrite=FLAGS.overwrite,
-        options=options,
+        options=pipeline_options(FLAGS.runner, pipeline_args),
     )
+    return _report(summary)
+
+
+def _paint(pipeline_args):
+    """--model: the photos painted by the trained stylizer, through RunInference."""
+    from tfstyle.cli.apply import NOT_FOR_MODEL
+
+    refuse_flags(
+        (*NOT_FOR_MODEL, "manifest"), "--model paints with a trained network: it takes no --{name}"
+    )
+    if not FLAGS.content:
+        raise TfstyleError("--content is required")
+    beam = _import_beam()
+    settings = {"batch_size": FLAGS.batch_size} if FLAGS["batch_size"].present else {}
+    summary = beam.run_stylizer(
+        FLAGS.content,
+        model=FLAGS.model,
+        output_dir=FLAGS.output_dir,
+        max_size=FLAGS.max_size if FLAGS["max_size"].present else None,
+        preserve_colors=FLAGS.preserve_colors,
+        tile_size=FLAGS.tile_size,
+        overwrite=FLAGS.overwrite,
+        options=pipeline_options(FLAGS.runner, pipeline_args),
+        **settings,
+    )
+    return _report(summary)
+
+
+def _import_beam():
+    with shell.quiet_native_logs():
+        try:
+            from tfstyle import beam
+        except ImportError as exc:
+            raise TfstyleError(str(exc)) from None
+        # TensorFlow, without its start-up lines (the pipelines import it when they run).
+        import tfstyle.fast.stylizer  # noqa: F401
+    return beam
+
+
+def _report(summary):
     counts = f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed"
     if summary.failed:
         raise TfstyleError(f"{counts}: see {summary.dead_letter}; rerun to retry them")

@@ -25,7 +25,13 @@ flags.DEFINE_string(
     "content_dir", None, "train: folder of training photos (not recursive), or a glob pattern."
 )
 flags.DEFINE_integer("size", _T.size, "train: side of the square training crops.", lower_bound=16)
-flags.DEFINE_integer("batch_size", _T.batch_size, "train: crops per step.", lower_bound=1)
+flags.DEFINE_integer(
+    "batch_size",
+    _T.batch_size,
+    f"train: crops per step. With --model --runner: photos per RunInference batch (default "
+    f"{train_config.BEAM_BATCH_SIZE}).",
+    lower_bound=1,
+)
 flags.DEFINE_integer("steps", _T.steps, "train: optimizer steps in all.", lower_bound=1)
 flags.DEFINE_integer(
     "width",

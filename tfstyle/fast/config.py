@@ -28,6 +28,9 @@ STYLE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
 # pixels are painted in tiles of that side (about 1.5 GB of activations for the 32-wide network
 # at 2048 px), neighbours overlapping by at least TILE_OVERLAP pixels.
 TILE_SIZE = 2048
+# Painting on Apache Beam (`tfstyle.beam.run_stylizer`): at most this many photos per batch of
+# Beam's RunInference (photos of one size share a forward pass).
+BEAM_BATCH_SIZE = 8
 TILE_OVERLAP = 128
 
 

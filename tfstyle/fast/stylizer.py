@@ -93,9 +93,23 @@ class FastStylizer:
                 weight[rows, cols] += ramp
         return total / weight
 
+    def paint_batch(self, images):
+        """Stylise `[N, H, W, 3]` images of one size (float in [0, 1] or uint8) in one forward
+        pass; float32 `[N, H, W, 3]` in [0, 1] out. Images over `tile_size` go one by one, in
+        tiles."""
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ConfigError(f"paint_batch takes [N, H, W, 3] images; got shape {images.shape}")
+        if self.tile_size and max(images.shape[1:3]) > self.tile_size:
+            return np.stack([self(image) for image in images])
+        return self._forward_numpy(np.stack([pp.as_float_image(image) for image in images]))
+
     def _paint(self, image):
-        out = self._forward(image[None])
-        return np.clip(np.asarray(keras.ops.convert_to_numpy(out))[0], 0.0, 1.0)
+        return self._forward_numpy(image[None])[0]
+
+    def _forward_numpy(self, batch):
+        out = self._forward(batch)
+        return np.clip(np.asarray(keras.ops.convert_to_numpy(out), np.float32), 0.0, 1.0)
 
 
 def _compiled_forward(model, *, jit_compile):

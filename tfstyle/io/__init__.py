@@ -46,6 +46,7 @@ from tfstyle.io.paths import (
     expand_image_paths,
     is_image_file,
     make_directories,
+    model_name,
     split_path_list,
 )
 
@@ -68,6 +69,7 @@ __all__ = [
     "load_mask",
     "load_npz",
     "make_directories",
+    "model_name",
     "remove_file",
     "save_csv",
     "save_image",

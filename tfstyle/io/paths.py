@@ -82,6 +82,16 @@ def split_path_list(text: str) -> list[str]:
     return [item.strip() for item in row]
 
 
+def model_name(path: str | os.PathLike) -> str:
+    """`NAME` for a trained stylizer at `saved_models/NAME/1` (a versioned folder),
+    `saved_models/NAME` or `NAME.keras`: the second half of its outputs' names."""
+    path = os.path.abspath(os.fsdecode(path)).rstrip(os.sep)
+    base = os.path.basename(path)
+    if base.isdigit():
+        return os.path.basename(os.path.dirname(path))
+    return os.path.splitext(base)[0]
+
+
 def check_output_file(
     path: str | os.PathLike, *, extensions: tuple[str, ...], create_directory: bool = False
 ) -> str:
