@@ -180,3 +180,5 @@ def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, 
     report = json.loads((output / "training.json").read_text())
     assert report["steps"] == 3 and len(report["losses"]["history"]) == 3
     assert not os.path.exists(f"{output}.ckpt.npz")
+    # The training time is the first run's (its three steps), not only the export's.
+    assert report["seconds"] > report["this_run_seconds"] + 0.5

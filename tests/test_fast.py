@@ -168,6 +168,10 @@ def test_resume_continues_with_the_same_losses(whole_run):
     checkpoint = TrainCheckpoint.from_arrays(saved[0].to_arrays())  # through the file format
     resumed = train_stylizer(_style(), _photos(), config=config, resume=checkpoint)
     assert len(resumed.history["loss"]) == 6
+    # The training time carries over: the checkpoint's, then this call's on top.
+    assert 0 < saved[0].seconds < saved[1].seconds
+    assert checkpoint.seconds == saved[0].seconds
+    assert resumed.total_seconds == pytest.approx(checkpoint.seconds + resumed.seconds, abs=0.05)
     np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
     for a, b in zip(_weights(resumed.model), _weights(whole.model), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -179,6 +183,16 @@ def test_resume_refuses_other_settings_and_other_files(whole_run):
         train_stylizer(_style(), _photos(), config=config.replace(width=8), resume=saved[0])
     with pytest.raises(CheckpointError, match="not a tfstyle training checkpoint"):
         TrainCheckpoint.from_arrays({"image": np.zeros(3)})
+
+
+def test_a_checkpoint_from_before_training_time_was_kept_still_loads(whole_run):
+    import json
+
+    arrays = whole_run[2][0].to_arrays()
+    meta = json.loads(str(arrays["meta"]))
+    del meta["seconds"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    assert TrainCheckpoint.from_arrays(arrays).seconds == 0.0
 
 
 class _StopAfter(keras.callbacks.Callback):

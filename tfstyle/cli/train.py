@@ -9,7 +9,6 @@ folder itself appears whole at the end: a SavedModel, `stylizer.keras` and `trai
 
 import os
 import sys
-import time
 
 from absl import flags
 
@@ -186,7 +185,6 @@ def _train(config, style, output, resume):
     make_directories(os.path.dirname(checkpoint_file))
     if config.preview_every:
         make_directories(os.path.dirname(preview_path(output, 0)))
-    start = time.perf_counter()
     try:
         # Ctrl-C and SIGTERM end the training at the next step boundary (a second one at once).
         with shell.stop_after_step() as stop:
@@ -209,7 +207,7 @@ def _train(config, style, output, resume):
             f"{checkpoint_file}: continue with --resume"
         )
         return shell.exit_status(exc.__cause__ or stop)
-    report = _report(result, config, time.perf_counter() - start)
+    report = _report(result, config)
     export_stylizer(result.model, output, overwrite=FLAGS.overwrite, report=report)
     remove_file(checkpoint_file)
     if not FLAGS.quiet:
@@ -221,7 +219,7 @@ def _train(config, style, output, resume):
     return 0
 
 
-def _report(result, config, seconds):
+def _report(result, config):
     loss = result.history["loss"]
     return {
         "version": __version__,
@@ -229,7 +227,8 @@ def _report(result, config, seconds):
         "content_dir": os.path.abspath(FLAGS.content_dir),
         "settings": config.to_dict(),
         "steps": len(loss),
-        "seconds": round(seconds, 1),
+        "seconds": round(result.total_seconds, 1),  # every run's, a resumed one's included
+        "this_run_seconds": round(result.seconds, 1),
         "losses": {"first": loss[0], "last": loss[-1], "history": loss},
         "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
     }

@@ -45,6 +45,8 @@ class TrainCheckpoint:
         optimizer: `{variable path: array}` of the optimizer (Adam's moments, its step count).
         versions: `{"backend", "keras", "tfstyle"}` of the process that wrote it.
         history: `{loss name: [value per step]}` so far.
+        seconds: training wall time so far, over every run that led here (0 in checkpoints
+            written before tfstyle 0.2 recorded it).
     """
 
     step: int
@@ -53,10 +55,11 @@ class TrainCheckpoint:
     optimizer: dict
     versions: dict
     history: dict
+    seconds: float = 0.0
 
     def to_arrays(self):
         """A flat `{name: array}` dict (no pickles) for `image_io.save_npz`."""
-        meta = {k: getattr(self, k) for k in ("step", "config", "versions", "history")}
+        meta = {k: getattr(self, k) for k in ("step", "config", "versions", "history", "seconds")}
         arrays = {"meta": np.array(json.dumps({"format": FORMAT_VERSION, **meta}))}
         arrays.update({f"model/{k}": v for k, v in self.model.items()})
         arrays.update({f"optimizer/{k}": v for k, v in self.optimizer.items()})
@@ -93,6 +96,8 @@ class TrainResult:
         config: the `TrainConfig`.
         seconds: wall time of this call.
         skipped: `(path, reason)` of each training file left out.
+        total_seconds: training wall time over every run: the resumed checkpoint's and this
+            call's.
     """
 
     model: keras.Model
@@ -100,6 +105,7 @@ class TrainResult:
     config: object
     seconds: float
     skipped: tuple = ()
+    total_seconds: float = 0.0
 
 
 def train_stylizer(
@@ -149,7 +155,8 @@ def train_stylizer(
     batches = data.training_batches(
         source, size=config.size, batch_size=config.batch_size, seed=config.seed, start_step=first
     ).map(lambda x: (x, x))
-    recorder = _Recorder(model, config, history, on_checkpoint, on_preview, source, stop)
+    clock = _Clock(start, earlier=resume.seconds if resume is not None else 0.0)
+    recorder = _Recorder(model, config, history, on_checkpoint, on_preview, source, stop, clock)
     try:
         if first < config.steps:
             model.fit(
@@ -178,7 +185,22 @@ def train_stylizer(
             total_steps=config.steps,
         )
     recorder.finish()
-    return TrainResult(model, history, config, time.perf_counter() - start, source.skipped)
+    return TrainResult(
+        model, history, config, clock.this_run(), source.skipped, total_seconds=clock.total()
+    )
+
+
+class _Clock:
+    """Training time: this call's, and the total with the runs before a resume."""
+
+    def __init__(self, start, *, earlier):
+        self._start, self._earlier = start, earlier
+
+    def this_run(self):
+        return time.perf_counter() - self._start
+
+    def total(self):
+        return self._earlier + self.this_run()
 
 
 def _compiled_model(style, config):
@@ -262,9 +284,10 @@ def _versions():
 class _Recorder(keras.callbacks.Callback):
     """Keeps the per-step history and hands out checkpoints and previews."""
 
-    def __init__(self, model, config, history, on_checkpoint, on_preview, source, stop):
+    def __init__(self, model, config, history, on_checkpoint, on_preview, source, stop, clock):
         super().__init__()
         self._stop = stop
+        self._clock = clock
         self._stylizer = model
         self._config = config
         self._history = history
@@ -313,4 +336,5 @@ class _Recorder(keras.callbacks.Callback):
             optimizer=_state(self._stylizer.optimizer.variables),
             versions=_versions(),
             history={k: list(v) for k, v in self._history.items()},
+            seconds=self._clock.total(),
         )
