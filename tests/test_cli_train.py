@@ -182,3 +182,16 @@ def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, 
     assert not os.path.exists(f"{output}.ckpt.npz")
     # The training time is the first run's (its three steps), not only the export's.
     assert report["seconds"] > report["this_run_seconds"] + 0.5
+
+
+def test_image_runs_refuse_training_flags(tmp_path, photos, capfd):
+    output = tmp_path / "out.png"
+    image = ["--style", STYLE, "--content", photos / "p0.png", "--output", output]
+    for extra in (["--steps=5"], ["--batch_size=2"], ["--content_dir", photos]):
+        result = run_inprocess([*image, *extra], capfd)
+        name = extra[0].split("=")[0]
+        assert_clean_failure(result, output=output, match=f"{name} is for training a stylizer")
+    # --model paints one by one without --runner: --batch_size is for its Beam batches only.
+    painted = ["--model", tmp_path, "--content", photos / "p0.png", "--output", output]
+    result = run_inprocess([*painted, "--batch_size=2"], capfd)
+    assert_clean_failure(result, output=output, match="--batch_size is for training")

@@ -29,6 +29,11 @@ COMMANDS = {
 def image_command(extra=()):
     """The command of a command line without a command name (`extra`: what follows a `--`,
     Beam's pipeline options)."""
+    used = ("batch_size",) if FLAGS.model and FLAGS.runner else ()
+    refuse_flags(
+        [name for name in train.TRAIN_FLAGS if name not in used],
+        "--{name} is for training a stylizer: tfstyle train --style ART --content_dir PHOTOS ...",
+    )
     if FLAGS.runner:
         return functools.partial(scale.command, list(extra))
     if extra:

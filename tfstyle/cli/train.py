@@ -57,6 +57,19 @@ flags.DEFINE_integer(
     lower_bound=0,
 )
 
+# The flags only `tfstyle train` reads (image runs refuse them; --batch_size also sizes the
+# batches of --model --runner).
+TRAIN_FLAGS = (
+    "content_dir",
+    "size",
+    "batch_size",
+    "steps",
+    "width",
+    "residual_blocks",
+    "style_size",
+    "checkpoint_every",
+    "preview_every",
+)
 # Flags of image runs that training has no use for.
 _NOT_FOR_TRAIN = (
     "content",
