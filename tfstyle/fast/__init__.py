@@ -6,4 +6,5 @@ any photo with one forward pass.
     data.py      training photos: folder listing and the tf.data pipeline (the only file reads)
     train.py     `train_stylizer`: model.fit with the perceptual loss, checkpoints, previews
     stylizer.py  `FastStylizer`: load a trained network and apply it; export
+    tflite.py    `export_tflite`: a trained network as a TFLite model of one size
 """
