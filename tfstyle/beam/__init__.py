@@ -11,6 +11,8 @@ retried bundle does no job twice; a job that fails goes to `dead_letter.jsonl` i
 failing the pipeline.
 
 - `batch`: content x style pairs, each optimised (`run`, `stylize_pairs`, `StylizeFn`).
+- `video`: one video in fixed segments with cross-faded overlaps (`run_video`, `segments`,
+  `SegmentFn`).
 """
 
 try:
@@ -23,15 +25,21 @@ except ImportError as exc:  # the extra is not installed
 from tfstyle.beam.batch import StylizeFn, run, stylize_pairs
 from tfstyle.beam.common import DEAD_LETTER_FILE, Summary
 from tfstyle.beam.pairs import PAIR_COLUMNS, Pair, pairs, read_manifest
+from tfstyle.beam.video import Segment, SegmentFn, VideoSummary, run_video, segments
 
 __all__ = [
     "DEAD_LETTER_FILE",
     "PAIR_COLUMNS",
     "Pair",
+    "Segment",
+    "SegmentFn",
     "StylizeFn",
     "Summary",
+    "VideoSummary",
     "pairs",
     "read_manifest",
     "run",
+    "run_video",
+    "segments",
     "stylize_pairs",
 ]
