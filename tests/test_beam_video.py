@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from cli_runner import assert_clean_failure, run_inprocess
 from video_helpers import shifting_frames, write_clip
 
 from tfstyle import StyleConfig
@@ -216,3 +217,67 @@ def test_a_segment_processed_twice_is_written_once(tmp_path, clip, config, monke
 def test_remote_paths_are_refused(tmp_path, clip, config):
     with pytest.raises(ConfigError, match=r"local paths.*gs://bucket/out\.mp4"):
         run(clip, "gs://bucket/out.mp4", config)
+
+
+def video(capfd, *extra):
+    tiny = [
+        "--weights=none",
+        "--max_size=32",
+        "--iterations=2",
+        "--frame_iterations=1",
+        "--content_layers=block2_conv1",
+        "--style_layers=block1_conv1,block2_conv1",
+    ]
+    return run_inprocess(["video", "--style", STYLE, *tiny, *extra], capfd)
+
+
+def test_the_cli_runs_a_video_on_beam(tmp_path, clip, capfd):
+    output = tmp_path / "out.mp4"
+    args = ["--content", clip, "--output", output, "--runner", "direct"]
+    result = video(capfd, *args, "--segment_frames=6", "--segment_overlap=2", "--", *IN_PROCESS)
+    assert result.code == 0, result.stderr
+    assert result.lines[-1] == (
+        f"tfstyle: wrote {output} (2 segments: 2 written, 0 skipped, 0 failed)"
+    )
+    assert vio.probe_video(output).frame_count == FRAMES
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["segments"] == {"frames": 6, "overlap": 2}
+    assert [r["index"] for r in report["per_frame"] if "blend" in r] == [4, 5]
+    assert sorted(os.listdir(tmp_path)) == ["out.json", "out.mp4"]
+
+
+def test_the_cli_paints_a_video_on_beam_with_a_model(tmp_path, clip, capfd):
+    from tfstyle import build_stylizer
+
+    model = tmp_path / "tiny.keras"
+    build_stylizer(width=4, residual_blocks=1).save(model)
+    output = tmp_path / "painted"
+    args = ["video", "--content", clip, "--model", model, "--output", output, "--max_size=32"]
+    beam = ["--runner=direct", "--segment_frames=5", "--segment_overlap=1", "--flow_blend=0.5"]
+    result = run_inprocess([*args, *beam, "--quiet", "--", *IN_PROCESS], capfd)
+    assert result.code == 0 and result.stderr == "", result.stderr
+    assert len(os.listdir(output)) == FRAMES
+    report = json.loads((tmp_path / "painted.json").read_text())
+    assert [r["steps"] for r in report["per_frame"]] == [0] * FRAMES
+    assert [r["index"] for r in report["per_frame"] if "blend" in r] == [4, 9]
+    assert report["model"] == str(model) and report["video"]["flow_blend"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--segment_frames=4"], "--segment_frames is for a video on Apache Beam (--runner)"),
+        (["--", "--direct_num_workers=1"], "unexpected arguments"),
+        (["--runner=direct", "--resume"], "--resume is for the in-process video command"),
+        (
+            ["--runner=direct", "--segment_frames=2", "--segment_overlap=2"],
+            "segment_overlap (2) must be smaller than segment_frames (2)",
+        ),
+        (["--runner=direct", "--output_dir=x"], "video takes no --output_dir"),
+    ],
+)
+def test_the_cli_refuses_bad_flags_in_one_line(tmp_path, clip, capfd, extra, match):
+    output = tmp_path / "out.mp4"
+    result = video(capfd, "--content", clip, "--output", output, *extra)
+    assert_clean_failure(result, output=output, match=match)
+    assert os.listdir(tmp_path) == []

@@ -2,7 +2,7 @@
 
 `COMMANDS` is the one table of named commands (`tfstyle NAME --flags`); a command line without
 a name is an image run: one image with --output, a batch with --output_dir (on Apache Beam
-with --runner).
+with --runner). `video` with --runner is the video pipeline on Apache Beam.
 """
 
 import functools
@@ -13,7 +13,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from tfstyle import __version__, shell
-from tfstyle.cli import apply, batch, export, scale, stylize, train, video
+from tfstyle.cli import apply, batch, export, scale, stylize, train, video, video_beam
 from tfstyle.cli.flags import FLAGS, refuse_flags
 from tfstyle.errors import TfstyleError
 
@@ -57,6 +57,9 @@ def main(argv):
         return 0
     if argv[1:2] and argv[1] in COMMANDS:
         command, argv = COMMANDS[argv[1]], argv[1:]
+        if command is video.command and FLAGS.runner:
+            # What follows a '--' is Beam's pipeline options, as for the image batch.
+            command, argv = functools.partial(video_beam.command, argv[1:]), argv[:1]
     else:
         command = None
     with shell.one_line_warnings(), shell.stop_on_signals():
