@@ -195,12 +195,12 @@ def test_a_failed_segment_is_a_dead_letter_and_a_rerun_redoes_only_it(
     # A finished video: a rerun runs nothing and changes no file.
     done = snapshot(tmp_path)
     rerun = run(clip, output, config)
-    assert (rerun.written, rerun.skipped, rerun.failed) == (0, 3, 0)
+    assert (rerun.written, rerun.skipped, rerun.failed) == (0, 3, 0) and rerun.finished_before
     assert snapshot(tmp_path) == done
 
 
-def test_a_segment_processed_twice_is_written_once(tmp_path, clip, config, monkeypatch):
-    job = beam_video._job(clip, tmp_path / "out.mp4", [STYLE], None, config, VIDEO, SEGMENTS, None)
+def test_a_segment_or_the_stitch_processed_twice_writes_once(tmp_path, clip, config, monkeypatch):
+    job = beam_video._job(clip, tmp_path / "out", [STYLE], None, config, VIDEO, SEGMENTS, None)
     fn = beam_video.SegmentFn(job=job, config=config, styles=[STYLE])
     fn.setup()
     writes = []
@@ -212,6 +212,14 @@ def test_a_segment_processed_twice_is_written_once(tmp_path, clip, config, monke
     assert first == second and [r["index"] for r in first[0]["per_frame"]] == list(range(7, 12))
     # Written once (write_image goes through write_bytes): the second time read the record back.
     assert writes == [job.frame(2, i) for i in range(7, 12)] + [job.record(2)]
+
+    records = [next(iter(fn.process(s))) for s in job.found]
+    assert beam_video.stitch(records, [], job=job) == job.output
+    done = snapshot(tmp_path)
+    assert sorted(done) == sorted([*(f"out/frame_{i:06d}.png" for i in range(1, 13)), "out.json"])
+    # A retried stitch, its work folder gone: nothing to redo, nothing changed.
+    assert beam_video.stitch(records, [], job=job) == job.output
+    assert snapshot(tmp_path) == done
 
 
 def test_remote_paths_are_refused(tmp_path, clip, config):
@@ -256,6 +264,10 @@ def test_the_cli_paints_a_video_on_beam_with_a_model(tmp_path, clip, capfd):
     beam = ["--runner=direct", "--segment_frames=5", "--segment_overlap=1", "--flow_blend=0.5"]
     result = run_inprocess([*args, *beam, "--quiet", "--", *IN_PROCESS], capfd)
     assert result.code == 0 and result.stderr == "", result.stderr
+    again = run_inprocess([*args, *beam, "--", *IN_PROCESS], capfd)
+    assert again.code == 0 and again.lines == [
+        f"tfstyle: {output} is finished (its report exists); pass --overwrite to make it again"
+    ]
     assert len(os.listdir(output)) == FRAMES
     report = json.loads((tmp_path / "painted.json").read_text())
     assert [r["steps"] for r in report["per_frame"]] == [0] * FRAMES

@@ -253,6 +253,9 @@ def stitch(records, failures, *, job):
         lines = "".join(f"{line}\n" for line in failures)
         fs.write_bytes(lines.encode(), job.dead_letter)
         return None
+    if fs.exists(job.report) and not all(fs.exists(job.record(s.index)) for s in job.found):
+        # A retried stitch after its report was written: the work folder is (being) removed.
+        return job.output
     by_segment = {r["index"]: r for r in records}
     paths, finals, blended = _final_frames(job)
     per_frame = _frame_records(job, by_segment, blended, finals)
@@ -363,9 +366,15 @@ def _report(job, by_segment, per_frame):
 
 
 def remove_work(job):
-    """Delete the work folder's frames, records and files of ours; anything else stays."""
+    """Delete the work folder's frames, records and files of ours; anything else stays. The
+    records go first: a segment without one is unfinished, never a finished one missing
+    frames."""
+    from tfstyle.io import remove_file
+
     for segment in job.found:
-        vio.remove_frame_folder(job.folder(segment.index), extra=(RECORD_FILE,))
+        remove_file(job.record(segment.index))
+    for segment in job.found:
+        vio.remove_frame_folder(job.folder(segment.index))
     vio.remove_frame_folder(fs.join(job.work, BLEND_FOLDER))
     vio.remove_frame_folder(job.work, extra=(RUN_FILE, common.DEAD_LETTER_FILE))
 
@@ -373,11 +382,13 @@ def remove_work(job):
 @dataclasses.dataclass(frozen=True)
 class VideoSummary(common.Summary):
     """`Summary` of segments, and `output`: the path written, or None when segments failed
-    (the finished ones are kept in `work` for a rerun)."""
+    (the finished ones are kept in `work` for a rerun); `finished_before`: the output was
+    already finished, and nothing ran."""
 
     output: str | None
     work: str
     segments: int
+    finished_before: bool
 
 
 def run_video(
@@ -418,10 +429,19 @@ def run_video(
     job = _job(content, output, styles, model, config, video, segmenting, frame_rate)
     if overwrite:
         remove_work(job)
+        if not job.to_video:  # a longer earlier run's frames would stay after the new ones
+            vio.remove_frame_folder(job.output)
     elif fs.exists(job.report):
         count = len(job.found)
         return VideoSummary(
-            0, count, 0, job.dead_letter, output=job.output, work=job.work, segments=count
+            0,
+            count,
+            0,
+            job.dead_letter,
+            output=job.output,
+            work=job.work,
+            segments=count,
+            finished_before=True,
         )
     _claim_work(job)
     pipeline = common.new_pipeline(options)
@@ -446,6 +466,7 @@ def run_video(
         output=None if summary.failed else job.output,
         work=job.work,
         segments=len(job.found),
+        finished_before=False,
     )
 
 
@@ -482,11 +503,10 @@ def _job(content, output, styles, model, config, video, segmenting, frame_rate):
         "video": video.to_dict(),
         "segments": segmenting.to_dict(),
     }
-    stem = output if not vio.is_video_path(output) else os.path.splitext(output)[0]
     return VideoJob(
         content=source,
         output=output,
-        work=stem + ".segments",
+        work=vio.segments_folder(output),
         found=tuple(found),
         size=tuple(size),
         frame_rate=str(rate),

@@ -50,6 +50,14 @@ def command(pipeline_args):
         options=pipeline_options(FLAGS.runner, pipeline_args),
     )
     counts = f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed"
+    if summary.finished_before:
+        if not FLAGS.quiet:
+            print(
+                f"{shell.PREFIX}: {summary.output} is finished (its report exists); pass "
+                "--overwrite to make it again",
+                file=sys.stderr,
+            )
+        return 0
     if summary.output is None:
         raise TfstyleError(
             f"segments: {counts}: see {summary.dead_letter}; the finished ones are kept in "
@@ -73,3 +81,4 @@ def _check_output(content, styles):
     else:
         video_cli.refuse_image_output()
         check_directory(FLAGS.output, create=True)
+    check_directory(vio.segments_folder(FLAGS.output), create=True)

@@ -181,6 +181,13 @@ def count_finished_frames(folder, total):
     return done
 
 
+def segments_folder(output):
+    """The work folder of a video made in segments (`tfstyle.beam.video`): `out.segments`
+    beside `out.mp4`, or beside a frames folder `out`."""
+    output = os.path.abspath(os.fsdecode(output)).rstrip(os.sep)
+    return (os.path.splitext(output)[0] if is_video_path(output) else output) + ".segments"
+
+
 def is_video_path(path):
     return os.path.splitext(os.fsdecode(path))[1].lower() in VIDEO_FORMATS
 
