@@ -47,6 +47,7 @@ from tfstyle.video_config import (
     DEFAULT_FRAME_RATE,
     SEGMENT_DEFAULTS,
     VIDEO_DEFAULTS,
+    VideoConfig,
     as_frame_rate,
 )
 
@@ -124,14 +125,14 @@ class VideoJob:
         video: the `VideoConfig`; settings: the run's settings, for `run.json` and the report.
     """
 
-    content: object
+    content: str | tuple
     output: str
     work: str
     found: tuple
     size: tuple
     frame_rate: str
     audio: str | None
-    video: object
+    video: VideoConfig
     settings: dict
 
     @property
@@ -278,28 +279,23 @@ def _final_frames(job):
     for index, segment, other, weight in frame_sources(job.found):
         source = job.frame(segment, index)
         if other is None:
-            image = fs.read_image(source) if index in near else None
-        else:
-            image = crossfade(fs.read_image(source), fs.read_image(job.frame(other, index)), weight)
-            blended[index] = (other, weight)
-        target = _final_path(job, index)
-        if target is None:  # a video: unblended frames are encoded from the segment's file
-            target = source
-            if other is not None:
-                target = vio.frame_path(fs.join(job.work, BLEND_FOLDER), index)
-                fs.write_image(image, target)
-        elif other is None:
-            fs.write_bytes(fs.read_bytes(source), target)
-        else:
-            fs.write_image(image, target)
-        paths.append(target)
-        if index in near:
-            finals[index] = image
+            paths.append(_keep(job, index, source))
+            if index in near:
+                finals[index] = fs.read_image(source)
+            continue
+        image = crossfade(fs.read_image(source), fs.read_image(job.frame(other, index)), weight)
+        folder = fs.join(job.work, BLEND_FOLDER) if job.to_video else job.output
+        paths.append(fs.write_image(image, vio.frame_path(folder, index)))
+        finals[index], blended[index] = image, (other, weight)
     return paths, finals, blended
 
 
-def _final_path(job, index):
-    return None if job.to_video else vio.frame_path(job.output, index)
+def _keep(job, index, source):
+    """An unblended frame's final file: a video is encoded from the segment's own file; a
+    frames folder gets a copy."""
+    if job.to_video:
+        return source
+    return fs.write_bytes(fs.read_bytes(source), vio.frame_path(job.output, index))
 
 
 def _boundary_frames(found):
