@@ -273,6 +273,10 @@ def test_the_cli_paints_a_video_on_beam_with_a_model(tmp_path, clip, capfd):
     assert [r["steps"] for r in report["per_frame"]] == [0] * FRAMES
     assert [r["index"] for r in report["per_frame"] if "blend" in r] == [4, 9]
     assert report["model"] == str(model) and report["video"]["flow_blend"] == 0.5
+    other = tmp_path / "other.mp4"
+    missing = ["video", "--content", clip, "--model", tmp_path / "nothing", "--output", other]
+    refused = run_inprocess([*missing, *beam, "--", *IN_PROCESS], capfd)
+    assert_clean_failure(refused, output=other, match="no stylizer at")
 
 
 @pytest.mark.parametrize(

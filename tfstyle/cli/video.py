@@ -125,7 +125,7 @@ def command():
     size = _frame_size(source, config, even=to_video)
     start, previous_records = _resume_point(work, source, config, video)
     style_images = [loader()(path) for path in styles]
-    stylizer = _stylizer() if FLAGS.model else None
+    stylizer = load_stylizer() if FLAGS.model else None
     return _run(
         source,
         style_images,
@@ -279,7 +279,7 @@ def _resume_point(work, source, config, video):
     return done, records
 
 
-def _stylizer():
+def load_stylizer():
     with shell.quiet_native_logs():
         from tfstyle.fast.stylizer import FastStylizer
 

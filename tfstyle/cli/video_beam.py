@@ -29,8 +29,11 @@ def command(pipeline_args):
     content, styles, config, video = video_cli.settings_from_flags()
     segmenting = SegmentConfig(frames=FLAGS.segment_frames, overlap=FLAGS.segment_overlap)
     _check_output(content, styles)
-    for path in styles:  # unreadable styles get their one line here, not one per segment
+    # An unreadable style or model gets its one line here, not a failure on every worker.
+    for path in styles:
         loader()(path)
+    if FLAGS.model:
+        video_cli.load_stylizer()
     with shell.quiet_native_logs():
         try:
             from tfstyle import beam
