@@ -222,6 +222,30 @@ def test_a_segment_or_the_stitch_processed_twice_writes_once(tmp_path, clip, con
     assert snapshot(tmp_path) == done
 
 
+def test_a_folder_of_frames_at_its_frame_rate(tmp_path, config):
+    from tfstyle.io import save_image
+
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    for index, frame in enumerate(shifting_frames(5)):
+        save_image(frame, folder / f"f{index + 1}.png")
+    summary = beam_video.run_video(
+        folder,
+        output=tmp_path / "out.mkv",
+        styles=[STYLE],
+        config=config,
+        video=VIDEO,
+        segmenting=SegmentConfig(frames=3, overlap=1),
+        frame_rate="10",
+        options=IN_PROCESS,
+    )
+    assert (summary.written, summary.failed) == (2, 0)
+    info = vio.probe_video(tmp_path / "out.mkv")
+    assert (info.frame_count, info.frame_rate, info.has_audio) == (5, Fraction(10), False)
+    with pytest.raises(ConfigError, match="frame_rate is for a folder of frames"):
+        run(str(tmp_path / "out.mkv"), tmp_path / "again.mp4", config, frame_rate=24)
+
+
 def test_remote_paths_are_refused(tmp_path, clip, config):
     with pytest.raises(ConfigError, match=r"local paths.*gs://bucket/out\.mp4"):
         run(clip, "gs://bucket/out.mp4", config)
