@@ -195,3 +195,15 @@ def test_image_runs_refuse_training_flags(tmp_path, photos, capfd):
     painted = ["--model", tmp_path, "--content", photos / "p0.png", "--output", output]
     result = run_inprocess([*painted, "--batch_size=2"], capfd)
     assert_clean_failure(result, output=output, match="--batch_size is for training")
+
+
+def test_other_commands_refuse_training_flags_and_tflite_size(tmp_path, photos, capfd):
+    output = tmp_path / "out.mp4"
+    video = ["video", "--content", photos, "--style", STYLE, "--output", output]
+    result = run_inprocess([*video, "--steps=5"], capfd)
+    assert_clean_failure(result, output=output, match="--steps is for training a stylizer")
+    result = run_inprocess([*video, "--tflite_size=64"], capfd)
+    assert_clean_failure(result, output=output, match="--tflite_size is for tfstyle export")
+    painted = ["--model", tmp_path, "--content", photos / "p0.png", "--output", output]
+    result = run_inprocess([*painted, "--tflite_size=64"], capfd)
+    assert_clean_failure(result, output=output, match="--tflite_size is for tfstyle export")

@@ -40,6 +40,23 @@ def test_write_video_keeps_count_rate_and_copies_audio(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["clip.mp4", "frames", "out.mp4"]  # no temporaries
 
 
+def test_a_range_of_frames_from_a_video_or_a_folder(tmp_path):
+    frames = shifting_frames(6)
+    clip = write_clip(tmp_path / "clip.mp4", frames)
+    whole = list(vio.read_video_frames(clip))
+    part = list(vio.read_frame_range(str(clip), 2, 5))
+    assert len(part) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(part, whole[2:5], strict=True))
+    files = [tmp_path / f"f{index}.png" for index in range(len(frames))]
+    for frame, path in zip(frames, files, strict=True):
+        save_image(frame, path)
+    from_files = list(vio.read_frame_range(files, 4, 9))  # past the end: what there is
+    assert len(from_files) == 2 and from_files[0].dtype == np.uint8
+    assert np.array_equal(from_files[1], np.rint(frames[5] * 255).astype(np.uint8))
+    assert vio.segments_folder(tmp_path / "out.mp4") == str(tmp_path / "out.segments")
+    assert vio.segments_folder(f"{tmp_path}/painted/") == str(tmp_path / "painted.segments")
+
+
 def test_frame_folder_is_read_in_natural_order(tmp_path):
     for name in ("f10.png", "f2.png", "f1.png", "notes.txt"):
         (tmp_path / name).write_bytes(b"")

@@ -56,6 +56,36 @@ class VideoConfig(Settings):
 VIDEO_DEFAULTS = VideoConfig()
 
 
+@dataclasses.dataclass(frozen=True)
+class SegmentConfig(Settings):
+    """How a video on Apache Beam (`tfstyle.beam.video`) is cut into segments that run in
+    parallel, each from its own full first frame.
+
+    Attributes:
+        frames: frames each segment keeps (the last segment keeps what is left).
+        overlap: frames before each later segment's start that it makes too, so that the
+            stitch cross-fades from the previous segment's version of them into its own
+            instead of jumping at the boundary (0: a hard cut). Fewer than `frames`.
+    """
+
+    frames: int = 100
+    overlap: int = 2
+
+    def __post_init__(self):
+        _check_int("segment_frames", self.frames, low=1)
+        _check_int("segment_overlap", self.overlap, low=0)
+        if self.overlap >= self.frames:
+            from tfstyle.errors import ConfigError
+
+            raise ConfigError(
+                f"segment_overlap ({self.overlap}) must be smaller than segment_frames "
+                f"({self.frames})"
+            )
+
+
+SEGMENT_DEFAULTS = SegmentConfig()
+
+
 def as_frame_rate(value):
     """A frame rate as a positive `Fraction` (from an int, float, Fraction or "30000/1001")."""
     from tfstyle.errors import ConfigError

@@ -13,6 +13,8 @@ failing the pipeline.
 - `batch`: content x style pairs, each optimised (`run`, `stylize_pairs`, `StylizeFn`).
 - `fast`: photos painted by a trained stylizer through Beam's `RunInference`, batched
   (`run_stylizer`, `stylize_with_model`, `StylizerHandler`).
+- `video`: one video in fixed segments with cross-faded overlaps (`run_video`, `segments`,
+  `SegmentFn`).
 """
 
 try:
@@ -26,18 +28,24 @@ from tfstyle.beam.batch import StylizeFn, run, stylize_pairs
 from tfstyle.beam.common import DEAD_LETTER_FILE, Summary
 from tfstyle.beam.fast import StylizerHandler, run_stylizer, stylize_with_model
 from tfstyle.beam.pairs import PAIR_COLUMNS, Pair, pairs, read_manifest
+from tfstyle.beam.video import Segment, SegmentFn, VideoSummary, run_video, segments
 
 __all__ = [
     "DEAD_LETTER_FILE",
     "PAIR_COLUMNS",
     "Pair",
+    "Segment",
+    "SegmentFn",
     "StylizeFn",
     "StylizerHandler",
     "Summary",
+    "VideoSummary",
     "pairs",
     "read_manifest",
     "run",
     "run_stylizer",
+    "run_video",
+    "segments",
     "stylize_pairs",
     "stylize_with_model",
 ]

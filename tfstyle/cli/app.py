@@ -2,7 +2,7 @@
 
 `COMMANDS` is the one table of named commands (`tfstyle NAME --flags`); a command line without
 a name is an image run: one image with --output, a batch with --output_dir (on Apache Beam
-with --runner).
+with --runner). `video` with --runner is the video pipeline on Apache Beam.
 """
 
 import functools
@@ -13,7 +13,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from tfstyle import __version__, shell
-from tfstyle.cli import apply, batch, export, scale, stylize, train, video
+from tfstyle.cli import apply, batch, export, scale, stylize, train, video, video_beam
 from tfstyle.cli.flags import FLAGS, refuse_flags
 from tfstyle.errors import TfstyleError
 
@@ -29,11 +29,6 @@ COMMANDS = {
 def image_command(extra=()):
     """The command of a command line without a command name (`extra`: what follows a `--`,
     Beam's pipeline options)."""
-    used = ("batch_size",) if FLAGS.model and FLAGS.runner else ()
-    refuse_flags(
-        [name for name in train.TRAIN_FLAGS if name not in used],
-        "--{name} is for training a stylizer: tfstyle train --style ART --content_dir PHOTOS ...",
-    )
     if FLAGS.runner:
         return functools.partial(scale.command, list(extra))
     if extra:
@@ -46,11 +41,25 @@ def image_command(extra=()):
     if FLAGS.model:
         return apply.command
     refuse_flags(video.VIDEO_FLAGS, "--{name} is for videos: tfstyle video --content CLIP ...")
-    if FLAGS.tflite_size:
-        raise TfstyleError("--tflite_size is for tfstyle export --model")
     if FLAGS["tile_size"].present:
         raise TfstyleError("--tile_size is for painting with a trained network (--model)")
     return batch.command if FLAGS.output_dir else stylize.command
+
+
+def refuse_foreign_flags(name):
+    """The flags of another command given to command `name` ("image" for a command line with
+    no command name), refused in one line: the training flags outside `train` (but
+    --batch_size, which also sizes the batches of --model --runner), --tflite_size outside
+    `export`."""
+    if name != "train":
+        used = ("batch_size",) if name == "image" and FLAGS.model and FLAGS.runner else ()
+        refuse_flags(
+            [flag for flag in train.TRAIN_FLAGS if flag not in used],
+            "--{name} is for training a stylizer: tfstyle train --style ART --content_dir "
+            "PHOTOS ...",
+        )
+    if name != "export" and FLAGS.tflite_size:
+        raise TfstyleError("--tflite_size is for tfstyle export --model")
 
 
 def main(argv):
@@ -62,12 +71,17 @@ def main(argv):
     if FLAGS.version:
         print(f"{shell.PREFIX} {__version__}")
         return 0
-    if argv[1:2] and argv[1] in COMMANDS:
-        command, argv = COMMANDS[argv[1]], argv[1:]
+    name = argv[1] if argv[1:2] and argv[1] in COMMANDS else "image"
+    if name != "image":
+        command, argv = COMMANDS[name], argv[1:]
+        if command is video.command and FLAGS.runner:
+            # What follows a '--' is Beam's pipeline options, as for the image batch.
+            command, argv = functools.partial(video_beam.command, argv[1:]), argv[:1]
     else:
         command = None
     with shell.one_line_warnings(), shell.stop_on_signals():
         try:
+            refuse_foreign_flags(name)
             if len(argv) > 1 and command is not None:
                 raise TfstyleError(
                     f"unexpected arguments: {' '.join(argv[1:])}; flags look like --name=value"

@@ -90,8 +90,9 @@ flags.DEFINE_string("output", None, "Output image (.png, .jpg or .jpeg).")
 flags.DEFINE_string(
     "runner",
     None,
-    "Batch mode on Apache Beam (needs tfstyle[beam]): 'direct' (every core here), "
-    "DataflowRunner, FlinkRunner, SparkRunner...; Beam pipeline options follow a '--' at the end.",
+    "A batch, or tfstyle video, on Apache Beam (needs tfstyle[beam]): 'direct' (every core "
+    "here), DataflowRunner, FlinkRunner, SparkRunner...; Beam pipeline options follow a '--' at "
+    "the end.",
 )
 flags.DEFINE_string(
     "manifest",

@@ -27,6 +27,7 @@ from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
 from tfstyle.video_config import (
     DEFAULT_FRAME_RATE,
     FLOW_METHODS,
+    SEGMENT_DEFAULTS,
     VIDEO_DEFAULTS,
     VIDEO_MODES,
     VideoConfig,
@@ -65,6 +66,21 @@ flags.DEFINE_string(
     f"{DEFAULT_FRAME_RATE}; a video input keeps its own), e.g. 24 or 30000/1001.",
 )
 
+flags.DEFINE_integer(
+    "segment_frames",
+    SEGMENT_DEFAULTS.frames,
+    "video with --runner: frames per segment; segments stylize in parallel, each from its own "
+    "full first frame.",
+)
+flags.DEFINE_integer(
+    "segment_overlap",
+    SEGMENT_DEFAULTS.overlap,
+    "video with --runner: frames each later segment shares with the previous one, cross-faded "
+    "at the stitch (0: a hard cut).",
+)
+
+# The flags of `tfstyle video` on Apache Beam only (the in-process command refuses them).
+SEGMENT_FLAGS = ("segment_frames", "segment_overlap")
 # The flags only `tfstyle video` reads (image runs refuse them).
 VIDEO_FLAGS = (
     "video_mode",
@@ -73,6 +89,7 @@ VIDEO_FLAGS = (
     "flow",
     "flow_blend",
     "frame_rate",
+    *SEGMENT_FLAGS,
 )
 # Flags of image runs that a video run has no use for.
 _NOT_FOR_VIDEO = (
@@ -81,7 +98,6 @@ _NOT_FOR_VIDEO = (
     "history",
     "plot_losses",
     "tensorboard_dir",
-    "content_dir",
 )
 PROGRESS_FILE = "progress.json"
 
@@ -91,6 +107,42 @@ def command():
     from tfstyle.io import check_directory
     from tfstyle.io import video as vio
 
+    refuse_flags(SEGMENT_FLAGS, "--{name} is for a video on Apache Beam (--runner)")
+    content, styles, config, video = settings_from_flags()
+    # The output, checked before anything is read or made.
+    to_video = vio.is_video_path(FLAGS.output)
+    if to_video:
+        output = vio.check_video_output(FLAGS.output, inputs=[content, *styles])
+        work = os.path.splitext(output)[0] + ".frames"
+        check_directory(work, create=True)
+        if os.path.exists(output) and not FLAGS.overwrite:
+            raise TfstyleError(f"{output} already exists; remove it or pass --overwrite")
+    else:
+        refuse_image_output()
+        output = work = check_directory(FLAGS.output, create=True)
+    source = _source(content)
+    size = _frame_size(source, config, even=to_video)
+    start, previous_records = _resume_point(work, source, config, video)
+    style_images = [loader()(path) for path in styles]
+    stylizer = load_stylizer() if FLAGS.model else None
+    return _run(
+        source,
+        style_images,
+        stylizer,
+        config=config,
+        video=video,
+        size=size,
+        output=output,
+        work=work,
+        to_video=to_video,
+        start=start,
+        previous_records=previous_records,
+    )
+
+
+def settings_from_flags():
+    """(content, style paths, `StyleConfig`, `VideoConfig`) from the flags, checked as every
+    video run needs them (in process or on Beam)."""
     refuse_flags(_NOT_FOR_VIDEO, "video takes no --{name}")
     required = ("content", "output") if FLAGS.model else ("content", "style", "output")
     for name in required:
@@ -119,39 +171,18 @@ def command():
         config.blend_weights(len(styles))
         if FLAGS["flow_blend"].present:
             raise TfstyleError("--flow_blend is for --model; optimised frames use --video_mode")
-    # The output, checked before anything is read or made.
-    to_video = vio.is_video_path(FLAGS.output)
-    if to_video:
-        output = vio.check_video_output(FLAGS.output, inputs=[content, *styles])
-        work = os.path.splitext(output)[0] + ".frames"
-        check_directory(work, create=True)
-        if os.path.exists(output) and not FLAGS.overwrite:
-            raise TfstyleError(f"{output} already exists; remove it or pass --overwrite")
-    else:
-        if os.path.splitext(FLAGS.output)[1].lower() in (".png", ".jpg", ".jpeg", ".gif"):
-            raise TfstyleError(
-                f"cannot write {FLAGS.output}: give a video file ({', '.join(vio.VIDEO_FORMATS)})"
-                " or a folder for the frames"
-            )
-        output = work = check_directory(FLAGS.output, create=True)
-    source = _source(content)
-    size = _frame_size(source, config, even=to_video)
-    start, previous_records = _resume_point(work, source, config, video)
-    style_images = [loader()(path) for path in styles]
-    stylizer = _stylizer() if FLAGS.model else None
-    return _run(
-        source,
-        style_images,
-        stylizer,
-        config=config,
-        video=video,
-        size=size,
-        output=output,
-        work=work,
-        to_video=to_video,
-        start=start,
-        previous_records=previous_records,
-    )
+    return content, styles, config, video
+
+
+def refuse_image_output():
+    """A video's output is a video file or a folder: an image file name is a mistake."""
+    from tfstyle.io import video as vio
+
+    if os.path.splitext(FLAGS.output)[1].lower() in (".png", ".jpg", ".jpeg", ".gif"):
+        raise TfstyleError(
+            f"cannot write {FLAGS.output}: give a video file ({', '.join(vio.VIDEO_FORMATS)})"
+            " or a folder for the frames"
+        )
 
 
 class _Source:
@@ -247,7 +278,7 @@ def _resume_point(work, source, config, video):
     return done, records
 
 
-def _stylizer():
+def load_stylizer():
     with shell.quiet_native_logs():
         from tfstyle.fast.stylizer import FastStylizer
 

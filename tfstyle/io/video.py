@@ -127,6 +127,26 @@ def read_video_frames(path, *, start=0):
         container.close()
 
 
+def is_frame_folder(path):
+    """Whether a video input is a folder of frames (else a video file)."""
+    return os.path.isdir(os.fsdecode(path))
+
+
+def read_frame_range(source, start, stop):
+    """Yield frames `start` to `stop - 1` (0-based) as uint8 RGB `[H, W, 3]` from `source`: a
+    video file's path, or a sequence of image files (`frame_folder_paths`). Stops decoding at
+    `stop`, so a segment near the start of a long video does not decode the rest."""
+    if isinstance(source, str | bytes | os.PathLike):
+        with contextlib.closing(read_video_frames(source, start=start)) as frames:
+            for index, frame in enumerate(frames, start=start):
+                if index >= stop:
+                    return
+                yield frame
+        return
+    for path in source[start:stop]:
+        yield np.rint(load_image(path) * 255.0).astype(np.uint8)
+
+
 def frame_folder_paths(folder):
     """The image files of a folder of frames, in natural order (frame_2 before frame_10).
 
@@ -159,6 +179,13 @@ def count_finished_frames(folder, total):
     while done < total and os.path.isfile(frame_path(folder, done)):
         done += 1
     return done
+
+
+def segments_folder(output):
+    """The work folder of a video made in segments (`tfstyle.beam.video`): `out.segments`
+    beside `out.mp4`, or beside a frames folder `out`."""
+    output = os.path.abspath(os.fsdecode(output)).rstrip(os.sep)
+    return (os.path.splitext(output)[0] if is_video_path(output) else output) + ".segments"
 
 
 def is_video_path(path):
