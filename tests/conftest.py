@@ -70,7 +70,10 @@ def real_weights():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `slow` run only with TFSTYLE_SLOW=1 (the default run stays short)."""
+    """The real-weights tests first: their files take the longest (minutes), and started last
+    on one worker they would keep it busy after the others finish. Tests marked `slow` run only
+    with TFSTYLE_SLOW=1 (the default run stays short)."""
+    items.sort(key=lambda item: "weights" not in item.keywords)  # stable: the rest in order
     if os.environ.get("TFSTYLE_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow: set TFSTYLE_SLOW=1 to run")
