@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from cli_runner import ROOT, run_inprocess, subprocess_env
 
-from tfstyle.errors import ConfigError
+from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.io import filesystems, save_image
 
 beam_module = pytest.importorskip("tfstyle.beam", reason="the beam extra is not installed")
@@ -168,3 +168,40 @@ def test_direct_runner_defaults_use_every_core_quietly_unless_overridden():
         "--runner=DataflowRunner",
         "--project=p",
     ]
+
+
+def test_bad_pipeline_options_and_unknown_filesystems_are_one_line(tmp_path, files, capfd):
+    from tfstyle.beam import common
+
+    with pytest.raises(ConfigError, match="bad Beam pipeline option: argument --direct_num_work"):
+        common.new_pipeline(["--direct_num_workers=abc"])
+    with pytest.raises(ConfigError, match=r"^Unexpected pipeline runner: bogus$"):
+        common.new_pipeline(["--runner=bogus"])
+    with pytest.raises(TfstyleError, match="no filesystem for nosuch://"):
+        filesystems.exists("nosuch://bucket/out")
+    contents, styles = files
+    args = ["--content", contents, "--style", styles, "--weights", "none", "--runner", "direct"]
+    for extra, match in (
+        (["--output_dir", tmp_path / "out", "--", "--direct_num_workers=abc"], "invalid int"),
+        (["--output_dir", "nosuch://bucket/out"], "no filesystem for nosuch://"),
+    ):
+        result = run_inprocess([*args, *extra], capfd)
+        assert result.code == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert match in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_pipeline_says_its_finished_outputs_are_kept(
+    tmp_path, files, capfd, monkeypatch
+):
+    from tfstyle.cli import scale
+
+    def interrupted(pipeline_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scale, "command", interrupted)
+    contents, styles = files
+    args = ["--content", contents, "--style", styles, "--output_dir", tmp_path / "out"]
+    result = run_inprocess([*args, "--runner", "direct"], capfd)
+    assert result.code == 130
+    assert "what finished is kept: run the same command to go on" in result.stderr

@@ -132,6 +132,8 @@ def test_bad_models_and_clashing_names_are_refused_before_any_work(tmp_path, pho
         beam_module.run_stylizer(
             [photos], model=model_file, output_dir=tmp_path, preserve_colors="sepia"
         )
+    with pytest.raises(ConfigError, match="tile_size must be 0 or over"):
+        beam_module.run_stylizer([photos], model=model_file, output_dir=tmp_path, tile_size=128)
     assert not (tmp_path / "a__tiny.png").exists()
 
 

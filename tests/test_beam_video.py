@@ -169,7 +169,7 @@ def test_a_failed_segment_is_a_dead_letter_and_a_rerun_redoes_only_it(
     assert {k: v for k, v in snapshot(work).items() if k != "dead_letter.jsonl"} == kept
 
     # Other settings would mix two runs' segments in one video: refused before any work.
-    with pytest.raises(ConfigError, match="other settings"):
+    with pytest.raises(ConfigError, match=r"other settings \(settings.iterations\)"):
         run(clip, output, config.replace(iterations=4))
 
     monkeypatch.undo()
@@ -314,6 +314,7 @@ def test_the_cli_paints_a_video_on_beam_with_a_model(tmp_path, clip, capfd):
             "segment_overlap (2) must be smaller than segment_frames (2)",
         ),
         (["--runner=direct", "--output_dir=x"], "video takes no --output_dir"),
+        (["--runner=direct", "--output=gs://b/v.mp4"], "a video pipeline reads and writes local"),
     ],
 )
 def test_the_cli_refuses_bad_flags_in_one_line(tmp_path, clip, capfd, extra, match):

@@ -229,6 +229,9 @@ def test_help_lists_the_flags(arg):
     assert "Traceback" not in result.stderr
     for flag in ("--content", "--style", "--output", "--optimizer", "--[no]resume", "--output_dir"):
         assert flag in result.stdout
+    # And those of the other commands (train, video, export), which live in their modules.
+    for flag in ("--steps", "--video_mode", "--segment_frames", "--tflite_size"):
+        assert f"  {flag}:" in result.stdout
 
 
 @pytest.mark.parametrize("module", ["tfstyle", "tfstyle.cli"])

@@ -187,14 +187,15 @@ def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, 
 def test_image_runs_refuse_training_flags(tmp_path, photos, capfd):
     output = tmp_path / "out.png"
     image = ["--style", STYLE, "--content", photos / "p0.png", "--output", output]
-    for extra in (["--steps=5"], ["--batch_size=2"], ["--content_dir", photos]):
+    for extra in (["--steps=5"], ["--content_dir", photos]):
         result = run_inprocess([*image, *extra], capfd)
         name = extra[0].split("=")[0]
         assert_clean_failure(result, output=output, match=f"{name} is for training a stylizer")
     # --model paints one by one without --runner: --batch_size is for its Beam batches only.
     painted = ["--model", tmp_path, "--content", photos / "p0.png", "--output", output]
     result = run_inprocess([*painted, "--batch_size=2"], capfd)
-    assert_clean_failure(result, output=output, match="--batch_size is for training")
+    assert_clean_failure(result, output=output, match="--batch_size is for training a stylizer")
+    assert "or for the batches of --model --runner" in result.stderr
 
 
 def test_other_commands_refuse_training_flags_and_tflite_size(tmp_path, photos, capfd):

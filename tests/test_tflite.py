@@ -64,6 +64,8 @@ def test_bad_tflite_targets_are_refused(tmp_path, model_file):
     model = FastStylizer.load(model_file).model
     with pytest.raises(ConfigError, match=r"\.tflite file"):
         export_tflite(model, tmp_path / "tiny.png", height=32, width=32)
+    with pytest.raises(ConfigError, match="over 16,777,216 pixels"):
+        export_tflite(model, tmp_path / "huge.tflite", height=100_000, width=100_000)
     with pytest.raises(ConfigError, match="height must be at least 16"):
         export_tflite(model, tmp_path / "tiny.tflite", height=8, width=32)
     (tmp_path / "old.tflite").write_bytes(b"old")

@@ -1,7 +1,9 @@
 """What every tfstyle pipeline shares: its counters, its dead letter file, how a finished output
 is written (report first, image last, each atomically) and how a run is summed up."""
 
+import contextlib
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -10,6 +12,7 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from tfstyle.errors import ConfigError
 from tfstyle.io import filesystems as fs
 
 DEAD_LETTER_FILE = "dead_letter.jsonl"
@@ -69,7 +72,25 @@ def write_dead_letters(failures, output_dir, *, label="DeadLetter"):
 
 
 def new_pipeline(options):
-    return beam.Pipeline(options=PipelineOptions(list(options)))
+    """A pipeline with Beam `options` (command-line strings).
+
+    Raises:
+        ConfigError: an option Beam cannot parse, or an unknown runner (before any work: Beam
+            itself would print its whole usage and exit, or raise deep in its setup).
+    """
+    parsed = PipelineOptions(list(options))
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            parsed.get_all_options()  # argparse: a bad value exits the process
+    except SystemExit:
+        lines = usage.getvalue().strip().splitlines() or ["a bad option"]
+        reason = lines[-1].split("error: ", 1)[-1]
+        raise ConfigError(f"bad Beam pipeline option: {reason}") from None
+    try:
+        return beam.Pipeline(options=parsed)
+    except ValueError as exc:  # "Unexpected pipeline runner: ..."
+        raise ConfigError(str(exc).split(". Valid values", 1)[0]) from None
 
 
 def execute(pipeline, output_dir):

@@ -265,7 +265,8 @@ def run_stylizer(contents, *, model, output_dir, options=(), **settings):
     _check_unique(found)
     from tfstyle.fast.stylizer import FastStylizer
 
-    FastStylizer.load(model)  # a bad model fails here in one line, not on every worker
+    # A bad model or tile size fails here in one line, not in every worker's setup.
+    FastStylizer.load(model, tile_size=settings.get("tile_size", TILE_SIZE))
     pipeline = common.new_pipeline(options)
     paths = pipeline | "Contents" >> beam.Create(found) | "Spread" >> beam.Reshuffle()
     stylize_with_model(paths, model=model, output_dir=output_dir, **settings)

@@ -439,8 +439,8 @@ def run_video(
             segments=count,
             finished_before=True,
         )
+    pipeline = common.new_pipeline(options)  # bad options refused before the work folder
     _claim_work(job)
-    pipeline = common.new_pipeline(options)
     fn = SegmentFn(job=job, config=config, styles=styles, model=model, tile_size=tile_size)
     results = (
         pipeline
@@ -520,9 +520,24 @@ def _claim_work(job):
         fs.write_bytes(json.dumps(job.settings, indent=1).encode(), path)
         return
     saved = json.loads(fs.read_bytes(path))
-    changed = sorted(k for k in job.settings if saved.get(k) != job.settings[k])
+    changed = _differences(saved, job.settings)
     if changed:
         raise ConfigError(
-            f"{job.work} holds segments made with other {', '.join(changed)}; use the same "
-            "settings, or delete it (or overwrite) to start again"
+            f"{job.work} holds segments made with other settings ({', '.join(changed)}); use "
+            "the same ones, or delete it or pass --overwrite to start again"
         )
+
+
+def _differences(saved, settings):
+    """The names of the settings that differ, one level down into groups (`settings.iterations`,
+    `segments.overlap`)."""
+    changed = []
+    for key in sorted(settings):
+        old, new = saved.get(key), settings[key]
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += [f"{key}.{k}" for k in sorted({*old, *new}) if old.get(k) != new.get(k)]
+        else:
+            changed.append(key)
+    return changed

@@ -52,9 +52,14 @@ def refuse_foreign_flags(name):
     --batch_size, which also sizes the batches of --model --runner), --tflite_size outside
     `export`."""
     if name != "train":
-        used = ("batch_size",) if name == "image" and FLAGS.model and FLAGS.runner else ()
+        if not (name == "image" and FLAGS.model and FLAGS.runner):
+            refuse_flags(
+                ("batch_size",),
+                "--batch_size is for training a stylizer (tfstyle train) or for the batches "
+                "of --model --runner",
+            )
         refuse_flags(
-            [flag for flag in train.TRAIN_FLAGS if flag not in used],
+            [flag for flag in train.TRAIN_FLAGS if flag != "batch_size"],
             "--{name} is for training a stylizer: tfstyle train --style ART --content_dir "
             "PHOTOS ...",
         )
@@ -90,11 +95,22 @@ def main(argv):
         except TfstyleError as exc:
             print(shell.error_line(exc), file=sys.stderr)
             return 1
-        except KeyboardInterrupt as exc:  # before the optimisation started: nothing to keep
-            print(f"{shell.PREFIX}: interrupted; nothing was saved", file=sys.stderr)
+        except KeyboardInterrupt as exc:
+            if FLAGS.runner:  # a pipeline keeps every output (or segment) it finished
+                message = "interrupted; what finished is kept: run the same command to go on"
+            else:  # before the optimisation started: nothing to keep
+                message = "interrupted; nothing was saved"
+            print(f"{shell.PREFIX}: {message}", file=sys.stderr)
             return shell.exit_status(exc)
 
 
+# The modules that define flags: --help lists all of theirs.
+_FLAG_MODULES = (
+    "tfstyle.cli.flags",
+    "tfstyle.cli.train",
+    "tfstyle.cli.video",
+    "tfstyle.cli.export",
+)
 # absl's help flags (`-?` is --help's short name); they print the usage and exit.
 _HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")
 
@@ -128,6 +144,7 @@ def run(argv=None):
     # absl's --help lists the flags of the module named by sys.argv[0] (the script or console
     # entry point, not the module that defines them): register tfstyle's flags under it too.
     program = (argv or sys.argv)[0]
-    for flag in FLAGS.get_key_flags_for_module("tfstyle.cli.flags"):
-        FLAGS.register_key_flag_for_module(program, flag)
+    for module in _FLAG_MODULES:
+        for flag in FLAGS.get_key_flags_for_module(module):
+            FLAGS.register_key_flag_for_module(program, flag)
     app.run(main, argv=argv, flags_parser=parse_flags)

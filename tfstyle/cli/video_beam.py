@@ -68,7 +68,8 @@ def command(pipeline_args):
         )
     if not FLAGS.quiet:
         print(
-            f"{shell.PREFIX}: wrote {summary.output} ({summary.segments} segments: {counts})",
+            f"{shell.PREFIX}: wrote {summary.output} ({summary.segments} "
+            f"segment{'s' if summary.segments != 1 else ''}: {counts})",
             file=sys.stderr,
         )
     return 0
@@ -79,6 +80,11 @@ def _check_output(content, styles):
     from tfstyle.io import check_directory
     from tfstyle.io import video as vio
 
+    if "://" in FLAGS.output:
+        raise TfstyleError(
+            f"cannot write {FLAGS.output}: a video pipeline reads and writes local paths (a "
+            "disk every worker sees)"
+        )
     if vio.is_video_path(FLAGS.output):
         vio.check_video_output(FLAGS.output, inputs=[content, *styles])
     else:

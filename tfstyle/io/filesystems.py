@@ -26,12 +26,27 @@ def beam_filesystems():
     return FileSystems
 
 
+def check_scheme(path):
+    """Raise TfstyleError (naming Beam's extra) for a path whose filesystem is not installed,
+    `gs://` without `apache-beam[gcp]` say; Beam raises a ValueError from deep inside."""
+    path = os.fsdecode(path)
+    try:
+        beam_filesystems().get_filesystem(path)
+    except ValueError:
+        scheme = path.split("://", 1)[0]
+        raise TfstyleError(
+            f"cannot use {path}: Beam has no filesystem for {scheme}:// here (gs:// needs "
+            'pip install "apache-beam[gcp]", s3:// "apache-beam[aws]")'
+        ) from None
+    return path
+
+
 def join(folder, name):
-    return beam_filesystems().join(os.fsdecode(folder), name)
+    return beam_filesystems().join(check_scheme(folder), name)
 
 
 def exists(path):
-    return beam_filesystems().exists(os.fsdecode(path))
+    return beam_filesystems().exists(check_scheme(path))
 
 
 def match(patterns):
@@ -40,7 +55,7 @@ def match(patterns):
     fs = beam_filesystems()
     paths = []
     for pattern in patterns:
-        pattern = os.fsdecode(pattern)
+        pattern = check_scheme(pattern)
         if fs.exists(pattern) and not pattern.endswith(("*", "?", "]")) and _is_folder(pattern):
             pattern = fs.join(pattern, "*")
         for result in fs.match([pattern]):
