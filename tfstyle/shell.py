@@ -65,8 +65,12 @@ def set_tf_log_level():
 
 def quiet_library_loggers():
     """Python loggers of libraries whose failures tfstyle reports itself: Pillow logs an error
-    before raising on some corrupt TIFFs, and absl (set up by `app.run`) would print it."""
+    before raising on some corrupt TIFFs, and absl (set up by `app.run`) would print it; and
+    Beam's notes on what tfstyle asked of it."""
     logging.getLogger("PIL").setLevel(logging.CRITICAL)
+    # Beam replacing a pipeline's dead letter file on a rerun: "Deleting 1 existing files in
+    # target path matching: " (sic), a warning about what tfstyle means to do.
+    logging.getLogger("apache_beam.io.filebasedsink").setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
