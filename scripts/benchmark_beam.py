@@ -115,13 +115,12 @@ def make_photos(folder):
 
 def paint_in_process(photos, output_dir):
     from tfstyle.fast.stylizer import FastStylizer
-    from tfstyle.io import load_image, model_name, save_image
+    from tfstyle.io import load_image, model_name, output_name, save_image
 
     stylizer = FastStylizer.load(FLAGS.model)
     name = model_name(FLAGS.model)
     for path in photos:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        save_image(stylizer(load_image(path)), os.path.join(output_dir, f"{stem}__{name}.png"))
+        save_image(stylizer(load_image(path)), os.path.join(output_dir, output_name(path, name)))
 
 
 def paint_on_beam(photos, output_dir, *, batch_size, workers):

@@ -6,7 +6,6 @@ import dataclasses
 import io
 import json
 import logging
-import os
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -104,11 +103,6 @@ def execute(pipeline, output_dir):
 def _counter(result, name):
     found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE).with_name(name))
     return int(sum(c.committed or 0 for c in found["counters"]))
-
-
-def stem(path):
-    """The file name of `path` (any filesystem's) without its folder and extension."""
-    return os.path.splitext(os.fsdecode(path).rstrip("/").rsplit("/", 1)[-1])[0]
 
 
 class _NoMemoryWarning(logging.Filter):

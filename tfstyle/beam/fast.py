@@ -41,7 +41,7 @@ from tfstyle.config import COLOR_MODES
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.fast.config import BEAM_BATCH_SIZE, TILE_SIZE
 from tfstyle.io import filesystems as fs
-from tfstyle.io.paths import model_name
+from tfstyle.io.paths import file_stem, model_name, output_name
 from tfstyle.validation import check_choice, check_int
 
 
@@ -130,7 +130,7 @@ class ReadPhotoFn(beam.DoFn):
         self.counters = common.counters()
 
     def process(self, content):
-        output = fs.join(self.output_dir, f"{common.stem(content)}__{self.name}.png")
+        output = fs.join(self.output_dir, output_name(content, self.name))
         if not self.overwrite and fs.exists(output):
             yield common.skipped(self.counters["skipped"], output)
             return
@@ -291,7 +291,7 @@ def _check_settings(
 def _check_unique(paths):
     seen = {}
     for path in paths:
-        stem = common.stem(path)
+        stem = file_stem(path)
         if stem in seen:
             raise ConfigError(
                 f"{seen[stem]} and {path} would both be saved as {stem}__...png; rename one"

@@ -6,10 +6,10 @@ import io
 import json
 import os
 
-from tfstyle.beam.common import stem as _stem
 from tfstyle.config import DEFAULTS, StyleConfig
 from tfstyle.errors import ConfigError
 from tfstyle.io import filesystems as fs
+from tfstyle.io.paths import file_stem, output_name
 
 # Columns of a manifest that are not settings.
 PAIR_COLUMNS = ("content", "style")
@@ -31,7 +31,7 @@ class Pair:
 
     @property
     def name(self):
-        return f"{_stem(self.content)}__{_stem(self.style)}.png"
+        return output_name(self.content, file_stem(self.style))
 
 
 def pairs(contents, styles):

@@ -33,7 +33,7 @@ NOT_FOR_MODEL = (
 
 def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
-    from tfstyle.io import check_output_path, expand_image_paths, model_name
+    from tfstyle.io import check_output_path, expand_image_paths, model_name, output_name
 
     refuse_flags(NOT_FOR_MODEL, "--model paints with a trained network: it takes no --{name}")
     if not FLAGS.content:
@@ -47,7 +47,7 @@ def command():
         jobs = [(contents[0], FLAGS.output)]
     else:
         name = model_name(FLAGS.model)
-        jobs = [(c, os.path.join(FLAGS.output_dir, f"{_stem(c)}__{name}.png")) for c in contents]
+        jobs = [(c, os.path.join(FLAGS.output_dir, output_name(c, name))) for c in contents]
     jobs = [
         (content, check_output_path(out, inputs=[content], create_directory=True))
         for content, out in jobs
@@ -86,7 +86,3 @@ def _paint(stylizer, jobs):
     if failed:
         raise TfstyleError(f"{failed} of {len(jobs)} photos could not be read")
     return 0
-
-
-def _stem(path):
-    return os.path.splitext(os.path.basename(path))[0]

@@ -13,7 +13,13 @@ from tfstyle import outputs, shell
 from tfstyle.cli import display
 from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader
 from tfstyle.errors import Interrupted, TfstyleError
-from tfstyle.io import check_name_length, check_output_file, check_output_path
+from tfstyle.io import (
+    check_name_length,
+    check_output_file,
+    check_output_path,
+    file_stem,
+    output_name,
+)
 
 
 def command():
@@ -51,7 +57,7 @@ def _plan(contents, styles, output_dir, *, masks=()):
     jobs, made_by = [], {}
     for content in contents:
         for style in styles:
-            name = f"{_stem(content)}__{_stem(style)}.png"
+            name = output_name(content, file_stem(style))
             if name in made_by:
                 raise TfstyleError(
                     f"{made_by[name][0]} + {made_by[name][1]} and {content} + {style} would both "
@@ -64,10 +70,6 @@ def _plan(contents, styles, output_dir, *, masks=()):
             )
             jobs.append((content, style, checked))
     return jobs
-
-
-def _stem(path):
-    return os.path.splitext(os.path.basename(path))[0]
 
 
 def _check_side_files(jobs, *, steps):
@@ -165,7 +167,7 @@ def _run(config, todo, run):
 def _side_outputs(output):
     """Per output of a batch: <stem>_history.json/.csv, TensorBoard logs in a subdirectory."""
     history = FLAGS.history and outputs.history_path(output, os.path.splitext(FLAGS.history)[1])
-    logdir = FLAGS.tensorboard_dir and os.path.join(FLAGS.tensorboard_dir, _stem(output))
+    logdir = FLAGS.tensorboard_dir and os.path.join(FLAGS.tensorboard_dir, file_stem(output))
     return outputs.side_outputs(output, history=history, logdir=logdir, plot=FLAGS.plot_losses)
 
 

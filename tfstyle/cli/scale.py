@@ -42,7 +42,7 @@ def command(pipeline_args):
     if bool(FLAGS.manifest) == bool(FLAGS.content or FLAGS.style):
         raise TfstyleError("give --content and --style, or --manifest, for --runner")
     config = config_from_flags()
-    beam = _import_beam()
+    beam = import_beam()
     if FLAGS.manifest:
         found = beam.read_manifest(FLAGS.manifest, config=config)
     else:
@@ -66,7 +66,7 @@ def _paint(pipeline_args):
     )
     if not FLAGS.content:
         raise TfstyleError("--content is required")
-    beam = _import_beam()
+    beam = import_beam()
     settings = {"batch_size": FLAGS.batch_size} if FLAGS["batch_size"].present else {}
     summary = beam.run_stylizer(
         FLAGS.content,
@@ -82,7 +82,8 @@ def _paint(pipeline_args):
     return _report(summary)
 
 
-def _import_beam():
+def import_beam():
+    """`tfstyle.beam`, or the missing extra as a TfstyleError."""
     with shell.quiet_native_logs():
         try:
             from tfstyle import beam

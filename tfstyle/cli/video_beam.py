@@ -13,7 +13,7 @@ import sys
 from tfstyle import shell
 from tfstyle.cli import video as video_cli
 from tfstyle.cli.flags import FLAGS, loader, refuse_flags
-from tfstyle.cli.scale import pipeline_options
+from tfstyle.cli.scale import import_beam, pipeline_options
 from tfstyle.errors import TfstyleError
 from tfstyle.video_config import SegmentConfig
 
@@ -34,11 +34,7 @@ def command(pipeline_args):
         loader()(path)
     if FLAGS.model:
         video_cli.load_stylizer()
-    with shell.quiet_native_logs():
-        try:
-            from tfstyle import beam
-        except ImportError as exc:
-            raise TfstyleError(str(exc)) from None
+    beam = import_beam()
     summary = beam.run_video(
         content,
         output=FLAGS.output,

@@ -82,6 +82,18 @@ def split_path_list(text: str) -> list[str]:
     return [item.strip() for item in row]
 
 
+def file_stem(path: str | os.PathLike) -> str:
+    """The file name of `path` (a local path, or a URL such as `gs://bucket/photo.jpg`)
+    without its folder and extension."""
+    return os.path.splitext(os.fsdecode(path).rstrip("/").rsplit("/", 1)[-1])[0]
+
+
+def output_name(content: str | os.PathLike, second: str) -> str:
+    """A batch output's file name, `<content stem>__<second>.png`: `second` is the style's
+    stem (`file_stem`) or the trained stylizer's `model_name`."""
+    return f"{file_stem(content)}__{second}.png"
+
+
 def model_name(path: str | os.PathLike) -> str:
     """`NAME` for a trained stylizer at `saved_models/NAME/1` (a versioned folder),
     `saved_models/NAME` or `NAME.keras`: the second half of its outputs' names."""
