@@ -135,10 +135,10 @@ def measure(impl, size, *, backend, device):
 
 def _build_tfstyle(content, style):
     """(call, steps per call, memory analysis or None) for tfstyle's own runner."""
-    from tfstyle.config import StyleConfig
-    from tfstyle.loop import compute_targets, feature_extractor_for, make_loss_fn
-    from tfstyle.optimizers import make_optimizer
-    from tfstyle.step import make_runner
+    from tfstyle.optimize.objective import compute_targets, feature_extractor_for, make_loss_fn
+    from tfstyle.optimize.optimizers import make_optimizer
+    from tfstyle.optimize.step import make_runner
+    from tfstyle.settings.style import StyleConfig
 
     settings = {"remat": True} if FLAGS.remat else {}
     config = StyleConfig(
@@ -199,8 +199,8 @@ def _build_keras_example(content, style):
 
 
 def _stylizer(jit_compile):
-    from tfstyle.fast.network import build_stylizer
     from tfstyle.fast.stylizer import FastStylizer
+    from tfstyle.models.transformer import build_stylizer
 
     if FLAGS.model:
         return FastStylizer.load(FLAGS.model, jit_compile=jit_compile)
@@ -216,7 +216,7 @@ def _build_stylizer_train(content, style):
     import numpy as np
 
     from tfstyle.fast import train
-    from tfstyle.fast.config import TrainConfig
+    from tfstyle.settings.train import TrainConfig
 
     size = content.shape[0]
     config = TrainConfig(

@@ -63,9 +63,9 @@ def make_pairs(folder):
 
 
 def in_process(found, config, output_dir):
-    from tfstyle import outputs
-    from tfstyle.io import load_image
-    from tfstyle.loop import RunnerCache, stylize
+    from tfstyle.io import load_image, outputs
+    from tfstyle.optimize.runners import RunnerCache
+    from tfstyle.optimize.stylize import stylize
 
     runners = RunnerCache()
     for pair in found:
@@ -92,8 +92,8 @@ def make_photos(folder):
     """--photos square crops of the example photos, turned and mirrored, at --size."""
     import numpy as np
 
-    from tfstyle import preprocessing as pp
     from tfstyle.io import load_image, save_image
+    from tfstyle.ops import preprocessing as pp
 
     sources = []
     for name in sorted(os.listdir(IMAGES)):

@@ -18,10 +18,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gallery
 from absl import app, flags
 
-from tfstyle import build_feature_extractor, metrics
-from tfstyle import preprocessing as pp
+from tfstyle import build_feature_extractor
 from tfstyle.fast.stylizer import FastStylizer
 from tfstyle.io import load_image, save_image
+from tfstyle.ops import metrics
+from tfstyle.ops import preprocessing as pp
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "The trained stylizer (tfstyle train).", required=True)

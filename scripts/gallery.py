@@ -15,8 +15,8 @@ from absl import app, flags
 from PIL import Image, ImageDraw
 
 from tfstyle import StyleConfig, stylize
-from tfstyle import preprocessing as pp
 from tfstyle.io import load_image, save_image
+from tfstyle.ops import preprocessing as pp
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", "vgg19", "Feature network.")

@@ -6,7 +6,7 @@
 Each `--run` is `LABEL: FIELD=VALUE ...` with `StyleConfig` fields (values as Python literals,
 or plain strings); `--network`, `--weights` and `--max_size` apply to every run. Per run and
 pair it prints the content distance, the style distance on the loss's layers and on held-out
-layers, at full and at half size (`tfstyle.metrics`, scored with the same network and
+layers, at full and at half size (`tfstyle.ops.metrics`, scored with the same network and
 weights) and the wall time of the `stylize` call; then the mean of each run over the pairs.
 The sheet has one row per pair: content | style | each run.
 """
@@ -18,9 +18,10 @@ import time
 from absl import app, flags
 from PIL import Image, ImageDraw
 
-from tfstyle import StyleConfig, build_feature_extractor, metrics, stylize
-from tfstyle import preprocessing as pp
+from tfstyle import StyleConfig, build_feature_extractor, stylize
 from tfstyle.io import load_image, save_image
+from tfstyle.ops import metrics
+from tfstyle.ops import preprocessing as pp
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", "vgg19", "Feature network of the runs and the scorer.")

@@ -60,9 +60,10 @@ def main(argv):
 def full_size_step_seconds(report, size):
     """Seconds of one step at `size` with the run's settings (fastest of 3)."""
     from tfstyle import StyleConfig
-    from tfstyle import preprocessing as pp
     from tfstyle.io import load_image
-    from tfstyle.loop import compute_targets, feature_extractor_for, new_runner
+    from tfstyle.ops import preprocessing as pp
+    from tfstyle.optimize.objective import compute_targets, feature_extractor_for
+    from tfstyle.optimize.runners import new_runner
 
     settings = {k: v for k, v in report["settings"].items() if k in StyleConfig.__annotations__}
     config = StyleConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})

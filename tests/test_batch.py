@@ -18,7 +18,7 @@ def test_runner_reused_for_images_of_one_size(
     content_image, style_image, tiny_config, optimizer, monkeypatch
 ):
     if keras.backend.backend() == "jax":
-        from tfstyle.step import jax as jax_step
+        from tfstyle.optimize.step import jax as jax_step
 
         monkeypatch.setattr(jax_step, "_CACHE", {})  # no steps compiled by earlier tests
     config = tiny_config.replace(optimizer=optimizer, iterations=4, steps_per_call=2)
@@ -100,12 +100,12 @@ def _batch(files, *extra):
 
 
 def test_cli_batch_every_pair_bad_file_skipped_and_one_runner(batch_files, capsys, monkeypatch):
-    import tfstyle.runners
+    import tfstyle.optimize.runners
 
     made = []
-    real = tfstyle.runners.new_runner
+    real = tfstyle.optimize.runners.new_runner
     monkeypatch.setattr(
-        tfstyle.runners, "new_runner", lambda *a, **k: made.append(1) or real(*a, **k)
+        tfstyle.optimize.runners, "new_runner", lambda *a, **k: made.append(1) or real(*a, **k)
     )
     assert _batch(batch_files) == 1
     err = capsys.readouterr().err

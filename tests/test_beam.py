@@ -157,7 +157,7 @@ def test_without_beam_the_import_names_the_extra():
 
 
 def test_direct_runner_defaults_use_every_core_quietly_unless_overridden():
-    from tfstyle.cli.scale import pipeline_options
+    from tfstyle.cli.beam_batch import pipeline_options
 
     options = pipeline_options("direct", ["--direct_num_workers=1"])
     assert options[0] == "--runner=DirectRunner"
@@ -194,7 +194,7 @@ def test_bad_pipeline_options_and_unknown_filesystems_are_one_line(tmp_path, fil
 def test_an_interrupted_pipeline_says_its_finished_outputs_are_kept(
     tmp_path, files, capfd, monkeypatch
 ):
-    from tfstyle.cli import scale
+    from tfstyle.cli import beam_batch as scale
 
     def interrupted(pipeline_args):
         raise KeyboardInterrupt

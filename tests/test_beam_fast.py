@@ -17,7 +17,7 @@ IN_PROCESS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    from tfstyle.fast.network import build_stylizer
+    from tfstyle.models.transformer import build_stylizer
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_stylizer(width=4, residual_blocks=1).save(path)

@@ -14,7 +14,7 @@ from tfstyle import StyleConfig
 from tfstyle.errors import ConfigError, VideoError
 from tfstyle.io import filesystems, load_image
 from tfstyle.io import video as vio
-from tfstyle.video_config import SegmentConfig, VideoConfig
+from tfstyle.settings.video import SegmentConfig, VideoConfig
 
 beam_video = pytest.importorskip("tfstyle.beam.video", reason="the beam extra is not installed")
 IN_PROCESS = ("--direct_num_workers=1", "--direct_running_mode=in_memory")
@@ -109,7 +109,7 @@ def test_crossfade_by_hand():
 
 
 def test_segments_stitch_in_order_and_segment_0_is_the_in_process_run(tmp_path, clip, config):
-    from tfstyle.video import stylize_video
+    from tfstyle.video.stylize import stylize_video
 
     summary = run(clip, tmp_path / "out", config)
     assert (summary.written, summary.skipped, summary.failed) == (3, 0, 0)

@@ -12,7 +12,7 @@ from cli_runner import TINY, run_cli
 from PIL import Image
 
 from tfstyle import OutputError, stylize
-from tfstyle.callbacks import HistoryLogger, LossPlot, TensorBoard, plot_losses
+from tfstyle.integrations.callbacks import HistoryLogger, LossPlot, TensorBoard, plot_losses
 from tfstyle.io import load_image, save_image
 
 pytest.importorskip("tensorboard", reason="TensorBoard logging needs the tensorboard package")
@@ -144,8 +144,8 @@ def test_cli_bad_history_is_one_line_before_any_work(files, capsys):
 def test_history_logger_starts_with_a_resumed_runs_earlier_steps(tmp_path):
     import json
 
-    from tfstyle.callbacks import HistoryLogger
-    from tfstyle.progress import Progress
+    from tfstyle.integrations.callbacks import HistoryLogger
+    from tfstyle.optimize.progress import Progress
 
     previous = {"content": [0.5, 0.4], "style": [2.0, 1.0], "tv": [0.1, 0.1], "total": [3, 2]}
     logger = HistoryLogger(tmp_path / "h.json", previous=previous)
@@ -206,12 +206,12 @@ def test_cli_missing_matplotlib_is_one_line_before_any_work(files, capsys, monke
 
 @pytest.mark.parametrize("batch", [False, True])
 def test_cli_failing_side_output_keeps_the_image(files, capsys, monkeypatch, batch):
-    import tfstyle.callbacks
+    import tfstyle.integrations.callbacks
 
     def disk_full(history, *, steps=None):
         raise OutputError("cannot write 'out_losses.png': No space left on device")
 
-    monkeypatch.setattr(tfstyle.callbacks, "render_loss_plot", disk_full)
+    monkeypatch.setattr(tfstyle.integrations.callbacks, "render_loss_plot", disk_full)
     where = ("--output_dir", files / "out") if batch else ("--output", files / "out" / "c.png")
     status = run_cli(
         "--content", files / "c.png", "--style", files / "s.png", *where, *TINY,
@@ -232,12 +232,12 @@ def test_cli_failing_side_output_keeps_the_image(files, capsys, monkeypatch, bat
 
 
 def test_cli_side_output_bug_still_saves_the_image_first(files, capsys, monkeypatch):
-    import tfstyle.callbacks
+    import tfstyle.integrations.callbacks
 
     def bug(history, *, steps=None):
         raise RuntimeError("a bug in the plot")
 
-    monkeypatch.setattr(tfstyle.callbacks, "render_loss_plot", bug)
+    monkeypatch.setattr(tfstyle.integrations.callbacks, "render_loss_plot", bug)
     with pytest.raises(RuntimeError, match="a bug in the plot"):  # a bug keeps its traceback
         run_cli(
             "--content", files / "c.png", "--style", files / "s.png", "--output", files / "o.png",

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from tfstyle import Checkpoint, CheckpointError, Interrupted, stylize
-from tfstyle import checkpoint as checkpoint_lib
-from tfstyle import loop as loop_lib
 from tfstyle.io import load_npz, save_npz
-from tfstyle.losses import LOSS_NAMES
+from tfstyle.optimize import checkpoint as checkpoint_lib
+from tfstyle.optimize import objective
+from tfstyle.optimize import stylize as loop_lib
+from tfstyle.settings.style import LOSS_NAMES
 
 
 class _StopAt:
@@ -50,18 +51,18 @@ def test_loss_names_match_the_losses_module():
 
 
 def test_runner_state_round_trip(content_image, style_image, config):
-    from tfstyle.optimizers import make_optimizer
-    from tfstyle.step import make_runner
+    from tfstyle.optimize.optimizers import make_optimizer
+    from tfstyle.optimize.step import make_runner
 
-    extractor = loop_lib.feature_extractor_for(config)
-    targets = loop_lib.compute_targets(
+    extractor = objective.feature_extractor_for(config)
+    targets = objective.compute_targets(
         extractor, content_image, [style_image], blend=[1.0], config=config
     )
 
     def runner():
         return make_runner(
             extractor=extractor,
-            loss_fn=loop_lib.make_loss_fn(config),
+            loss_fn=objective.make_loss_fn(config),
             optimizer=make_optimizer(name="adam", learning_rate=0.02, total_steps=9),
             image=content_image,
             average="ema",
@@ -222,7 +223,7 @@ def test_interrupt_before_the_first_image(content_image, style_image, config, mo
 def test_luminance_mode_saves_a_finished_image(content_image, style_image, config):
     # The checkpoint keeps the optimised image the run continues from; the image to save has
     # the content's colours put back, like a result.
-    from tfstyle import preprocessing as pp
+    from tfstyle.ops import preprocessing as pp
 
     stopped = _interrupt(content_image, style_image, config.replace(preserve_colors="luminance"), 3)
     raw = stopped.checkpoint.image
@@ -289,10 +290,10 @@ def _runner_class():
     import keras
 
     if keras.backend.backend() == "jax":
-        from tfstyle.step.jax import JaxRunner
+        from tfstyle.optimize.step.jax import JaxRunner
 
         return JaxRunner
-    from tfstyle.step.tensorflow import TensorFlowRunner
+    from tfstyle.optimize.step.tensorflow import TensorFlowRunner
 
     return TensorFlowRunner
 

@@ -7,7 +7,7 @@ import pytest
 from cli_runner import run_inprocess
 
 from tfstyle.cli.display import ProgressBar
-from tfstyle.progress import Progress
+from tfstyle.optimize.progress import Progress
 
 LOSSES = {"content": 0.5, "style": 0.25, "tv": 0.125, "total": 2.0}
 

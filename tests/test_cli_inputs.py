@@ -22,8 +22,8 @@ from cli_runner import (
 )
 from PIL import Image
 
-from tfstyle import preprocessing as pp
 from tfstyle.io import load_image
+from tfstyle.ops import preprocessing as pp
 
 # The output stays close to the content at this rate, so a run shows how the file was read.
 GENTLE = ("--learning_rate", "1e-4")

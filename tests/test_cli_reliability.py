@@ -9,8 +9,8 @@ import pytest
 from cli_runner import FAST, assert_clean_failure, run_inprocess, temporary_files
 from PIL import Image
 
-from tfstyle import preprocessing as pp
 from tfstyle.io import load_image, save_npz
+from tfstyle.ops import preprocessing as pp
 
 
 def _command(content, style, output, *extra):

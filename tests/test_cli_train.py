@@ -162,7 +162,7 @@ def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, 
     """Every step done, then the export failed (a full disk): the checkpoint of the last step
     stays, and --resume writes the model from it without training again."""
     from tfstyle.errors import OutputError
-    from tfstyle.fast import stylizer
+    from tfstyle.export import stylizer
 
     def full_disk(*args, **kwargs):
         raise OutputError("cannot write the model: no space left on device")

@@ -79,10 +79,10 @@ def test_folder_of_frames_in_and_out(tmp_path, capfd):
 
 
 def test_interrupted_run_resumes_at_the_first_missing_frame(tmp_path, clip, capfd, monkeypatch):
-    import tfstyle.video
+    import tfstyle.video.stylize
 
     calls = []
-    real = tfstyle.video.stylize
+    real = tfstyle.video.stylize.stylize
 
     def stylize(content, *args, **kwargs):
         calls.append(content)
@@ -90,7 +90,7 @@ def test_interrupted_run_resumes_at_the_first_missing_frame(tmp_path, clip, capf
             raise KeyboardInterrupt
         return real(content, *args, **kwargs)
 
-    monkeypatch.setattr(tfstyle.video, "stylize", stylize)
+    monkeypatch.setattr(tfstyle.video.stylize, "stylize", stylize)
     output = tmp_path / "out.mp4"
     result = video(capfd, clip, output)
     assert result.code == 130, result.stderr
@@ -124,14 +124,14 @@ def test_interrupted_run_resumes_at_the_first_missing_frame(tmp_path, clip, capf
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, clip, capfd, monkeypatch):
-    import tfstyle.video
+    import tfstyle.video.stylize
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     output = tmp_path / "out.mp4"
     work = tmp_path / "out.frames"
-    monkeypatch.setattr(tfstyle.video, "stylize", interrupted)
+    monkeypatch.setattr(tfstyle.video.stylize, "stylize", interrupted)
     assert video(capfd, clip, output).code == 130
     monkeypatch.undo()
     result = video(capfd, clip, output, "--resume", "--temporal_weight=5")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfstyle import colab, stylize
+from tfstyle import stylize
+from tfstyle.integrations import colab
 
 pytest.importorskip("IPython")
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from cli_runner import run_cli
 
 from tfstyle import ConfigError, OutputError, StyleConfig, stylize
-from tfstyle.export import MAX_INPUT_SIDE, Stylizer
+from tfstyle.export.optimization import MAX_INPUT_SIDE, OptimizationModule
 from tfstyle.io import write_directory
 
 SMALL = {
@@ -70,7 +70,7 @@ def test_graph_matches_stylize(rng, optimizer, learning_rate):
     config = StyleConfig(
         **SMALL, iterations=4, optimizer=optimizer, learning_rate=learning_rate, steps_per_call=4
     )
-    out = Stylizer(config).serve(tf.constant(content), tf.constant(style))
+    out = OptimizationModule(config).serve(tf.constant(content), tf.constant(style))
     reference = stylize(content, style, config=config)
     np.testing.assert_allclose(out["loss_history"].numpy(), reference.history["total"], rtol=1e-4)
     if optimizer == "adam":  # (SGD on random weights overshoots; only the match matters)
@@ -80,7 +80,7 @@ def test_graph_matches_stylize(rng, optimizer, learning_rate):
 
 
 def test_resize_and_limits(rng):
-    module = Stylizer(StyleConfig(**SMALL, iterations=1, optimizer="adam"))
+    module = OptimizationModule(StyleConfig(**SMALL, iterations=1, optimizer="adam"))
     out = module.serve(tf.constant(_uint8(rng, (48, 64, 3))), tf.constant(_uint8(rng, (9, 90, 3))))
     assert out["stylized_image"].shape == (24, 32, 3) and out["stylized_image"].dtype == tf.uint8
     # Layers up to block2 need 2 px: 2x64 fitted to 32 px is 1x32.
@@ -106,7 +106,7 @@ def _ancestors(op):
 def test_size_checks_run_before_the_network():
     # A check that merely sits in the graph may run after the network, which then fails inside
     # a pooling kernel on a 1-px image (oneDNN on some CPUs) instead of with the message.
-    module = Stylizer(StyleConfig(**SMALL, iterations=1, optimizer="adam"))
+    module = OptimizationModule(StyleConfig(**SMALL, iterations=1, optimizer="adam"))
     graph = module.serve.get_concrete_function().graph
     asserts = {op.name for op in graph.get_operations() if op.type == "Assert"}
     convs = [op for op in graph.get_operations() if op.type == "Conv2D"]
@@ -117,9 +117,9 @@ def test_size_checks_run_before_the_network():
 
 def test_unsupported_settings_are_named():
     with pytest.raises(ConfigError, match=r"optimizer lbfgs .*scales=2"):
-        Stylizer(StyleConfig(**SMALL, optimizer="lbfgs", scales=2))
+        OptimizationModule(StyleConfig(**SMALL, optimizer="lbfgs", scales=2))
     with pytest.raises(ConfigError, match=r"style_loss=mean_cov \(use gram\)"):
-        Stylizer(StyleConfig(**SMALL, style_loss="mean_cov"))
+        OptimizationModule(StyleConfig(**SMALL, style_loss="mean_cov"))
 
 
 def test_write_directory_is_all_or_nothing(tmp_path):
@@ -185,17 +185,19 @@ def test_cli_export_refuses_images(tmp_path, capsys):
 
 
 def test_target_is_checked_before_the_network_is_built(tmp_path, capsys, monkeypatch):
-    import tfstyle.export
+    import tfstyle.export.optimization
 
     def built(config):
         raise AssertionError("the network was built before the target was checked")
 
-    monkeypatch.setattr(tfstyle.export, "Stylizer", built)
+    monkeypatch.setattr(tfstyle.export.optimization, "OptimizationModule", built)
     (tmp_path / "taken").mkdir()
     (tmp_path / "file").write_bytes(b"")
     for target, message in (("taken", "already exists"), ("file", "a file has that name")):
         with pytest.raises(OutputError, match=message):
-            tfstyle.export.export_stylizer(tmp_path / target, config=StyleConfig(**SMALL))
+            tfstyle.export.optimization.export_optimization(
+                tmp_path / target, config=StyleConfig(**SMALL)
+            )
     status = run_cli("export", "--output", tmp_path / "taken", "--weights", "none", "--quiet")
     err = capsys.readouterr().err
     assert status == 1 and err.count("\n") == 1 and "already exists" in err, err

@@ -15,9 +15,9 @@ import pytest
 from tfstyle import io as image_io
 from tfstyle.errors import CheckpointError, ConfigError, ImageError, Interrupted
 from tfstyle.fast import data
-from tfstyle.fast.config import TrainConfig
-from tfstyle.fast.network import build_stylizer
 from tfstyle.fast.train import TrainCheckpoint, train_stylizer
+from tfstyle.models.transformer import build_stylizer
+from tfstyle.settings.train import TrainConfig
 
 # Shallow loss layers: the loss network stops at block2 (fast to build and trace).
 TINY = dict(
@@ -257,7 +257,8 @@ def test_previews_show_the_network_on_the_first_photo(whole_run):
 def test_an_exported_trained_network_holds_the_network_only(whole_run, tmp_path):
     """Training compiles the loss (a VGG network and the style targets) and Adam into the
     model; the export must leave them out."""
-    from tfstyle.fast.stylizer import KERAS_FILE, FastStylizer, export_stylizer
+    from tfstyle.export.stylizer import export_stylizer
+    from tfstyle.fast.stylizer import KERAS_FILE, FastStylizer
 
     _, result, _, _ = whole_run
     target = export_stylizer(result.model, tmp_path / "tiny" / "1")
@@ -273,7 +274,8 @@ def test_an_exported_trained_network_holds_the_network_only(whole_run, tmp_path)
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="SavedModel needs TF")
 def test_exported_savedmodel_runs_without_tfstyle_and_matches_keras(tmp_path):
-    from tfstyle.fast.stylizer import FastStylizer, export_stylizer
+    from tfstyle.export.stylizer import export_stylizer
+    from tfstyle.fast.stylizer import FastStylizer
 
     model = build_stylizer(width=4, residual_blocks=1)
     target = export_stylizer(model, tmp_path / "stylizer" / "1")
@@ -319,7 +321,7 @@ def test_tiles_are_blended_with_weights_that_sum_to_one():
 
 def test_tile_spans_cover_the_image_with_the_overlap():
     from tfstyle.fast import stylizer
-    from tfstyle.fast.config import TILE_OVERLAP
+    from tfstyle.settings.train import TILE_OVERLAP
 
     spans = stylizer._tile_spans(1000, 400)
     assert spans[0].start == 0 and spans[-1].stop == 1000

@@ -7,7 +7,7 @@ from keras import ops
 
 from tfstyle import WeightsError
 from tfstyle.errors import ConfigError
-from tfstyle.features import (
+from tfstyle.models.vgg import (
     IMAGENET_BGR_MEAN,
     CaffePreprocess,
     build_feature_extractor,

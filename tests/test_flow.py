@@ -1,11 +1,11 @@
-"""tfstyle.flow: optical flow on a clip with a known shift, warping, the consistency mask and
+"""tfstyle.ops.flow: optical flow on a clip with a known shift, warping, the consistency mask and
 the warping error."""
 
 import numpy as np
 import pytest
 from video_helpers import shifting_frames
 
-from tfstyle import flow
+from tfstyle.ops import flow
 
 
 @pytest.mark.parametrize("method", flow.FLOW_METHODS)

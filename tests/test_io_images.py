@@ -29,7 +29,6 @@ from PIL import Image
 
 from tfstyle.errors import ConfigError, ImageError
 from tfstyle.io import (
-    DEFAULT_MAX_PIXELS,
     atomic_write_bytes,
     images,
     load_image,
@@ -37,6 +36,7 @@ from tfstyle.io import (
     save_image,
     save_json,
 )
+from tfstyle.settings.style import MAX_INPUT_PIXELS
 
 # ---------------------------------------------------------------------------------------------
 # Round trips
@@ -418,7 +418,7 @@ def test_decompression_bomb_header_is_refused_before_decoding(tmp_path):
     path.write_bytes(png_with_size(100_000, 100_000))  # 3 * 10^10 bytes if decoded
     # Over Pillow's hard limit, which raising ours cannot get past: the message names that
     # limit and the size, and does not advise raising --max_pixels.
-    for max_pixels in (DEFAULT_MAX_PIXELS, 10**11):
+    for max_pixels in (MAX_INPUT_PIXELS, 10**11):
         message = raises_one_line(
             ImageError, "Pillow's hard limit", load_image, path, max_pixels=max_pixels
         )

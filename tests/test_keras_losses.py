@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import tfstyle
-from tfstyle import losses as fl
-from tfstyle.features import build_feature_extractor
+from tfstyle.models.vgg import build_feature_extractor
+from tfstyle.ops import losses as fl
 
 STYLE_LAYERS = ("block1_conv1", "block2_conv1")
 CONTENT_LAYERS = ("block2_conv2",)
@@ -126,7 +126,7 @@ def test_bad_options_raise_config_error():
 
 
 def test_only_the_gram_style_loss_is_offered():
-    from tfstyle.keras_losses import _FeatureLoss
+    from tfstyle.integrations.keras_losses import _FeatureLoss
 
     config = tfstyle.StyleConfig(weights=None, style_loss="sliced_wasserstein")
     with pytest.raises(tfstyle.ConfigError, match="style_loss='gram' only"):

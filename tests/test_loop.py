@@ -4,15 +4,10 @@ import numpy as np
 import pytest
 
 from tfstyle import ConfigError, NonFiniteLossError, RunnerCache, StyleConfig, stylize
-from tfstyle import preprocessing as pp
-from tfstyle.loop import (
-    compute_targets,
-    feature_extractor_for,
-    make_loss_fn,
-    scale_plan,
-    scale_sizes,
-)
-from tfstyle.run_state import carried_state
+from tfstyle.ops import preprocessing as pp
+from tfstyle.optimize.objective import compute_targets, feature_extractor_for, make_loss_fn
+from tfstyle.optimize.pyramid import scale_plan, scale_sizes
+from tfstyle.optimize.run_state import carried_state
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "lbfgs"])
@@ -87,7 +82,7 @@ def test_content_init_starts_with_zero_content_loss(content_image, style_image, 
 
 
 def test_init_image_and_noise_ratio(content_image, style_image, tiny_config):
-    from tfstyle.loop import initial_image
+    from tfstyle.optimize.objective import initial_image
 
     grey = np.full_like(content_image, 0.5)
     config = tiny_config.replace(init="image", init_noise_ratio=0.0)
@@ -99,7 +94,7 @@ def test_init_image_and_noise_ratio(content_image, style_image, tiny_config):
 
 
 def test_init_image_of_another_aspect_ratio_is_cropped_not_stretched(tiny_config):
-    from tfstyle.loop import initial_image
+    from tfstyle.optimize.objective import initial_image
 
     content = np.zeros((8, 8, 3), np.float32)
     # A 8x24 init: red, green and blue thirds; a square crop keeps the green middle only.
@@ -111,7 +106,7 @@ def test_init_image_of_another_aspect_ratio_is_cropped_not_stretched(tiny_config
 
 
 def test_style_and_blurred_noise_inits(content_image, style_image, tiny_config):
-    from tfstyle.loop import initial_image
+    from tfstyle.optimize.objective import initial_image
 
     style_init = initial_image(tiny_config.replace(init="style"), content_image, [style_image])
     np.testing.assert_allclose(style_init, pp.resize(style_image, 40, 56))
@@ -305,7 +300,7 @@ def test_best_returns_the_lowest_loss_iterate(content_image, style_image, tiny_c
 
 
 def _initial(config, content_image, style_image):
-    from tfstyle.loop import initial_image
+    from tfstyle.optimize.objective import initial_image
 
     return initial_image(config, content_image, [style_image])
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from tfstyle import losses
+from tfstyle.ops import losses, style_stats
 
 
 def _np(x):
@@ -95,8 +95,8 @@ def test_gradients_match_finite_differences(content_image, fixed_random_weights)
     """The loss gradient with respect to the image, through a conv network, against central
     finite differences (float64 via the backend's autodiff in the runner's value_and_grad)."""
     from tfstyle import StyleConfig
-    from tfstyle.loop import compute_targets, feature_extractor_for, make_loss_fn
-    from tfstyle.step import make_runner
+    from tfstyle.optimize.objective import compute_targets, feature_extractor_for, make_loss_fn
+    from tfstyle.optimize.step import make_runner
 
     config = StyleConfig(
         weights=fixed_random_weights,
@@ -155,13 +155,13 @@ def test_sqrtm_newton_schulz_matches_scipy():
     rng = np.random.default_rng(4)
     b = rng.standard_normal((8, 8))
     spd = b @ b.T + 0.1 * np.eye(8)
-    root = _np(losses.sqrtm_newton_schulz(spd.astype(np.float32)))
+    root = _np(style_stats.sqrtm_newton_schulz(spd.astype(np.float32)))
     np.testing.assert_allclose(root, scipy.linalg.sqrtm(spd).real, atol=2e-5 * np.abs(spd).max())
-    np.testing.assert_allclose(_np(losses.sqrtm_newton_schulz(np.zeros((3, 3)))), 0.0)
+    np.testing.assert_allclose(_np(style_stats.sqrtm_newton_schulz(np.zeros((3, 3)))), 0.0)
 
 
 def test_mean_covariance_hand_computed():
-    mean, cov = losses.mean_covariance(_positions([1.0, 3.0], [2.0, 2.0]))
+    mean, cov = style_stats.mean_covariance(_positions([1.0, 3.0], [2.0, 2.0]))
     np.testing.assert_allclose(_np(mean), [[2.0, 2.0]])
     np.testing.assert_allclose(_np(cov), [[[1.0, 0.0], [0.0, 0.0]]])
 
@@ -170,7 +170,7 @@ def test_gaussian_wasserstein_closed_form():
     # Diagonal covariances commute: W2^2 = |mu1 - mu2|^2 + sum_c (sigma1_c - sigma2_c)^2.
     mean, cov = np.array([[0.0, 0.0]]), np.eye(2)[None]
     target_mean, target_cov = np.array([[2.0, 0.0]]), np.diag([9.0, 4.0])[None]
-    w2 = losses.gaussian_wasserstein(
+    w2 = style_stats.gaussian_wasserstein(
         *(x.astype(np.float32) for x in (mean, cov, target_mean, target_cov)),
         np.diag([3.0, 2.0])[None].astype(np.float32),
     )
@@ -193,7 +193,7 @@ def test_mean_cov_loss_zero_for_match_and_shift_is_its_squared_norm():
         0.0, abs=1e-4
     )
     shift = np.array([0.5, -0.25, 0.0, 1.0], np.float32)
-    mean, cov = (_np(x) for x in losses.mean_covariance(features))
+    mean, cov = (_np(x) for x in style_stats.mean_covariance(features))
     expected = np.sum(shift**2) / (np.sum(mean**2) + np.trace(cov[0]))
     shifted = float(losses.style_loss(features + shift, target, kind="mean_cov"))
     assert shifted == pytest.approx(expected, rel=1e-3)
@@ -235,10 +235,10 @@ def test_sliced_wasserstein_zero_for_match_and_one_for_blank():
 
 
 def test_random_directions_are_unit_deterministic_and_isotropic():
-    d = _np(losses.random_directions(11, channels=6, count=4000))
+    d = _np(style_stats.random_directions(11, channels=6, count=4000))
     np.testing.assert_allclose(np.linalg.norm(d, axis=0), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(d, _np(losses.random_directions(11, channels=6, count=4000)))
-    assert not np.allclose(d, _np(losses.random_directions(12, channels=6, count=4000)))
+    np.testing.assert_array_equal(d, _np(style_stats.random_directions(11, channels=6, count=4000)))
+    assert not np.allclose(d, _np(style_stats.random_directions(12, channels=6, count=4000)))
     # Uniform on the sphere: E[d d^T] = I / C.
     np.testing.assert_allclose(d @ d.T / 4000, np.eye(6) / 6, atol=0.01)
 
@@ -247,9 +247,9 @@ def test_image_seed_changes_with_the_image():
     image = np.random.default_rng(7).uniform(size=(1, 8, 8, 3)).astype(np.float32)
     nudged = image.copy()
     nudged[0, 3, 4, 1] += 1e-4
-    seeds = {int(losses.image_seed(x)) for x in (image, nudged, image[:, ::-1])}
+    seeds = {int(style_stats.image_seed(x)) for x in (image, nudged, image[:, ::-1])}
     assert len(seeds) == 3
-    assert int(losses.image_seed(image)) == int(losses.image_seed(image.copy()))
+    assert int(style_stats.image_seed(image)) == int(style_stats.image_seed(image.copy()))
 
 
 def test_blend_gram_is_the_weighted_mean():

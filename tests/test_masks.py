@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from tfstyle import CheckpointError, ConfigError, Interrupted, RunnerCache, stylize
-from tfstyle import masks as masks_lib
-from tfstyle import preprocessing as pp
-from tfstyle.losses import gram_matrix, masked_gram_matrices, relative_squared_error
-from tfstyle.objective import compute_targets, feature_extractor_for, luminance_only
+from tfstyle.ops import masks as masks_lib
+from tfstyle.ops import preprocessing as pp
+from tfstyle.ops.losses import gram_matrix, masked_gram_matrices, relative_squared_error
+from tfstyle.optimize.objective import compute_targets, feature_extractor_for, luminance_only
 
 SIZE = 48
 LAYERS = {

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from tfstyle import ConfigError, StyleConfig, stylize
-from tfstyle.features import build_feature_extractor
-from tfstyle.loop import compute_targets, make_loss_fn
-from tfstyle.memory import compiled_refusal, estimate_step_bytes, largest_fitting_size
-from tfstyle.step import make_runner
+from tfstyle.models.vgg import build_feature_extractor
+from tfstyle.optimize.memory import compiled_refusal, estimate_step_bytes, largest_fitting_size
+from tfstyle.optimize.objective import compute_targets, make_loss_fn
+from tfstyle.optimize.step import make_runner
 
 LAYERS = ("block1_conv1", "block2_conv1")
 
@@ -73,16 +73,16 @@ class _Started(Exception):
 def test_estimate_only_warns_before_the_run_starts(monkeypatch, style_image, tiny_config):
     import warnings
 
-    import tfstyle.loop
-    import tfstyle.runners
+    import tfstyle.optimize.runners
+    import tfstyle.optimize.stylize
 
     # Pretend an accelerator with 256 MiB free; stop any run that gets as far as its runner.
-    monkeypatch.setattr(tfstyle.loop, "free_device_memory", lambda: 256 * 2**20)
+    monkeypatch.setattr(tfstyle.optimize.stylize, "free_device_memory", lambda: 256 * 2**20)
 
     def started(*args, **kwargs):
         raise _Started
 
-    monkeypatch.setattr(tfstyle.runners, "new_runner", started)
+    monkeypatch.setattr(tfstyle.optimize.runners, "new_runner", started)
     big = np.zeros((600, 800, 3), np.float32)
     # The estimate has never been measured on a GPU: a warning, one line, and the run starts.
     warned = pytest.warns(UserWarning, match=r"may need about .* is free, so about \d+ px")
@@ -125,12 +125,12 @@ def test_a_scale_whose_compiled_step_does_not_fit_is_refused(
     monkeypatch, content_image, style_image, tiny_config
 ):
     # JAX's runner offers XLA's figures (`memory_analysis`); here a fake one on either backend.
-    import tfstyle.runners
+    import tfstyle.optimize.runners
 
     runner_class = _runner_class()
     needs = _Stats(temp=2**30, output=0, alias=0)
     monkeypatch.setattr(runner_class, "memory_analysis", lambda self, t: needs, raising=False)
-    monkeypatch.setattr(tfstyle.runners, "free_device_memory", lambda: 2**30 - 1)
+    monkeypatch.setattr(tfstyle.optimize.runners, "free_device_memory", lambda: 2**30 - 1)
     config = tiny_config.replace(iterations=1)
     records = []
     refused = r"compiled step for a 56x40 image needs 1.0 GiB .* but 1024 MiB is free"
@@ -138,7 +138,7 @@ def test_a_scale_whose_compiled_step_does_not_fit_is_refused(
         stylize(content_image, style_image, config=config, callbacks=[records.append])
     assert records == []  # refused before its first step
     stylize(content_image, style_image, config=config.replace(memory_check=False))
-    monkeypatch.setattr(tfstyle.runners, "free_device_memory", lambda: 2**30)
+    monkeypatch.setattr(tfstyle.optimize.runners, "free_device_memory", lambda: 2**30)
     assert len(stylize(content_image, style_image, config=config).history["total"]) == 1
 
 
@@ -150,7 +150,7 @@ def test_tensorflow_free_memory_is_the_visible_gpus_free_memory(monkeypatch):
     import shutil
     import subprocess
 
-    from tfstyle import step
+    from tfstyle.optimize import step
 
     calls = []
 
@@ -187,10 +187,10 @@ def _runner_class():
     import keras
 
     if keras.backend.backend() == "jax":
-        from tfstyle.step.jax import JaxRunner
+        from tfstyle.optimize.step.jax import JaxRunner
 
         return JaxRunner
-    from tfstyle.step.tensorflow import TensorFlowRunner
+    from tfstyle.optimize.step.tensorflow import TensorFlowRunner
 
     return TensorFlowRunner
 
@@ -288,7 +288,7 @@ def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, monkeypatch):
     from keras.backend import standardize_dtype
     from PIL import Image
 
-    from tfstyle import runners
+    from tfstyle.optimize import runners
 
     built = []
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from tfstyle.config import SCHEDULES
-from tfstyle.optimizers import OneCycle, PreconditionedSGD, make_optimizer, make_schedule
+from tfstyle.optimize.optimizers import OneCycle, PreconditionedSGD, make_optimizer, make_schedule
+from tfstyle.settings.style import SCHEDULES
 
 
 def _at(schedule, step):

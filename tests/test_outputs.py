@@ -1,4 +1,4 @@
-"""Tests of `tfstyle.outputs`: the JSON report, side-file names and checks, snapshots and side
+"""Tests of `tfstyle.io.outputs`: the JSON report, side-file names and checks, snapshots and side
 outputs, as a Python user gets them (the CLI tests check the same files through the command)."""
 
 import json
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import tfstyle
-from tfstyle import OutputError, StyleConfig, TfstyleError, outputs, stylize
-from tfstyle.io import load_image, save_image
+from tfstyle import OutputError, StyleConfig, TfstyleError, stylize
+from tfstyle.integrations.callbacks import SideOutput
+from tfstyle.io import load_image, outputs, save_image
 
 REPORT_KEYS = [
     "version",
@@ -121,7 +122,7 @@ def test_failing_side_output_keeps_the_image(tmp_path):
     def disk_full():
         raise OutputError("disk full")
 
-    side = outputs.SideOutput(str(tmp_path / "logs"), disk_full)
+    side = SideOutput(str(tmp_path / "logs"), disk_full)
     side(None)  # the run goes on
     assert isinstance(side.error, OutputError) and os.path.isdir(tmp_path / "logs")
     output = str(tmp_path / "out.png")

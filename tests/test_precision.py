@@ -6,8 +6,8 @@ import pytest
 from keras.backend import standardize_dtype
 
 from tfstyle import StyleConfig, stylize
-from tfstyle.loop import compute_targets, feature_extractor_for, make_loss_fn
-from tfstyle.step import make_runner
+from tfstyle.optimize.objective import compute_targets, feature_extractor_for, make_loss_fn
+from tfstyle.optimize.step import make_runner
 
 LAYERS = {"content_layers": ("block2_conv2",), "style_layers": ("block1_conv1", "block2_conv1")}
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.weights
 #   0.1 default (300 raw-gradient SGD steps at 256 px, rate 2e-4): coarse held-out 0.357
 #       (0.032), held-out 0.053, content 0.301: the photo under a fine texture.
 # At full size the two score alike; at half size (the scale of colour fields and large
-# strokes, `tfstyle.metrics`) 0.1's misses the bound by 1.5x and 0.2's meets it by 1.5x. At
+# strokes, `tfstyle.ops.metrics`) 0.1's misses the bound by 1.5x and 0.2's meets it by 1.5x. At
 # 128 px nothing separates them (0.1's default paints there too), so the test runs at 256.
 COARSE_HELD_OUT_RATIO = 0.022
 HELD_OUT_RATIO = 0.012
@@ -44,9 +44,10 @@ def test_default_settings_transfer_style_and_keep_content(real_weights):
     history = result.history
     assert history["style"][-1] < 0.3 * history["style"][0]
     assert history["content"][-1] < KEPT_CONTENT
-    # Measured apart from the loss (tfstyle.metrics, at the same default content layer), so
+    # Measured apart from the loss (tfstyle.ops.metrics, at the same default content layer), so
     # a content loss that reports a wrong value cannot pass.
-    from tfstyle import build_feature_extractor, metrics
+    from tfstyle import build_feature_extractor
+    from tfstyle.ops import metrics
 
     scorer = build_feature_extractor(
         layers=metrics.SCORER_LAYERS, network="vgg16", weights=real_weights
@@ -76,7 +77,7 @@ def test_content_reconstruction_from_noise(real_weights):
     assert result.history["content"][-1] < 0.1
     # A reconstruction from shallow features resembles the photo pixel for pixel: the error is
     # less than half that of the noise it started from.
-    from tfstyle.loop import initial_image
+    from tfstyle.optimize.objective import initial_image
 
     start = initial_image(config, content, [content])
     assert np.abs(result.image - content).mean() < 0.5 * np.abs(start - content).mean()
@@ -84,9 +85,10 @@ def test_content_reconstruction_from_noise(real_weights):
 
 def test_default_run_paints(real_weights):
     """The quality gate: with default settings at 256 px, the held-out style distance at half
-    size (`tfstyle.metrics`) falls below 2.2% of the photo's own and at full size below 1.2%,
+    size (`tfstyle.ops.metrics`) falls below 2.2% of the photo's own and at full size below 1.2%,
     while the content distance stays under 0.6 (the painting without losing the photo)."""
-    from tfstyle import build_feature_extractor, metrics
+    from tfstyle import build_feature_extractor
+    from tfstyle.ops import metrics
 
     content = _load("content_astronaut.png", 256)
     style = _load("style_shipwreck.jpg", 512)

@@ -1,4 +1,4 @@
-"""tfstyle.shell: the stderr hygiene and signal handling the CLI relies on."""
+"""tfstyle.cli.shell: the stderr hygiene and signal handling the CLI relies on."""
 
 import os
 import signal
@@ -6,7 +6,8 @@ import warnings
 
 import pytest
 
-from tfstyle import shell
+from tfstyle.cli import shell
+from tfstyle.io import native_logs
 
 NATIVE = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -29,13 +30,13 @@ NATIVE = (
     ],
 )
 def test_native_log_lines_below_the_level_are_dropped(level, kept):
-    lines = shell._filter_lines(NATIVE, level).splitlines()
+    lines = native_logs._filter_lines(NATIVE, level).splitlines()
     assert [line[: len(prefix)] for line, prefix in zip(lines, kept, strict=True)] == kept
 
 
 def test_quiet_native_logs_filters_file_descriptor_2(capfd, monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-    with shell.quiet_native_logs():
+    with native_logs.quiet_native_logs():
         os.write(2, NATIVE.encode())
     assert capfd.readouterr().err == "a line of Python output\n"
 

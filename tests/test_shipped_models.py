@@ -47,8 +47,9 @@ def test_shipped_stylizer_loads_both_ways_and_agrees(path):
 
 @pytest.mark.weights
 def test_starry_night_paints_a_photo_it_never_saw(real_weights):
-    from tfstyle import build_feature_extractor, metrics
+    from tfstyle import build_feature_extractor
     from tfstyle.io import load_image
+    from tfstyle.ops import metrics
 
     photo = load_image(os.path.join(IMAGES, "content_astronaut.png"), max_size=512)
     painting = load_image(os.path.join(IMAGES, "style_starry_night.jpg"))

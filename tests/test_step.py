@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from tfstyle import RunnerCache, stylize
-from tfstyle.loop import compute_targets, feature_extractor_for, make_loss_fn
-from tfstyle.optimizers import make_optimizer
-from tfstyle.step import chunk_counts, make_runner
+from tfstyle.optimize.objective import compute_targets, feature_extractor_for, make_loss_fn
+from tfstyle.optimize.optimizers import make_optimizer
+from tfstyle.optimize.step import chunk_counts, make_runner
 
 LAYERS = {"content_layers": ("block2_conv2",), "style_layers": ("block1_conv1", "block2_conv1")}
 

@@ -1,4 +1,4 @@
-"""A trained stylizer exported as a TFLite model of one size (tfstyle.fast.tflite), run by
+"""A trained stylizer exported as a TFLite model of one size (tfstyle.export.tflite), run by
 the TFLite interpreter, against the Keras network; and `tfstyle export --model`."""
 
 import keras
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    from tfstyle.fast.network import build_stylizer
+    from tfstyle.models.transformer import build_stylizer
 
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_stylizer(width=4, residual_blocks=1).save(path)
@@ -42,8 +42,8 @@ def _paint(path, image):
 
 
 def test_the_tflite_model_paints_as_the_keras_network(tmp_path, model_file):
+    from tfstyle.export.tflite import export_tflite
     from tfstyle.fast.stylizer import FastStylizer
-    from tfstyle.fast.tflite import export_tflite
 
     stylizer = FastStylizer.load(model_file)
     path = export_tflite(stylizer.model, tmp_path / "tiny.tflite", height=24, width=32)
@@ -58,8 +58,8 @@ def test_the_tflite_model_paints_as_the_keras_network(tmp_path, model_file):
 
 
 def test_bad_tflite_targets_are_refused(tmp_path, model_file):
+    from tfstyle.export.tflite import export_tflite
     from tfstyle.fast.stylizer import FastStylizer
-    from tfstyle.fast.tflite import export_tflite
 
     model = FastStylizer.load(model_file).model
     with pytest.raises(ConfigError, match=r"\.tflite file"):

@@ -1,16 +1,17 @@
-"""tfstyle.video: the frame loop in temporal, per-frame and fast modes, on a synthetic clip of
-a texture sliding 2 px per frame (offline, random weights, tiny frames, few steps)."""
+"""tfstyle.video.stylize: the frame loop in temporal, per-frame and fast modes, on a synthetic clip
+of a texture sliding 2 px per frame (offline, random weights, tiny frames, few steps)."""
 
 import keras
 import numpy as np
 import pytest
 from video_helpers import shifting_frames
 
-from tfstyle import StyleConfig, losses, stylize
+from tfstyle import StyleConfig, stylize
 from tfstyle.errors import ConfigError
-from tfstyle.loop import RunnerCache
-from tfstyle.video import frame_size, mean_warping_error, stylize_video
-from tfstyle.video_config import VideoConfig
+from tfstyle.ops import losses
+from tfstyle.optimize.runners import RunnerCache
+from tfstyle.settings.video import VideoConfig
+from tfstyle.video.stylize import frame_size, mean_warping_error, stylize_video
 
 FRAMES = 4
 
@@ -94,7 +95,7 @@ def test_temporal_mode_is_steadier_than_per_frame(frames, style_image, config):
 
 def test_later_frames_share_one_compiled_step(frames, style_image, config, monkeypatch):
     if keras.backend.backend() == "jax":
-        from tfstyle.step import jax as jax_step
+        from tfstyle.optimize.step import jax as jax_step
 
         monkeypatch.setattr(jax_step, "_CACHE", {})  # no steps compiled by earlier tests
     runners = RunnerCache()

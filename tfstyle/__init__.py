@@ -10,7 +10,7 @@ import importlib
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "Checkpoint": "tfstyle.checkpoint",
+    "Checkpoint": "tfstyle.optimize.checkpoint",
     "CheckpointError": "tfstyle.errors",
     "ConfigError": "tfstyle.errors",
     "ImageError": "tfstyle.errors",
@@ -19,30 +19,42 @@ _EXPORTS = {
     "OutputError": "tfstyle.errors",
     "TfstyleError": "tfstyle.errors",
     "WeightsError": "tfstyle.errors",
-    "StyleConfig": "tfstyle.config",
-    "Progress": "tfstyle.progress",
+    "StyleConfig": "tfstyle.settings.style",
+    "Progress": "tfstyle.optimize.progress",
     "load_image": "tfstyle.io",
     "load_mask": "tfstyle.io",
     "save_image": "tfstyle.io",
-    "build_feature_extractor": "tfstyle.features",
-    "ContentLoss": "tfstyle.keras_losses",
-    "PerceptualLoss": "tfstyle.keras_losses",
-    "StyleLoss": "tfstyle.keras_losses",
-    "RunnerCache": "tfstyle.loop",
-    "StyleResult": "tfstyle.loop",
-    "stylize": "tfstyle.loop",
-    "VideoConfig": "tfstyle.video_config",
-    "stylize_video": "tfstyle.video",
+    "build_feature_extractor": "tfstyle.models.vgg",
+    "ContentLoss": "tfstyle.integrations.keras_losses",
+    "PerceptualLoss": "tfstyle.integrations.keras_losses",
+    "StyleLoss": "tfstyle.integrations.keras_losses",
+    "RunnerCache": "tfstyle.optimize.runners",
+    "StyleResult": "tfstyle.optimize.stylize",
+    "stylize": "tfstyle.optimize.stylize",
+    "VideoConfig": "tfstyle.settings.video",
+    "stylize_video": "tfstyle.video.stylize",
     "FastStylizer": "tfstyle.fast.stylizer",
-    "TrainConfig": "tfstyle.fast.config",
-    "build_stylizer": "tfstyle.fast.network",
-    "export_stylizer": "tfstyle.fast.stylizer",
+    "TrainConfig": "tfstyle.settings.train",
+    "build_stylizer": "tfstyle.models.transformer",
+    "export_stylizer": "tfstyle.export.stylizer",
     "train_stylizer": "tfstyle.fast.train",
 }
 
-# Submodules the README uses as attributes (`tfstyle.losses.gram_matrix`), also imported on
-# first use (`image_io`: 0.1's name of `io`).
-_SUBMODULES = ("callbacks", "colab", "image_io", "io", "losses", "outputs")
+# The rooms (subpackages), imported on first use as attributes (`tfstyle.ops.losses` still needs
+# `import tfstyle.ops.losses` or `from tfstyle.ops import losses`: rooms import no modules).
+_SUBMODULES = (
+    "beam",
+    "cli",
+    "export",
+    "fast",
+    "integrations",
+    "io",
+    "models",
+    "ops",
+    "optimize",
+    "settings",
+    "video",
+)
 
 __all__ = sorted(_EXPORTS)
 

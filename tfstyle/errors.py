@@ -52,8 +52,8 @@ class Interrupted(KeyboardInterrupt):
     with `stylize(..., resume=exc.checkpoint)`.
 
     Attributes:
-        checkpoint: a `tfstyle.checkpoint.Checkpoint`, or None if the run was interrupted before
-            it had an image.
+        checkpoint: a `tfstyle.optimize.checkpoint.Checkpoint`, or None if the run was interrupted
+            before it had an image.
         image: the current image, finished like a result (colours preserved as configured):
             what to save; None with `checkpoint`.
         step: steps done over the whole run.

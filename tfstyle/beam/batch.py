@@ -19,9 +19,9 @@ import apache_beam as beam
 
 from tfstyle.beam import common
 from tfstyle.beam.pairs import as_fields
-from tfstyle.config import DEFAULTS
 from tfstyle.errors import TfstyleError
 from tfstyle.io import filesystems as fs
+from tfstyle.settings.style import DEFAULTS
 
 
 class StylizeFn(beam.DoFn):
@@ -39,14 +39,14 @@ class StylizeFn(beam.DoFn):
         self.counters = common.counters()
 
     def setup(self):
-        from tfstyle import shell
+        from tfstyle.io import native_logs
 
         # A worker process imports TensorFlow here first: without its start-up log lines,
         # as in the command's own process.
-        shell.set_tf_log_level()
-        with shell.quiet_native_logs():
-            from tfstyle.loop import RunnerCache
-            from tfstyle.objective import feature_extractor_for
+        native_logs.set_tf_log_level()
+        with native_logs.quiet_native_logs():
+            from tfstyle.optimize.objective import feature_extractor_for
+            from tfstyle.optimize.runners import RunnerCache
 
         feature_extractor_for(self.config)  # cached: built once per worker process
         self.runners = RunnerCache()
@@ -66,8 +66,8 @@ class StylizeFn(beam.DoFn):
         yield output
 
     def _stylize(self, pair, output):
-        from tfstyle import outputs
-        from tfstyle.loop import stylize
+        from tfstyle.io import outputs
+        from tfstyle.optimize.stylize import stylize
 
         config = self.config.replace(**as_fields(dict(pair.settings)))
         content, style = fs.read_image(pair.content), fs.read_image(pair.style)

@@ -57,7 +57,7 @@ def skipped(counter, output):
 def write_finished(report, image, output):
     """The report beside `output`, then the image: the image's existence marks the job done,
     so a job stopped between the two writes is redone, never half-kept."""
-    from tfstyle import outputs
+    from tfstyle.io import outputs
 
     fs.write_bytes(json.dumps(report, indent=1).encode(), outputs.report_path(output))
     fs.write_image(image, output)

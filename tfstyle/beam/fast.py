@@ -37,12 +37,12 @@ from apache_beam.ml.inference.base import (
 )
 
 from tfstyle.beam import common
-from tfstyle.config import COLOR_MODES
 from tfstyle.errors import ConfigError, TfstyleError
-from tfstyle.fast.config import BEAM_BATCH_SIZE, TILE_SIZE
 from tfstyle.io import filesystems as fs
 from tfstyle.io.paths import file_stem, model_name, output_name
-from tfstyle.validation import check_choice, check_int
+from tfstyle.settings.checks import check_choice, check_int
+from tfstyle.settings.style import COLOR_MODES
+from tfstyle.settings.train import BEAM_BATCH_SIZE, TILE_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,11 +75,11 @@ class StylizerHandler(ModelHandler):
         common.drop_memory_warning()
 
     def load_model(self):
-        from tfstyle import shell
+        from tfstyle.io import native_logs
 
-        shell.set_tf_log_level()  # a worker process may import TensorFlow here first
+        native_logs.set_tf_log_level()  # a worker process may import TensorFlow here first
         common.drop_memory_warning()
-        with shell.quiet_native_logs():
+        with native_logs.quiet_native_logs():
             from tfstyle.fast.stylizer import FastStylizer
 
             return FastStylizer.load(self.model_path, tile_size=self.tile_size)
@@ -141,7 +141,7 @@ class ReadPhotoFn(beam.DoFn):
             yield common.dead_letter(self.counters["failed"], exc, **row)
             return
         if self.max_size:
-            from tfstyle import preprocessing as pp
+            from tfstyle.ops import preprocessing as pp
 
             image = pp.fit_to_max_size(image, self.max_size)
         yield Photo(content, output), image
@@ -158,8 +158,8 @@ class WritePaintedFn(beam.DoFn):
         self.counters = common.counters()
 
     def process(self, keyed):
-        from tfstyle import outputs
-        from tfstyle import preprocessing as pp
+        from tfstyle.io import outputs
+        from tfstyle.ops import preprocessing as pp
 
         photo, result = keyed
         painted = result.inference

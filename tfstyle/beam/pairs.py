@@ -6,10 +6,10 @@ import io
 import json
 import os
 
-from tfstyle.config import DEFAULTS, StyleConfig
 from tfstyle.errors import ConfigError
 from tfstyle.io import filesystems as fs
 from tfstyle.io.paths import file_stem, output_name
+from tfstyle.settings.style import DEFAULTS, StyleConfig
 
 # Columns of a manifest that are not settings.
 PAIR_COLUMNS = ("content", "style")

@@ -39,11 +39,11 @@ import apache_beam as beam
 import numpy as np
 
 from tfstyle.beam import common
-from tfstyle.config import DEFAULTS
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.io import filesystems as fs
 from tfstyle.io import video as vio
-from tfstyle.video_config import (
+from tfstyle.settings.style import DEFAULTS
+from tfstyle.settings.video import (
     DEFAULT_FRAME_RATE,
     SEGMENT_DEFAULTS,
     VIDEO_DEFAULTS,
@@ -78,7 +78,7 @@ def segments(frame_count, *, segment_frames, overlap):
     Raises:
         ConfigError: a bad segment size or overlap (`SegmentConfig`), or no frames.
     """
-    from tfstyle.video_config import SegmentConfig
+    from tfstyle.settings.video import SegmentConfig
 
     SegmentConfig(frames=segment_frames, overlap=overlap)
     if isinstance(frame_count, bool) or not isinstance(frame_count, int) or frame_count < 1:
@@ -150,7 +150,7 @@ class VideoJob:
 
     @property
     def report(self):
-        from tfstyle import outputs
+        from tfstyle.io import outputs
 
         return outputs.report_path(self.output.rstrip(os.sep))
 
@@ -170,12 +170,12 @@ class SegmentFn(beam.DoFn):
         self.counters = common.counters()
 
     def setup(self):
-        from tfstyle import shell
+        from tfstyle.io import native_logs
 
-        shell.set_tf_log_level()
-        with shell.quiet_native_logs():
-            from tfstyle.loop import RunnerCache
-            from tfstyle.objective import feature_extractor_for
+        native_logs.set_tf_log_level()
+        with native_logs.quiet_native_logs():
+            from tfstyle.optimize.objective import feature_extractor_for
+            from tfstyle.optimize.runners import RunnerCache
 
         self.runners = RunnerCache()
         self.stylizer = None
@@ -204,7 +204,7 @@ class SegmentFn(beam.DoFn):
         yield record
 
     def _stylize(self, segment):
-        from tfstyle.video import stylize_video
+        from tfstyle.video.stylize import stylize_video
 
         if self.style_images is None and not self.model:
             self.style_images = [fs.read_image(path) for path in self.styles]
@@ -307,8 +307,8 @@ def _boundary_frames(found):
 def _frame_records(job, by_segment, blended, finals):
     """Each final frame's record: the keeping segment's, with the warping error measured again
     on the final frames around each boundary (as `stylize_video` measures it)."""
-    from tfstyle import preprocessing as pp
-    from tfstyle.flow import frame_motion, warping_error
+    from tfstyle.ops import preprocessing as pp
+    from tfstyle.ops.flow import frame_motion, warping_error
 
     boundary = _boundary_frames(job.found)
     inputs = {}
@@ -468,7 +468,7 @@ def run_video(
 
 def _job(content, output, styles, model, config, video, segmenting, frame_rate):
     from tfstyle.io import load_image
-    from tfstyle.video import frame_size
+    from tfstyle.video.stylize import frame_size
 
     paths = [os.fsdecode(p) for p in (content, output, *styles, *([model] if model else []))]
     remote = [p for p in paths if "://" in p]

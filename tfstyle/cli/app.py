@@ -12,8 +12,10 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from tfstyle import __version__, shell
-from tfstyle.cli import apply, batch, export, scale, stylize, train, video, video_beam
+from tfstyle import __version__
+from tfstyle.cli import apply, batch, export, shell, stylize, train, video
+from tfstyle.cli import beam_batch as scale
+from tfstyle.cli import beam_video as video_beam
 from tfstyle.cli.flags import FLAGS, refuse_flags
 from tfstyle.errors import TfstyleError
 

@@ -9,9 +9,10 @@ import os
 import sys
 import time
 
-from tfstyle import shell
+from tfstyle.cli import shell
 from tfstyle.cli.flags import FLAGS, loader, refuse_flags
 from tfstyle.errors import TfstyleError
+from tfstyle.io import native_logs
 
 # Flags that set an optimisation, which a trained model does not run.
 NOT_FOR_MODEL = (
@@ -53,7 +54,7 @@ def command():
         for content, out in jobs
         if FLAGS.overwrite or not os.path.exists(out)
     ]
-    with shell.quiet_native_logs():
+    with native_logs.quiet_native_logs():
         from tfstyle.fast.stylizer import FastStylizer
 
     stylizer = FastStylizer.load(FLAGS.model, tile_size=FLAGS.tile_size)
@@ -61,8 +62,8 @@ def command():
 
 
 def _paint(stylizer, jobs):
-    from tfstyle import preprocessing as pp
     from tfstyle.io import make_directories, save_image
+    from tfstyle.ops import preprocessing as pp
 
     load = loader()
     failed = 0

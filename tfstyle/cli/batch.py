@@ -9,8 +9,7 @@ import dataclasses
 import os
 import sys
 
-from tfstyle import outputs, shell
-from tfstyle.cli import display
+from tfstyle.cli import display, shell
 from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader
 from tfstyle.errors import Interrupted, TfstyleError
 from tfstyle.io import (
@@ -18,7 +17,9 @@ from tfstyle.io import (
     check_output_file,
     check_output_path,
     file_stem,
+    native_logs,
     output_name,
+    outputs,
 )
 
 
@@ -114,8 +115,9 @@ def _run(config, todo, run):
     """Stylize every job; returns how many failed, or the Interrupted that stopped the batch."""
     styles, init_path = run.styles, run.init_path
     masks = _load_masks(run)
-    with shell.quiet_native_logs():
-        from tfstyle.loop import RunnerCache, stylize
+    with native_logs.quiet_native_logs():
+        from tfstyle.optimize.runners import RunnerCache
+        from tfstyle.optimize.stylize import stylize
 
     inputs = _Inputs(loader(), keep=styles)
     init_image = loader()(init_path) if init_path else None
@@ -166,9 +168,11 @@ def _run(config, todo, run):
 
 def _side_outputs(output):
     """Per output of a batch: <stem>_history.json/.csv, TensorBoard logs in a subdirectory."""
+    from tfstyle.integrations.callbacks import side_outputs
+
     history = FLAGS.history and outputs.history_path(output, os.path.splitext(FLAGS.history)[1])
     logdir = FLAGS.tensorboard_dir and os.path.join(FLAGS.tensorboard_dir, file_stem(output))
-    return outputs.side_outputs(output, history=history, logdir=logdir, plot=FLAGS.plot_losses)
+    return side_outputs(output, history=history, logdir=logdir, plot=FLAGS.plot_losses)
 
 
 class _Inputs:

@@ -9,9 +9,10 @@ Dataflow, Flink or Spark. Beam pipeline options follow a `--` at the end of the 
 import os
 import sys
 
-from tfstyle import shell
+from tfstyle.cli import shell
 from tfstyle.cli.flags import FLAGS, config_from_flags, refuse_flags
 from tfstyle.errors import TfstyleError
+from tfstyle.io import native_logs
 
 # Flags of the in-process batch that the pipeline does not carry to its workers.
 _NOT_ON_BEAM = (
@@ -84,7 +85,7 @@ def _paint(pipeline_args):
 
 def import_beam():
     """`tfstyle.beam`, or the missing extra as a TfstyleError."""
-    with shell.quiet_native_logs():
+    with native_logs.quiet_native_logs():
         try:
             from tfstyle import beam
         except ImportError as exc:

@@ -10,12 +10,12 @@ accepted and ignored. A finished output (its report exists) is skipped unless `-
 
 import sys
 
-from tfstyle import shell
+from tfstyle.cli import shell
 from tfstyle.cli import video as video_cli
+from tfstyle.cli.beam_batch import import_beam, pipeline_options
 from tfstyle.cli.flags import FLAGS, loader, refuse_flags
-from tfstyle.cli.scale import import_beam, pipeline_options
 from tfstyle.errors import TfstyleError
-from tfstyle.video_config import SegmentConfig
+from tfstyle.settings.video import SegmentConfig
 
 
 def command(pipeline_args):

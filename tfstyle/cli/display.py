@@ -16,8 +16,8 @@ _UNIT = "step"
 
 
 class Step(typing.NamedTuple):
-    """What the bar needs of a step: the fields of `tfstyle.progress.Progress` it reads (for
-    commands whose library call reports otherwise, as training does through Keras)."""
+    """What the bar needs of a step: the fields of `tfstyle.optimize.progress.Progress` it reads
+    (for commands whose library call reports otherwise, as training does through Keras)."""
 
     step: int
     total_steps: int

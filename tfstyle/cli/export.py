@@ -1,15 +1,16 @@
-"""`tfstyle export --output DIR [settings]`: write a SavedModel stylizer (see tfstyle/export.py).
+"""`tfstyle export --output DIR [settings]`: write a SavedModel stylizer (see
+tfstyle/export/optimization.py).
 `tfstyle export --model DIR --tflite_size WxH --output FILE.tflite`: a trained stylizer as a
-TFLite model of one image size (see tfstyle/fast/tflite.py).
+TFLite model of one image size (see tfstyle/export/tflite.py).
 """
 
 import sys
 
 from absl import flags
 
-from tfstyle import shell
 from tfstyle.cli.flags import FLAGS, NOT_FOR_EXPORT, config_from_flags, refuse_flags
 from tfstyle.errors import TfstyleError
+from tfstyle.io import native_logs
 
 flags.DEFINE_string(
     "tflite_size",
@@ -30,10 +31,10 @@ def command():
     if FLAGS.tflite_size:
         raise TfstyleError("--tflite_size converts a trained stylizer: give --model too")
     config = config_from_flags()
-    with shell.quiet_native_logs():
-        from tfstyle.export import export_stylizer
+    with native_logs.quiet_native_logs():
+        from tfstyle.export.optimization import export_optimization
 
-    path = export_stylizer(FLAGS.output, config=config, overwrite=FLAGS.overwrite)
+    path = export_optimization(FLAGS.output, config=config, overwrite=FLAGS.overwrite)
     if not FLAGS.quiet:
         print(
             f"exported {path}: serving_default takes content and style (uint8 [H, W, 3]) and "
@@ -50,9 +51,9 @@ def _tflite():
     if not FLAGS.tflite_size:
         raise TfstyleError("export --model writes a TFLite model: give --tflite_size, e.g. 512x384")
     width, height = parse_size(FLAGS.tflite_size)
-    with shell.quiet_native_logs():
+    with native_logs.quiet_native_logs():
+        from tfstyle.export.tflite import export_tflite
         from tfstyle.fast.stylizer import FastStylizer
-        from tfstyle.fast.tflite import export_tflite
 
     model = FastStylizer.load(FLAGS.model).model
     path = export_tflite(model, FLAGS.output, height=height, width=width, overwrite=FLAGS.overwrite)

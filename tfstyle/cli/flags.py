@@ -9,14 +9,14 @@ import typing
 
 from absl import flags
 
-from tfstyle import config as config_lib
-from tfstyle import shell
 from tfstyle.errors import TfstyleError
-from tfstyle.fast import config as fast_config
+from tfstyle.io import native_logs
+from tfstyle.settings import style as config_lib
+from tfstyle.settings import train as fast_config
 
 # TensorFlow reads its C++ log level once, when it loads; `import tfstyle.cli` does not import
 # TensorFlow (see tfstyle/__init__.py), so this is early enough.
-shell.set_tf_log_level()
+native_logs.set_tf_log_level()
 
 FLAGS = flags.FLAGS
 _D = config_lib.DEFAULTS
@@ -29,7 +29,7 @@ class _PathListParser(flags.ListParser):
     def parse(self, argument):
         if not isinstance(argument, str):
             return super().parse(argument)
-        from tfstyle import image_io
+        from tfstyle import io as image_io
 
         try:
             return image_io.split_path_list(argument)
@@ -328,8 +328,8 @@ def check_optional_packages():
 
 
 def check_mask_options(config, **counts):
-    """`tfstyle.masks.check_options`, and --mask_content_weight only with a --content_mask."""
-    from tfstyle.masks import check_options
+    """`tfstyle.ops.masks.check_options`, and --mask_content_weight only with a --content_mask."""
+    from tfstyle.ops.masks import check_options
 
     if FLAGS["mask_content_weight"].present and not FLAGS.content_mask:
         raise TfstyleError("--mask_content_weight needs a --content_mask")
@@ -341,7 +341,7 @@ def mask_loader():
     mask with its file's name."""
     from tfstyle.io import load_mask
     from tfstyle.io.paths import quote
-    from tfstyle.masks import check_not_blank
+    from tfstyle.ops.masks import check_not_blank
 
     kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
 

@@ -7,11 +7,18 @@ and a checkpoint (`<output stem>.ckpt.npz`) that `--resume` continues from.
 import os
 import sys
 
-from tfstyle import outputs, shell
-from tfstyle.cli import display
+from tfstyle.cli import display, shell
 from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader
 from tfstyle.errors import CheckpointError, Interrupted, NonFiniteLossError, TfstyleError
-from tfstyle.io import check_name_length, check_output_path, load_npz, save_image, save_npz
+from tfstyle.io import (
+    check_name_length,
+    check_output_path,
+    load_npz,
+    native_logs,
+    outputs,
+    save_image,
+    save_npz,
+)
 
 
 def command():
@@ -63,7 +70,7 @@ def _checkpoint_to_resume(output, config):
     """The checkpoint --resume continues from (its settings checked against the flags now,
     before any work), or None; without --resume, an existing checkpoint is refused rather
     than silently made stale."""
-    from tfstyle.checkpoint import Checkpoint
+    from tfstyle.optimize.checkpoint import Checkpoint
 
     path = outputs.checkpoint_path(output)
     if not FLAGS.resume:
@@ -92,15 +99,16 @@ def _cannot_resume(exc, path):
 
 
 def _run(config, images, output, resume, *, sources):
-    with shell.quiet_native_logs():
-        from tfstyle.loop import stylize
+    with native_logs.quiet_native_logs():
+        from tfstyle.integrations.callbacks import side_outputs as make_side_outputs
+        from tfstyle.optimize.stylize import stylize
 
     content, styles, init_image, masks = images
     bar = None if FLAGS.quiet else display.ProgressBar()
     callbacks = [bar] if bar else []
     if FLAGS.save_every:
         callbacks.append(outputs.Snapshots(output, FLAGS.save_every))
-    side_outputs = outputs.side_outputs(
+    side_outputs = make_side_outputs(
         output,
         history=FLAGS.history,
         logdir=FLAGS.tensorboard_dir,

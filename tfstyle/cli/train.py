@@ -12,11 +12,12 @@ import sys
 
 from absl import flags
 
-from tfstyle import __version__, shell
-from tfstyle.cli import display
+from tfstyle import __version__
+from tfstyle.cli import display, shell
 from tfstyle.cli.flags import FLAGS, check_optional_packages, refuse_flags
 from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
-from tfstyle.fast import config as train_config
+from tfstyle.io import native_logs
+from tfstyle.settings import train as train_config
 
 _T = train_config.TRAIN_DEFAULTS
 
@@ -106,7 +107,7 @@ def command():
     output = check_new_directory(FLAGS.output, overwrite=FLAGS.overwrite)
     style = load_image(FLAGS.style[0])
     resume = _checkpoint_to_resume(output, config)
-    with shell.quiet_native_logs():
+    with native_logs.quiet_native_logs():
         from tfstyle.fast import data
 
         source = data.training_source(FLAGS.content_dir)
@@ -158,7 +159,7 @@ def preview_path(output, step):
 def _checkpoint_to_resume(output, config):
     from tfstyle.io import load_npz
 
-    with shell.quiet_native_logs():
+    with native_logs.quiet_native_logs():
         from tfstyle.fast.train import TrainCheckpoint
 
     path = checkpoint_path(output)
@@ -184,8 +185,8 @@ def _checkpoint_to_resume(output, config):
 def _train(config, style, output, resume):
     from tfstyle.io import make_directories, remove_file, save_image, save_npz
 
-    with shell.quiet_native_logs():
-        from tfstyle.fast.stylizer import export_stylizer
+    with native_logs.quiet_native_logs():
+        from tfstyle.export.stylizer import export_stylizer
         from tfstyle.fast.train import train_stylizer
 
     bar = None if FLAGS.quiet else display.ProgressBar(describe=_loss_text)

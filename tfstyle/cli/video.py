@@ -20,11 +20,12 @@ import time
 
 from absl import flags
 
-from tfstyle import __version__, outputs, shell
-from tfstyle.cli import display
+from tfstyle import __version__
+from tfstyle.cli import display, shell
 from tfstyle.cli.flags import FLAGS, INIT_KEYWORDS, config_from_flags, loader, refuse_flags
 from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
-from tfstyle.video_config import (
+from tfstyle.io import native_logs, outputs
+from tfstyle.settings.video import (
     DEFAULT_FRAME_RATE,
     FLOW_METHODS,
     SEGMENT_DEFAULTS,
@@ -222,8 +223,8 @@ def _source(path):
 
 
 def _frame_size(source, config, *, even):
-    with shell.quiet_native_logs():
-        from tfstyle.video import frame_size  # imports TensorFlow: after the cheap checks
+    with native_logs.quiet_native_logs():
+        from tfstyle.video.stylize import frame_size  # imports TensorFlow: after the cheap checks
 
     return frame_size(source.shape, config.max_size, even=even)
 
@@ -279,7 +280,7 @@ def _resume_point(work, source, config, video):
 
 
 def load_stylizer():
-    with shell.quiet_native_logs():
+    with native_logs.quiet_native_logs():
         from tfstyle.fast.stylizer import FastStylizer
 
         return FastStylizer.load(FLAGS.model, tile_size=FLAGS.tile_size, jit_compile=True)
@@ -302,8 +303,8 @@ def _run(
     from tfstyle.io import load_image, make_directories, remove_file, save_image, save_json
     from tfstyle.io import video as vio
 
-    with shell.quiet_native_logs():
-        from tfstyle.video import stylize_video
+    with native_logs.quiet_native_logs():
+        from tfstyle.video.stylize import stylize_video
 
     total = source.count
     previous = load_image(vio.frame_path(work, start - 1)) if start else None

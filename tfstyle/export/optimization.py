@@ -1,4 +1,6 @@
-"""Export a stylizer as a TensorFlow SavedModel that runs the whole optimisation in its graph.
+"""Export the optimisation itself as a TensorFlow SavedModel: the whole of `stylize()` (targets,
+steps, clip) runs in its graph. (A trained feed-forward stylizer is exported by
+`tfstyle.export.stylizer`.)
 
 The SavedModel's `serving_default` signature takes `content` and `style`, uint8 `[H, W, 3]`
 images of any size within `MIN_SIDE`..`MAX_INPUT_SIDE`, and returns `stylized_image` (uint8
@@ -22,22 +24,21 @@ match `stylize()` closely but not bit for bit unless no resize happens and `init
 import keras
 import tensorflow as tf
 
-from tfstyle.config import SGD_GRADIENT_CLIP_RMS, StyleConfig
 from tfstyle.errors import ConfigError
-from tfstyle.features import min_input_size
 from tfstyle.io import check_new_directory, write_directory
-from tfstyle.loop import feature_extractor_for, make_loss_fn
-from tfstyle.losses import gram_matrix
-from tfstyle.optimizers import make_schedule
+from tfstyle.models.vgg import min_input_size
+from tfstyle.ops.losses import gram_matrix
+from tfstyle.optimize.objective import feature_extractor_for, make_loss_fn
+from tfstyle.optimize.optimizers import make_schedule
+from tfstyle.settings.style import SGD_GRADIENT_CLIP_RMS, StyleConfig
 
 MAX_INPUT_SIDE = 8192  # longest input side the signature accepts (a 8192^2 RGB image is 200 MB)
 STYLE_MIN_SIDE = 16  # the style image's longest side is never below this (as `scale_style`)
 SIGNATURE_INPUTS = ("content", "style")
-SIGNATURE_OUTPUTS = ("stylized_image", "loss_history")
 
 
-def export_stylizer(path, *, config=None, overwrite=False):
-    """Write a SavedModel stylizer for `config` to the directory `path`.
+def export_optimization(path, *, config=None, overwrite=False):
+    """Write a SavedModel of the optimisation with `config` to the directory `path`.
 
     The directory is written whole or not at all (see `write_directory`); missing
     parent directories are created. For TF Serving, export to `MODELS/NAME/1` (a version
@@ -52,7 +53,7 @@ def export_stylizer(path, *, config=None, overwrite=False):
         WeightsError: the network weights cannot be loaded.
     """
     check_new_directory(path, overwrite=overwrite)  # before the weights are loaded
-    module = Stylizer(config or StyleConfig())
+    module = OptimizationModule(config or StyleConfig())
     signatures = {"serving_default": module.serve}
     return write_directory(
         path,
@@ -104,10 +105,10 @@ def _after_checks(tensors, checks):
 _SPEC = {name: tf.TensorSpec([None, None, 3], tf.uint8, name=name) for name in SIGNATURE_INPUTS}
 
 
-class Stylizer(tf.Module):
+class OptimizationModule(tf.Module):
     """A `tf.Module` whose `serve(content, style)` stylizes; see the module docstring.
 
-    `export_stylizer` saves one; call `serve` directly to run the graph in this process.
+    `export_optimization` saves one; call `serve` directly to run the graph in this process.
     """
 
     def __init__(self, config):
@@ -270,14 +271,14 @@ def _round_int(x):
 
 
 def _sgd_constants(config):
-    from tfstyle.optimizers import make_optimizer
+    from tfstyle.optimize.optimizers import make_optimizer
 
     sgd = make_optimizer(name="sgd", learning_rate=config.lr, momentum=config.momentum)
     return {"rms_decay": float(sgd.rms_decay), "epsilon": float(sgd.epsilon)}
 
 
 def _adam_constants(config):
-    from tfstyle.optimizers import make_optimizer
+    from tfstyle.optimize.optimizers import make_optimizer
 
     adam = make_optimizer(name="adam", learning_rate=config.lr, total_steps=config.iterations)
     return float(adam.beta_1), float(adam.beta_2), float(adam.epsilon)

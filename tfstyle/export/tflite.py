@@ -19,11 +19,11 @@ import os
 
 from tfstyle import io as image_io
 from tfstyle.errors import ConfigError, OutputError
-from tfstyle.validation import check_int
+from tfstyle.settings.checks import check_int
 
 TFLITE_EXTENSION = ".tflite"
 # The largest image a TFLite model is exported for: 16 megapixels (4096 x 4096).
-MAX_PIXELS = 4096 * 4096
+MAX_TFLITE_PIXELS = 4096 * 4096
 
 
 def export_tflite(model, path, *, height, width, overwrite=False):
@@ -34,17 +34,18 @@ def export_tflite(model, path, *, height, width, overwrite=False):
         The absolute path written (whole or not at all).
 
     Raises:
-        ConfigError: a side under 16 px, over `MAX_PIXELS` in all, or a path that does not end
-            in `.tflite`.
+        ConfigError: a side under 16 px, over `MAX_TFLITE_PIXELS` in all, or a path that does not
+            end in `.tflite`.
         OutputError: `path` exists (without `overwrite`) or cannot be written.
     """
     check_int("height", height, low=16)
     check_int("width", width, low=16)
-    if height * width > MAX_PIXELS:
+    if height * width > MAX_TFLITE_PIXELS:
         # TensorFlow's graph optimiser crashed the process (a segmentation fault) converting
         # 100000x100000; a phone model that size makes no sense anyway.
         raise ConfigError(
-            f"a {width}x{height} TFLite model is over {MAX_PIXELS:,} pixels; export a smaller size"
+            f"a {width}x{height} TFLite model is over {MAX_TFLITE_PIXELS:,} pixels; "
+            "export a smaller size"
         )
     path = os.fsdecode(path)
     if not path.lower().endswith(TFLITE_EXTENSION):

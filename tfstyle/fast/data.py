@@ -19,8 +19,8 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from tfstyle import io as image_io
-from tfstyle import preprocessing as pp
 from tfstyle.errors import ImageError
+from tfstyle.ops import preprocessing as pp
 
 # Formats tf.io.decode_image reads in the pipeline (others are skipped with a count).
 TRAINING_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

@@ -8,7 +8,8 @@ an uninterrupted one.
 
 Deviations from Johnson et al.: random crops and flips of any photos at `size` (the paper
 squashes 80k COCO photos to 256 x 256 and runs 40k steps of batch 4) and the relative,
-size-independent loss normalisation of `tfstyle.losses` (so the weights differ from the paper's).
+size-independent loss normalisation of `tfstyle.ops.losses` (so the weights differ from the
+paper's).
 
 Nothing here touches files or prints: checkpoints and previews are values handed to callables
 the caller passes (the `train` command writes them), and Keras callbacks (TensorBoard, a
@@ -24,12 +25,12 @@ import keras
 import numpy as np
 
 import tfstyle
-from tfstyle import preprocessing as pp
 from tfstyle.errors import CheckpointError, Interrupted
 from tfstyle.fast import data
-from tfstyle.fast.config import TRAIN_DEFAULTS
-from tfstyle.fast.network import build_stylizer
-from tfstyle.keras_losses import PerceptualLoss
+from tfstyle.integrations.keras_losses import PerceptualLoss
+from tfstyle.models.transformer import build_stylizer
+from tfstyle.ops import preprocessing as pp
+from tfstyle.settings.train import TRAIN_DEFAULTS
 
 FORMAT_VERSION = 1
 
@@ -91,7 +92,7 @@ class TrainResult:
     """A trained stylizer and how it got there.
 
     Attributes:
-        model: the `keras.Model` (see `tfstyle.fast.network`).
+        model: the `keras.Model` (see `tfstyle.models.transformer`).
         history: `{loss name: [value per step]}` of the whole run, resumed steps included.
         config: the `TrainConfig`.
         seconds: wall time of this call.

@@ -8,6 +8,8 @@ writers besides `tfstyle.io`, and they write only where the user pointed them:
 * `HistoryLogger(path)` and `LossPlot(path)` write through `tfstyle.io`'s atomic writers.
 
 `plot_losses(history, path)` draws a finished run's `StyleResult.history` the same way.
+`side_outputs(output, ...)` wraps the ones a command asked for in `SideOutput`s, whose failures
+never cost the run its image.
 """
 
 import io
@@ -15,12 +17,17 @@ import os
 
 import numpy as np
 
-from tfstyle.config import PREVIEW_EVERY
 from tfstyle.errors import ConfigError, OutputError
-from tfstyle.io import atomic_write_bytes, check_output_file, save_csv, save_json
-from tfstyle.losses import LOSS_NAMES
+from tfstyle.io import (
+    atomic_write_bytes,
+    check_output_file,
+    make_directories,
+    save_csv,
+    save_json,
+)
+from tfstyle.io.outputs import HISTORY_EXTENSIONS, plot_path
+from tfstyle.settings.style import LOSS_NAMES, PREVIEW_EVERY
 
-HISTORY_EXTENSIONS = (".json", ".csv")
 _RECORD_FIELDS = ("step", "total_steps", "scale", "height", "width", "elapsed_s")
 
 
@@ -208,3 +215,50 @@ def _row(progress):
 def _loss_names(rows):
     names = [k for k in rows[0] if k not in _RECORD_FIELDS] if rows else list(LOSS_NAMES)
     return sorted(names, key=lambda k: (LOSS_NAMES.index(k) if k in LOSS_NAMES else 99, k))
+
+
+class SideOutput:
+    """A side output's callback (history, TensorBoard, loss plot), made at the run's first step
+    after creating `folder` (if not None): a run refused before its first step leaves no folder
+    behind. A failure never stops the run: the first one is kept in `error` (`save` raises it
+    once the image is saved) and the side output stops."""
+
+    def __init__(self, folder, make):
+        self.folder, self.make = folder, make
+        self.callback = None
+        self.error = None
+
+    def __call__(self, progress):
+        if self.error is not None:
+            return
+        try:
+            if self.callback is None:
+                if self.folder is not None:
+                    make_directories(self.folder)
+                self.callback = self.make()
+            self.callback(progress)
+        except Exception as exc:
+            self.error = exc
+
+
+def side_outputs(output, *, history=None, logdir=None, plot=False, previous=None):
+    """The `SideOutput`s of a run: a loss history file, TensorBoard logs, a loss plot.
+
+    Args:
+        output: the run's output image (the plot is named after it).
+        history: a .json or .csv file for the per-step losses, or None.
+        logdir: a TensorBoard log directory, or None.
+        plot: write `plot_path(output)`.
+        previous: a resumed run's earlier history (`Checkpoint.history`), which the history
+            file and the plot start with.
+    """
+    made = []
+    if history:
+        folder = os.path.dirname(os.path.abspath(history))
+        made.append(SideOutput(folder, lambda: HistoryLogger(history, previous=previous)))
+    if logdir:  # tf.summary creates the folder itself
+        made.append(SideOutput(None, lambda: TensorBoard(logdir)))
+    if plot:
+        path = plot_path(output)
+        made.append(SideOutput(os.path.dirname(path), lambda: LossPlot(path, previous=previous)))
+    return made

@@ -1,7 +1,7 @@
 """Colab and Jupyter helpers: a live preview, side-by-side display, saving and downloading.
 
 A thin shell like the CLI: IPython and matplotlib are imported only when a helper runs, so
-`import tfstyle.colab` works anywhere.
+`import tfstyle.integrations.colab` works anywhere.
 
 Example (in a notebook cell):
     >>> from tfstyle import colab
@@ -14,10 +14,10 @@ import io
 
 from PIL import Image
 
-from tfstyle.callbacks import EveryKSteps
-from tfstyle.config import PREVIEW_EVERY
+from tfstyle.integrations.callbacks import EveryKSteps
 from tfstyle.io import save_image
-from tfstyle.preprocessing import as_float_image, to_uint8
+from tfstyle.ops.preprocessing import as_float_image, to_uint8
+from tfstyle.settings.style import PREVIEW_EVERY
 
 TITLES = ("content", "style", "result")
 

@@ -21,11 +21,16 @@ Example:
 
 import keras
 
-from tfstyle import preprocessing as pp
-from tfstyle.config import DEFAULTS, StyleConfig
 from tfstyle.errors import ConfigError
-from tfstyle.features import build_feature_extractor
-from tfstyle.losses import gram_matrix, relative_squared_error, total_variation_loss, weighted_mean
+from tfstyle.models.vgg import build_feature_extractor
+from tfstyle.ops import preprocessing as pp
+from tfstyle.ops.losses import (
+    gram_matrix,
+    relative_squared_error,
+    total_variation_loss,
+    weighted_mean,
+)
+from tfstyle.settings.style import DEFAULTS, StyleConfig
 
 _PER_IMAGE = (1, 2, 3)  # axes of one image's features
 _PER_GRAM = (1, 2)  # axes of one image's Gram matrix

@@ -28,7 +28,6 @@ from tfstyle.io.atomic import (
     write_directory,
 )
 from tfstyle.io.images import (
-    DEFAULT_MAX_PIXELS,
     decode_image,
     encode_image,
     load_image,
@@ -53,7 +52,6 @@ from tfstyle.io.paths import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
     "atomic_write_bytes",

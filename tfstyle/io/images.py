@@ -15,15 +15,12 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tfstyle.config import MAX_PIXELS
 from tfstyle.errors import ConfigError, ImageError
 from tfstyle.io.atomic import atomic_write_bytes
 from tfstyle.io.modes import to_float_rgb
 from tfstyle.io.paths import detail, image_format, quote, reason
-from tfstyle.preprocessing import fit_to_max_size, rgb_to_yuv, to_uint8
-
-# The limit lives with every other default, in config.py.
-DEFAULT_MAX_PIXELS = MAX_PIXELS
+from tfstyle.ops.preprocessing import fit_to_max_size, rgb_to_yuv, to_uint8
+from tfstyle.settings.style import MAX_INPUT_PIXELS
 
 # Raster formats we let Pillow open. An allowlist because some plugins do risky things on
 # untrusted input (EPS runs Ghostscript) and others only decode niche scientific data.
@@ -45,7 +42,7 @@ def load_image(
     path: str | os.PathLike,
     *,
     max_size: int | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = MAX_INPUT_PIXELS,
 ) -> np.ndarray:
     """Load an image file as float32 RGB in [0, 1], upright as its EXIF orientation says.
 
@@ -78,10 +75,8 @@ def load_image(
     return pixels
 
 
-def load_mask(
-    path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
-    """Load a mask file (tfstyle.masks) as float32 greyscale `[H, W]` in [0, 1], white where it
+def load_mask(path: str | os.PathLike, *, max_pixels: int | None = MAX_INPUT_PIXELS) -> np.ndarray:
+    """Load a mask file (tfstyle.ops.masks) as float32 greyscale `[H, W]` in [0, 1], white where it
     applies: any image `load_image` reads, as its luminance (BT.601), so a colour or
     transparent file (composited onto white) is read as it looks.
 
@@ -282,7 +277,7 @@ def decode_image(
     *,
     name: str = "image",
     max_size: int | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = MAX_INPUT_PIXELS,
 ) -> np.ndarray:
     """`load_image` for a file's bytes read elsewhere (a Beam filesystem, a network); `name`
     names it in errors."""

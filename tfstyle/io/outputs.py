@@ -1,5 +1,6 @@
-"""What a run leaves beside its image: the JSON report, the side files' names, snapshots, and
-the side outputs (history, TensorBoard, loss plot) that must never cost the image.
+"""What a run leaves beside its image: the JSON report, the side files' names and snapshots.
+(The side outputs that must never cost the image, history, TensorBoard and the loss plot, are
+callbacks: `tfstyle.integrations.callbacks.side_outputs`.)
 
 The CLI and Python users get the same files:
 
@@ -20,7 +21,8 @@ from tfstyle.errors import OutputError, TfstyleError
 from tfstyle.io import make_directories, remove_file, save_image, save_json
 from tfstyle.io.paths import check_not_input, check_output_file
 
-HISTORY_EXTENSIONS = (".json", ".csv")  # = callbacks.HISTORY_EXTENSIONS, without importing Keras
+# The loss history files a run can write (`integrations.callbacks.HistoryLogger`).
+HISTORY_EXTENSIONS = (".json", ".csv")
 
 
 def report_path(output):
@@ -235,54 +237,3 @@ class Snapshots:
     def __call__(self, progress):
         if progress.image is not None and progress.step % self.every == 0:
             save_file(save_image, progress.image, snapshot_path(self.output, progress.step))
-
-
-class SideOutput:
-    """A side output's callback (history, TensorBoard, loss plot), made at the run's first step
-    after creating `folder` (if not None): a run refused before its first step leaves no folder
-    behind. A failure never stops the run: the first one is kept in `error` (`save` raises it
-    once the image is saved) and the side output stops."""
-
-    def __init__(self, folder, make):
-        self.folder, self.make = folder, make
-        self.callback = None
-        self.error = None
-
-    def __call__(self, progress):
-        if self.error is not None:
-            return
-        try:
-            if self.callback is None:
-                if self.folder is not None:
-                    make_directories(self.folder)
-                self.callback = self.make()
-            self.callback(progress)
-        except Exception as exc:
-            self.error = exc
-
-
-def side_outputs(output, *, history=None, logdir=None, plot=False, previous=None):
-    """The `SideOutput`s of a run: a loss history file, TensorBoard logs, a loss plot.
-
-    Args:
-        output: the run's output image (the plot is named after it).
-        history: a .json or .csv file for the per-step losses, or None.
-        logdir: a TensorBoard log directory, or None.
-        plot: write `plot_path(output)`.
-        previous: a resumed run's earlier history (`Checkpoint.history`), which the history
-            file and the plot start with.
-    """
-    from tfstyle import callbacks  # imports Keras: only once a run is about to start
-
-    made = []
-    if history:
-        folder = os.path.dirname(os.path.abspath(history))
-        made.append(SideOutput(folder, lambda: callbacks.HistoryLogger(history, previous=previous)))
-    if logdir:  # tf.summary creates the folder itself
-        made.append(SideOutput(None, lambda: callbacks.TensorBoard(logdir)))
-    if plot:
-        path = plot_path(output)
-        made.append(
-            SideOutput(os.path.dirname(path), lambda: callbacks.LossPlot(path, previous=previous))
-        )
-    return made

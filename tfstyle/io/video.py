@@ -213,11 +213,6 @@ def check_video_output(path, *, inputs=()):
     return target
 
 
-def even_size(height, width):
-    """The largest even size not above (height, width): H.264 in yuv420p needs even sides."""
-    return max(2, height - height % 2), max(2, width - width % 2)
-
-
 def write_video(frame_paths, path, *, frame_rate, audio_from=None):
     """Encode image files into an H.264 video at `path`, whole or not at all, copying the audio
     stream of the video `audio_from` (if it has one) without re-encoding.

@@ -22,7 +22,7 @@ Deviations from Johnson et al., each for a reason that later work measured:
 import keras
 from keras import ops
 
-from tfstyle.validation import check_int as _check_int
+from tfstyle.settings.checks import check_int as _check_int
 
 # Stride-2 convolutions on the way down (and upsamplings on the way up), as in the paper.
 DOWNSAMPLINGS = 2

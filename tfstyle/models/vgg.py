@@ -14,8 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfstyle.config import DEFAULTS, check_layers, layer_names, min_input_size
 from tfstyle.errors import ConfigError, WeightsError
+from tfstyle.settings.style import DEFAULTS, check_layers, layer_names, min_input_size
 
 # Caffe-trained VGG expects BGR pixels in 0..255 minus this per-channel mean (BGR order).
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)

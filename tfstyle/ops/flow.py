@@ -17,7 +17,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-FLOW_METHODS = ("dis", "farneback")
+from tfstyle.settings.video import FLOW_METHODS
 
 # Ruder et al. (2016), section 3.2: a pixel is disoccluded when the forward flow, sampled where
 # the backward flow points, does not cancel the backward flow:

@@ -21,7 +21,7 @@ averaged) and of the layer's scale.
 
 * "gram": the relative squared error of position-averaged Gram matrices (above).
 * "mean_cov" and "sliced_wasserstein": see `style_stats.py`, where their statistics and
-  distances live (re-exported here, so `tfstyle.losses.sqrtm_newton_schulz` etc. still work).
+  distances live.
 
 Spatial control (Gatys et al. 2017; the masks are prepared in `masks.py`): with masks, the
 style targets are one Gram per region `[R, C, C]`, and the image's Gram of region r weights each
@@ -39,20 +39,19 @@ covariance `sum w_i (S_i + (mu_i - mu)(mu_i - mu)^T)`); "sliced_wasserstein" poo
 
 from keras import ops
 
-from tfstyle.config import DEFAULTS, STYLE_LOSSES
-
-# The style statistics' public names are also this module's (`tfstyle.losses.mean_covariance`, ...).
-from tfstyle.style_stats import EPSILON as EPSILON
-from tfstyle.style_stats import flat_positions, hash32, int32_constant, mean_cov_target
-from tfstyle.style_stats import gaussian_wasserstein as gaussian_wasserstein
-from tfstyle.style_stats import image_seed as image_seed
-from tfstyle.style_stats import mean_cov_loss as mean_cov_loss
-from tfstyle.style_stats import mean_covariance as mean_covariance
-from tfstyle.style_stats import random_directions as random_directions
-from tfstyle.style_stats import sliced_wasserstein_loss as sliced_wasserstein_loss
-from tfstyle.style_stats import sqrtm_newton_schulz as sqrtm_newton_schulz
-
-LOSS_NAMES = ("content", "style", "tv", "total")
+from tfstyle.ops.style_stats import (
+    EPSILON,
+    flat_positions,
+    hash32,
+    image_seed,
+    int32_constant,
+    mean_cov_loss,
+    mean_cov_target,
+    mean_covariance,
+    random_directions,
+    sliced_wasserstein_loss,
+)
+from tfstyle.settings.style import DEFAULTS, STYLE_LOSSES
 
 
 def gram_matrix(features):

@@ -26,9 +26,9 @@ import warnings
 
 import numpy as np
 
-from tfstyle import preprocessing as pp
-from tfstyle.config import BLANK_MASK_LEVEL
 from tfstyle.errors import ConfigError, ImageError
+from tfstyle.ops import preprocessing as pp
+from tfstyle.settings.style import BLANK_MASK_LEVEL
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601, as preprocessing.rgb_to_yuv
 

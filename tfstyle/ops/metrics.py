@@ -16,8 +16,8 @@ large strokes, and the photo under a texture scores three times worse (0.40 agai
 
 import numpy as np
 
-from tfstyle import preprocessing as pp
-from tfstyle.losses import gram_matrix, relative_squared_error
+from tfstyle.ops import preprocessing as pp
+from tfstyle.ops.losses import gram_matrix, relative_squared_error
 
 CONTENT_LAYER = "block4_conv2"
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")

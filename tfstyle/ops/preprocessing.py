@@ -2,8 +2,8 @@
 
 Everything here takes and returns float32 NumPy images `[H, W, 3]` in [0, 1] (`to_uint8`:
 uint8, for saving and display) and never mutates its input. It imports nothing of tfstyle but
-its errors, so `tfstyle.io` and `tfstyle.colab` use its resize and conversions rather than
-their own. (The caffe preprocessing the network needs runs inside the feature extractor.)
+its errors, so `tfstyle.io` and `tfstyle.integrations.colab` use its resize and conversions rather
+than their own. (The caffe preprocessing the network needs runs inside the feature extractor.)
 """
 
 import numpy as np

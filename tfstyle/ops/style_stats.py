@@ -28,7 +28,7 @@ Both are relative errors, as every loss in `losses.py` (which chooses between th
 
 from keras import ops
 
-from tfstyle.config import COVARIANCE_RIDGE, NEWTON_SCHULZ_ITERATIONS
+from tfstyle.settings.style import COVARIANCE_RIDGE, NEWTON_SCHULZ_ITERATIONS
 
 EPSILON = 1e-8
 

@@ -26,12 +26,11 @@ import warnings
 
 import numpy as np
 
-from tfstyle.config import StyleConfig
 from tfstyle.errors import CheckpointError, ConfigError
+from tfstyle.settings.style import LOSS_NAMES, StyleConfig
 
 # 2: optimizer variables by name, and the environment (backend and versions) recorded.
 FORMAT_VERSION = 2
-LOSS_NAMES = ("content", "style", "tv", "total")  # = losses.LOSS_NAMES, without importing Keras
 
 # Settings that do not change the result: the CLI derives steps_per_call from --save_every, and
 # how steps are grouped into compiled calls does not change the arithmetic; the memory check
@@ -52,8 +51,8 @@ class Checkpoint:
             scale when that one had not started): the run's current image, averaged when
             averaging is on. What an interrupted run saves, and where a scale without
             `runner_state` starts from.
-        runner_state: the step runner's `state()` (see `tfstyle.step`) at scale `scale`; empty
-            when the scale had not started, and for L-BFGS.
+        runner_state: the step runner's `state()` (see `tfstyle.optimize.step`) at scale `scale`;
+            empty when the scale had not started, and for L-BFGS.
         history: `{loss name: float32 array}` of the steps done (NaN for the losses of steps
             whose compiled call finished just as the interrupt came).
         evaluations: objective evaluations so far.

@@ -36,7 +36,7 @@ conv-bias-ReLU kernels may keep one; convolution workspaces and fragmentation co
 
 import math
 
-from tfstyle.features import layer_names
+from tfstyle.models.vgg import layer_names
 
 # The estimate times this must fit: convolution workspaces and fragmentation come on top.
 HEADROOM = 1.25

@@ -6,10 +6,10 @@ import functools
 import numpy as np
 from keras import ops
 
-from tfstyle import masks as masks_lib
-from tfstyle import preprocessing as pp
-from tfstyle.features import build_feature_extractor
-from tfstyle.losses import (
+from tfstyle.models.vgg import build_feature_extractor
+from tfstyle.ops import masks as masks_lib
+from tfstyle.ops import preprocessing as pp
+from tfstyle.ops.losses import (
     blend_statistics,
     masked_gram_matrices,
     style_statistics,
@@ -146,8 +146,8 @@ def _loss_fn(features, image, targets, **weights):
     )
     temporal = targets.get("temporal")
     if temporal is not None:
-        # Video (`tfstyle.video`): the warped previous frame, its mask and the weight are all
-        # tensor arguments of the compiled step, so every frame reuses one trace. The term is
+        # Video (`tfstyle.video.stylize`): the warped previous frame, its mask and the weight are
+        # all tensor arguments of the compiled step, so every frame reuses one trace. The term is
         # in "total" only: the recorded terms stay the same four for every run.
         term = temporal_loss(image, temporal["image"], temporal["mask"])
         losses["total"] = losses["total"] + temporal["weight"] * term

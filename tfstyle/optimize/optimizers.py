@@ -9,7 +9,7 @@ import math
 import keras
 from keras import ops
 
-from tfstyle.config import DEFAULTS, SGD_GRADIENT_CLIP_RMS
+from tfstyle.settings.style import DEFAULTS, SGD_GRADIENT_CLIP_RMS
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")

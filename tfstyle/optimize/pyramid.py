@@ -1,9 +1,9 @@
 """The image pyramid: the size and steps of each scale, and the checks that every scale is
 large enough for the network's deepest layer."""
 
-from tfstyle import preprocessing as pp
 from tfstyle.errors import ConfigError
-from tfstyle.features import min_input_size
+from tfstyle.models.vgg import min_input_size
+from tfstyle.ops import preprocessing as pp
 
 
 def scale_plan(config, shape):

@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 
-from tfstyle import preprocessing as pp
-from tfstyle.checkpoint import Checkpoint
 from tfstyle.errors import CheckpointError
-from tfstyle.losses import LOSS_NAMES
-from tfstyle.progress import Progress
+from tfstyle.ops import preprocessing as pp
+from tfstyle.optimize.checkpoint import Checkpoint
+from tfstyle.optimize.progress import Progress
+from tfstyle.settings.style import LOSS_NAMES
 
 
 class RunState:

@@ -6,11 +6,11 @@ import collections
 import numpy as np
 
 from tfstyle.errors import ConfigError, NonFiniteLossError
-from tfstyle.lbfgs import minimize_lbfgs
-from tfstyle.memory import compiled_refusal
-from tfstyle.objective import make_loss_fn
-from tfstyle.optimizers import make_optimizer
-from tfstyle.step import free_device_memory, make_runner
+from tfstyle.optimize.lbfgs import minimize_lbfgs
+from tfstyle.optimize.memory import compiled_refusal
+from tfstyle.optimize.objective import make_loss_fn
+from tfstyle.optimize.optimizers import make_optimizer
+from tfstyle.optimize.step import free_device_memory, make_runner
 
 
 class RunnerCache:

@@ -1,9 +1,8 @@
 """`stylize()`: targets once, initial image, optimisation over one or more scales, callbacks.
 
-The parts live in their own modules, from the bottom up: `pyramid` (the scales), `objective`
-(extractor, targets, initial image, loss), `run_state` (progress, checkpoints, resume) and
-`runners` (the compiled steps and the loops around them); their public names are importable
-from here too.
+The parts live in their own modules of `tfstyle.optimize`, from the bottom up: `pyramid` (the
+scales), `objective` (extractor, targets, initial image, loss), `run_state` (progress,
+checkpoints, resume) and `runners` (the compiled steps and the loops around them).
 """
 
 import dataclasses
@@ -13,38 +12,23 @@ import warnings
 
 import numpy as np
 
-from tfstyle import masks
-from tfstyle import preprocessing as pp
-from tfstyle.checkpoint import digest_images
-from tfstyle.config import StyleConfig
 from tfstyle.errors import ConfigError, Interrupted, NonFiniteLossError
-from tfstyle.memory import estimate_warning
-from tfstyle.objective import (
+from tfstyle.ops import masks
+from tfstyle.ops import preprocessing as pp
+from tfstyle.optimize.checkpoint import digest_images
+from tfstyle.optimize.memory import estimate_warning
+from tfstyle.optimize.objective import (
     compute_targets,
     feature_extractor_for,
     initial_image,
     luminance_only,
-    make_loss_fn,
     temporal_targets,
 )
-from tfstyle.pyramid import check_sizes, scale_plan, scale_sizes
-from tfstyle.run_state import Clock, RunState
-from tfstyle.runners import RunnerCache, new_runner, non_finite_error, optimise
-from tfstyle.step import free_device_memory
-
-__all__ = [
-    "RunnerCache",
-    "StyleResult",
-    "compute_targets",
-    "feature_extractor_for",
-    "initial_image",
-    "make_loss_fn",
-    "new_runner",
-    "non_finite_error",
-    "scale_plan",
-    "scale_sizes",
-    "stylize",
-]
+from tfstyle.optimize.pyramid import check_sizes, scale_plan
+from tfstyle.optimize.run_state import Clock, RunState
+from tfstyle.optimize.runners import optimise
+from tfstyle.optimize.step import free_device_memory
+from tfstyle.settings.style import StyleConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,12 +86,12 @@ def stylize(
             then compile once); None builds fresh ones.
         style_masks: one greyscale mask per style image (`[H, W]`, `[H, W, 1]` or RGB, uint8
             or float in [0, 1]; white where that style applies), stretched to the content's
-            shape; see `tfstyle.masks` (Gatys et al. 2017) for overlaps and gaps.
+            shape; see `tfstyle.ops.masks` (Gatys et al. 2017) for overlaps and gaps.
         content_mask: a mask of where the content is kept: no style there, and its content
             loss weighted by `config.mask_content_weight`.
         style_image_masks: one mask per style image, white where its texture is taken from
             (stretched to its style image).
-        temporal: video only (`tfstyle.video`): `{"image": [H, W, 3] previous output warped
+        temporal: video only (`tfstyle.video.stylize`): `{"image": [H, W, 3] previous output warped
             into this frame, "mask": [H, W] where that warp is reliable, "weight": float}`,
             adding Ruder et al.'s temporal loss (`losses.temporal_loss`) to the total.
 
@@ -211,7 +195,8 @@ def _luminance(config):
 
 def _check_memory(config, size):
     """Warn, before any work, when the estimated step for `size` exceeds the accelerator's free
-    memory (a warning: the estimate has not been measured on a GPU; see `tfstyle.memory`)."""
+    memory (a warning: the estimate has not been measured on a GPU; see
+    `tfstyle.optimize.memory`)."""
     free = free_device_memory() if config.memory_check else None
     if free is None:  # a CPU: the operating system's memory is not ours to predict
         return

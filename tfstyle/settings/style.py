@@ -9,15 +9,11 @@ import dataclasses
 import math
 
 from tfstyle.errors import ConfigError
-from tfstyle.validation import (  # noqa: F401 (layer helpers: part of this module's API)
-    VGG_BLOCK_DEPTHS,
-    check_layers,
-    layer_names,
-    min_input_size,
-)
-from tfstyle.validation import check_choice as _check_choice
-from tfstyle.validation import check_int as _check_int
-from tfstyle.validation import check_number as _check_number
+from tfstyle.settings.base import Settings
+from tfstyle.settings.checks import check_choice as _check_choice
+from tfstyle.settings.checks import check_int as _check_int
+from tfstyle.settings.checks import check_number as _check_number
+from tfstyle.settings.layers import check_layers, layer_names, min_input_size
 
 NETWORKS = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
@@ -38,6 +34,9 @@ LAYER_WEIGHT_PRESETS = ("equal", "decreasing")
 AVERAGING = ("none", "ema", "best")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
+# The loss terms of every run, in the order of its history and reports (`ops.losses` computes
+# them; checkpoints, callbacks and runners read the names from here, without importing Keras).
+LOSS_NAMES = ("content", "style", "tv", "total")
 
 # Style loss "mean_cov" (style_stats.py): Newton-Schulz iterations per matrix square root, and the
 # ridge added to both covariances, relative to the target's mean variance (tr(S) / C).
@@ -46,7 +45,7 @@ COVARIANCE_RIDGE = 1e-4
 
 # Input images with more pixels are refused from their header, before decoding (decompression
 # bombs); the CLI raises it with --max_pixels.
-MAX_PIXELS = 128_000_000
+MAX_INPUT_PIXELS = 128_000_000
 
 # scales="auto": the pyramid's coarsest scale is the smallest size of at least this many pixels
 # (longest side) in the halving sequence from max_size (512 -> 128, 256, 512; 384 -> 192, 384;
@@ -57,7 +56,7 @@ AUTO_SCALE_MIN_SIZE = 128
 # fall where the colours and large shapes move: at the coarse scales.
 SCALE_ITERATION_RATIO = 0.25
 
-# Spatial control (`tfstyle.masks`). Where the content mask is white, each position's content
+# Spatial control (`tfstyle.ops.masks`). Where the content mask is white, each position's content
 # loss is multiplied by `mask_content_weight`: the style loss is already zero there, but the deep
 # style layers' receptive fields reach into the region from outside and pull its border along,
 # so the content needs more than its usual weight to hold. Measured (tests/test_masks.py, 48 px,
@@ -72,7 +71,7 @@ BLANK_MASK_LEVEL = 0.5 / 255
 # How often (in steps) callbacks that show the image do so: TensorBoard images, Colab previews.
 PREVIEW_EVERY = 50
 
-# Learning rates for images in [0, 1] with the gradient scaled as `tfstyle.step` describes
+# Learning rates for images in [0, 1] with the gradient scaled as `tfstyle.optimize.step` describes
 # (L-BFGS has none: its line search sets the step). SGD's default runs with Nesterov momentum
 # 0.95 on the preconditioned gradient (`optimizers.PreconditionedSGD`): with every value's
 # gradient normalised, the momentum is what separates the painting's steady pull (colours,
@@ -95,21 +94,6 @@ PLAIN_SGD_LEARNING_RATE = 2e-4
 SGD_GRADIENT_CLIP_RMS = 50.0
 
 
-class Settings:
-    """What every settings dataclass (`StyleConfig`, `fast.config.TrainConfig`) can do."""
-
-    def replace(self, **changes):
-        """A copy with `changes` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self):
-        """Plain-JSON dict of every setting."""
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
-
-
 @dataclasses.dataclass(frozen=True)
 class StyleConfig(Settings):
     """Settings of one stylization. All fields are keyword arguments with validated defaults.
@@ -124,7 +108,7 @@ class StyleConfig(Settings):
     Loss weights (see `losses.py` for the normalisation that makes them size-independent):
         content_weight, style_weight, tv_weight.
         mask_content_weight: with a content mask (`stylize(..., content_mask=...)`), the
-            content loss where the mask is white is multiplied by this (see `tfstyle.masks`).
+            content loss where the mask is white is multiplied by this (see `tfstyle.ops.masks`).
         style_loss: what the style term matches: "gram" (Gram matrices, Gatys et al.),
             "mean_cov" (Wasserstein-2 distance between Gaussian fits: means and covariances)
             or "sliced_wasserstein" (the full feature distributions along random directions,
@@ -159,8 +143,8 @@ class StyleConfig(Settings):
         remat: recompute each VGG block's activations in the backward pass instead of storing
             them (less memory for large images, about a third more compute per step).
         memory_check: check that a step fits the accelerator's free memory (see
-            `tfstyle.memory`): before any work, a warning from an estimate; on JAX, a refusal
-            from XLA's own figures when a scale's step is compiled. False skips both.
+            `tfstyle.optimize.memory`): before any work, a warning from an estimate; on JAX, a
+            refusal from XLA's own figures when a scale's step is compiled. False skips both.
     """
 
     network: str = "vgg19"

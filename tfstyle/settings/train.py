@@ -1,22 +1,22 @@
 """Every setting of training a feed-forward stylizer, its default and its validation.
 
-The fast stylizer's counterpart of `tfstyle.config.StyleConfig`: the `train` command maps its
-flags onto `TrainConfig`, `train_stylizer` reads only `TrainConfig`. The feature network's
+The fast stylizer's counterpart of `tfstyle.settings.style.StyleConfig`: the `train` command maps
+its flags onto `TrainConfig`, `train_stylizer` reads only `TrainConfig`. The feature network's
 settings are validated by building the `StyleConfig` of the loss (`loss_config()`).
 """
 
 import dataclasses
 
-from tfstyle.config import (
+from tfstyle.settings.checks import check_choice as _check_choice
+from tfstyle.settings.checks import check_int as _check_int
+from tfstyle.settings.checks import check_number as _check_number
+from tfstyle.settings.style import (
     NETWORKS,
     POOLINGS,
     PRECISIONS,
     Settings,
     StyleConfig,
 )
-from tfstyle.validation import check_choice as _check_choice
-from tfstyle.validation import check_int as _check_int
-from tfstyle.validation import check_number as _check_number
 
 # Johnson et al. (2016, section 4.1) with VGG16: content at relu2_2, style at relu1_2, relu2_2,
 # relu3_3 and relu4_3. The same names exist in VGG19 (whose blocks 3-5 have a fourth conv
@@ -42,7 +42,7 @@ class TrainConfig(Settings):
         width: channels of the stylizer's first convolution (32: Johnson et al.'s network;
             8 or 16: small, fast variants).
         residual_blocks: residual blocks at the lowest resolution (5 in the paper).
-    Loss (see `tfstyle.keras_losses.PerceptualLoss`; the weights mean what they mean in
+    Loss (see `tfstyle.integrations.keras_losses.PerceptualLoss`; the weights mean what they mean in
     `StyleConfig`: relative errors, about 1 for a blank image):
         network, weights, pooling: the VGG feature network of the loss.
         content_layers, style_layers: its layers.

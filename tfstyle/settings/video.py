@@ -1,18 +1,19 @@
 """Every setting of stylizing a video beyond those of one image (`StyleConfig`), its default and
-its validation: the `video` command maps its flags onto `VideoConfig`, `tfstyle.video` reads
+its validation: the `video` command maps its flags onto `VideoConfig`, `tfstyle.video.stylize` reads
 only it. Imports neither TensorFlow nor OpenCV, so the CLI can check flags before loading them.
 """
 
 import dataclasses
 from fractions import Fraction
 
-from tfstyle.config import Settings
-from tfstyle.validation import check_choice as _check_choice
-from tfstyle.validation import check_int as _check_int
-from tfstyle.validation import check_number as _check_number
+from tfstyle.settings.checks import check_choice as _check_choice
+from tfstyle.settings.checks import check_int as _check_int
+from tfstyle.settings.checks import check_number as _check_number
+from tfstyle.settings.style import Settings
 
 VIDEO_MODES = ("temporal", "per_frame")
-FLOW_METHODS = ("dis", "farneback")  # tfstyle.flow.FLOW_METHODS, without importing OpenCV
+# Optical flow methods (OpenCV), checked here so that the CLI need not import OpenCV first.
+FLOW_METHODS = ("dis", "farneback")
 
 # The frame rate of a video made from a folder of frames, unless --frame_rate says otherwise.
 DEFAULT_FRAME_RATE = 25

@@ -2,7 +2,7 @@
 
 * temporal (Ruder et al. 2016, "Artistic style transfer for videos"): frame 1 is stylized in
   full (`StyleConfig`: pyramid, iterations); each later frame starts from the previous output
-  warped by the optical flow between the two input frames (`tfstyle.flow`), runs
+  warped by the optical flow between the two input frames (`tfstyle.ops.flow`), runs
   `VideoConfig.frame_iterations` steps at the final size only, and adds the temporal loss
   `temporal_weight * mean(mask * (image - warped)^2)` where `mask` is 0 at disocclusions and
   motion boundaries (the forward-backward consistency check).
@@ -26,12 +26,14 @@ import time
 
 import numpy as np
 
-from tfstyle import preprocessing as pp
-from tfstyle.config import StyleConfig
 from tfstyle.errors import ConfigError
-from tfstyle.flow import frame_motion, warping_error
-from tfstyle.loop import RunnerCache, feature_extractor_for, stylize
-from tfstyle.video_config import VideoConfig
+from tfstyle.ops import preprocessing as pp
+from tfstyle.ops.flow import frame_motion, warping_error
+from tfstyle.optimize.objective import feature_extractor_for
+from tfstyle.optimize.runners import RunnerCache
+from tfstyle.optimize.stylize import stylize
+from tfstyle.settings.style import StyleConfig
+from tfstyle.settings.video import VideoConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,7 +55,7 @@ The backend is read once, from `keras.backend.backend()`.
 import keras
 import numpy as np
 
-from tfstyle.config import DEFAULTS
+from tfstyle.settings.style import DEFAULTS
 
 # Initial loss scale of `value_and_grad` under float16 (LossScaleOptimizer's default too).
 STATIC_LOSS_SCALE = 2.0**15
@@ -90,9 +90,9 @@ def make_runner(
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        from tfstyle.step.tensorflow import TensorFlowRunner as runner_class
+        from tfstyle.optimize.step.tensorflow import TensorFlowRunner as runner_class
     elif backend == "jax":
-        from tfstyle.step.jax import JaxRunner as runner_class
+        from tfstyle.optimize.step.jax import JaxRunner as runner_class
     else:
         raise NotImplementedError(f"tfstyle runs on the tensorflow and jax backends, not {backend}")
     return runner_class(

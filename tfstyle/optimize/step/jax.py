@@ -21,18 +21,18 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from tfstyle.losses import LOSS_NAMES
-from tfstyle.step import (
+from tfstyle.optimize.step import (
     STATIC_LOSS_SCALE,
     check_optimizer_state,
     chunk_counts,
     join_histories,
     optimizer_variable_names,
 )
+from tfstyle.settings.style import LOSS_NAMES
 
 
 class JaxRunner:
-    """See `tfstyle.step` for the interface.
+    """See `tfstyle.optimize.step` for the interface.
 
     `run` compiles once per image size, whatever the number of steps. `jit_compile=False` runs
     the same code uncompiled (for debugging).
@@ -265,7 +265,7 @@ def _compiled(key, spec, chunk, jit):
 
 
 def _losses_and_grad(spec, weights, image, targets, scale):
-    """Losses and the gradient of `scale` times the objective (see `tfstyle.step`)."""
+    """Losses and the gradient of `scale` times the objective (see `tfstyle.optimize.step`)."""
     pixels = image.shape[1] * image.shape[2]
 
     def objective(x):

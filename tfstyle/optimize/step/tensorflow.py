@@ -4,21 +4,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfstyle.losses import LOSS_NAMES
-from tfstyle.step import (
+from tfstyle.optimize.step import (
     STATIC_LOSS_SCALE,
     check_optimizer_state,
     chunk_counts,
     join_histories,
     optimizer_variable_names,
 )
+from tfstyle.settings.style import LOSS_NAMES
 
 
 class TensorFlowRunner:
-    """See `tfstyle.step` for the interface.
+    """See `tfstyle.optimize.step` for the interface.
 
     `run` traces once per image size, whatever the number of steps: the count is a tensor
-    argument and the loss buffers hold `chunk` steps (see `tfstyle.step`). Targets are
+    argument and the loss buffers hold `chunk` steps (see `tfstyle.optimize.step`). Targets are
     arguments, not captured constants, so new content and style images of the same size reuse
     the traced graph.
     """
@@ -70,7 +70,7 @@ class TensorFlowRunner:
         self._value_and_grad = tf.function(self._losses_and_grad, reduce_retracing=True)
 
     def _losses_and_grad(self, image, targets, scale):
-        """Losses and the gradient of `scale` times the objective (see `tfstyle.step`)."""
+        """Losses and the gradient of `scale` times the objective (see `tfstyle.optimize.step`)."""
         with tf.GradientTape() as tape:
             tape.watch(image)
             losses = self._loss_fn(self._extractor(image, training=False), image, targets)
