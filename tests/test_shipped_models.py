@@ -41,8 +41,14 @@ def test_shipped_stylizer_loads_both_ways_and_agrees(path):
         import tensorflow as tf
 
         serving = tf.saved_model.load(path).signatures["serving_default"]
-        served = serving(image=tf.constant(image))["image"].numpy()
-        np.testing.assert_array_equal(served, np.round(painted * 255).astype(np.uint8))
+        served = serving(image=tf.constant(image))["image"].numpy().astype(int)
+        # Two computation paths (Keras eager vs the SavedModel's graph, whose optimiser may fuse
+        # and reorder float operations differently on another CPU) promise no bit equality: a
+        # value near a rounding boundary lands one level apart (seen: 144 vs 143 on a 2-core
+        # EPYC). One level of 255, and nearly every pixel exact.
+        expected = np.round(painted * 255).astype(int)
+        assert np.abs(served - expected).max() <= 1
+        assert np.mean(served != expected) < 0.01
 
 
 @pytest.mark.weights
