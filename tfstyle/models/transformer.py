@@ -30,13 +30,26 @@ DOWNSAMPLINGS = 2
 
 @keras.saving.register_keras_serializable(package="tfstyle")
 class ReflectionPad(keras.layers.Layer):
-    """Pad height and width by `pad` pixels on each side, mirroring the image at its edges."""
+    """Pad height and width by `pad` pixels on each side, mirroring the image at its edges.
+
+    Args:
+        pad: pixels added on each side (less than the input's height and width).
+        **kwargs: `keras.layers.Layer`'s (name, dtype).
+    """
 
     def __init__(self, pad, **kwargs):
         super().__init__(**kwargs)
         self.pad = int(pad)
 
     def call(self, x):
+        """Apply the layer.
+
+        Args:
+            x: `[B, H, W, C]`.
+
+        Returns:
+            `[B, H + 2 pad, W + 2 pad, C]`.
+        """
         p = self.pad
         return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
 
@@ -50,13 +63,26 @@ class ReflectionPad(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfstyle")
 class PadToMultiple(keras.layers.Layer):
-    """Reflection-pad the bottom and right edges up to a multiple of `multiple` pixels."""
+    """Reflection-pad the bottom and right edges up to a multiple of `multiple` pixels.
+
+    Args:
+        multiple: the height and width are padded up to a multiple of this.
+        **kwargs: `keras.layers.Layer`'s (name, dtype).
+    """
 
     def __init__(self, multiple, **kwargs):
         super().__init__(**kwargs)
         self.multiple = int(multiple)
 
     def call(self, x):
+        """Apply the layer.
+
+        Args:
+            x: `[B, H, W, C]`.
+
+        Returns:
+            `[B, H', W', C]`, H' and W' multiples of `multiple`.
+        """
         shape = ops.shape(x)
         bottom, right = (-shape[1]) % self.multiple, (-shape[2]) % self.multiple
         return ops.pad(x, [[0, 0], [0, bottom], [0, right], [0, 0]], mode="reflect")
@@ -74,6 +100,14 @@ class CropToInput(keras.layers.Layer):
     """Crop the first input to the height and width of the second (undoing `PadToMultiple`)."""
 
     def call(self, inputs):
+        """Apply the layer.
+
+        Args:
+            inputs: `(image [B, H', W', C], reference [B, H, W, ...])`, H' >= H, W' >= W.
+
+        Returns:
+            `image[:, :H, :W, :]`.
+        """
         image, reference = inputs
         shape = ops.shape(reference)
         return image[:, : shape[1], : shape[2], :]

@@ -22,8 +22,8 @@ IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 _APPLICATIONS = {"vgg16": "VGG16", "vgg19": "VGG19"}
 
-# layer_names and min_input_size live in config (StyleConfig validates with them) and are part
-# of this module's API too.
+# layer_names and min_input_size live in settings.layers (StyleConfig validates with them) and
+# are part of this module's API too.
 __all__ = [
     "IMAGENET_BGR_MEAN",
     "CaffePreprocess",
@@ -38,6 +38,14 @@ class CaffePreprocess(keras.layers.Layer):
     """RGB in [0, 1] to caffe input: scale to 0..255, reverse to BGR, subtract the ImageNet mean."""
 
     def call(self, inputs):
+        """Apply the layer.
+
+        Args:
+            inputs: RGB `[B, H, W, 3]` in [0, 1].
+
+        Returns:
+            caffe BGR, mean subtracted.
+        """
         bgr = ops.flip(inputs * 255.0, axis=-1)
         mean = ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=bgr.dtype)
         return bgr - mean
@@ -154,7 +162,10 @@ def _by_block(vgg):
 class VGGBlock(keras.layers.Layer):
     """A run of VGG layers as one layer, so that it can be rematerialised as a whole.
 
-    Returns `(output, {name: activation})` for the layers named in `taps`.
+    Args:
+        block_layers: the block's Keras layers, in order.
+        taps: layer names whose activations are returned (those not in the block are ignored).
+        **kwargs: `keras.layers.Layer`'s (name, dtype).
     """
 
     def __init__(self, block_layers, *, taps, **kwargs):
@@ -164,6 +175,14 @@ class VGGBlock(keras.layers.Layer):
         self.taps = tuple(name for name in taps if name in names)
 
     def call(self, x):
+        """Apply the layer.
+
+        Args:
+            x: the block's input.
+
+        Returns:
+            `(output, {tap name: activation})`.
+        """
         tapped = {}
         for layer in self.block_layers:
             x = layer(x)

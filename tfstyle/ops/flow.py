@@ -72,7 +72,13 @@ def _sample_grid(flow):
 def warp(image, flow):
     """`image` resampled at `x + flow(x)` (bilinear; outside the frame, the nearest edge pixel).
 
-    `image`: `[H, W, C]` or `[H, W]` float; `flow`: `[H, W, 2]` on the output's grid."""
+    Args:
+        image: `[H, W, C]` or `[H, W]` float.
+        flow: `[H, W, 2]` (dx, dy) on the output's grid.
+
+    Returns:
+        float32 of `image`'s shape.
+    """
     map_x, map_y = _sample_grid(flow)
     image = np.asarray(image, np.float32)
     out = cv2.remap(
@@ -121,7 +127,14 @@ class FrameMotion:
     mask: np.ndarray
 
     def warp(self, image):
-        """`image` (a frame or an output at the earlier frame's time) moved to the later one."""
+        """`image` (a frame or an output at the earlier frame's time) moved to the later one.
+
+        Args:
+            image: `[H, W, C]` or `[H, W]` float at the earlier frame's time.
+
+        Returns:
+            float32 of `image`'s shape (`warp` by `backward`).
+        """
         return warp(image, self.backward)
 
     @property
@@ -130,7 +143,16 @@ class FrameMotion:
 
 
 def frame_motion(previous, current, *, method="dis"):
-    """Backward flow and consistency mask between two input frames (`FrameMotion`)."""
+    """Backward flow and consistency mask between two input frames (`FrameMotion`).
+
+    Args:
+        previous: the earlier input frame, RGB `[H, W, 3]`.
+        current: the later one, same size.
+        method: "dis" or "farneback" (OpenCV's optical flow).
+
+    Returns:
+        A `FrameMotion` on `current`'s grid.
+    """
     backward = optical_flow(current, previous, method=method)
     forward = optical_flow(previous, current, method=method)
     return FrameMotion(backward, consistency_mask(backward, forward))
@@ -140,7 +162,16 @@ def warping_error(output, previous_output, motion):
     """Mean squared difference, over the reliable pixels of `motion.mask`, between `output` and
     `previous_output` warped by the input frames' flow: the stability measure of Lai et al.
     (2018, "Learning blind video temporal consistency"), per value in [0, 1] units. 0 when no
-    pixel is reliable."""
+    pixel is reliable.
+
+    Args:
+        output: the stylized frame, float `[H, W, 3]`.
+        previous_output: the stylized frame before it, same size.
+        motion: `frame_motion(previous input, current input)`.
+
+    Returns:
+        A Python float.
+    """
     warped = motion.warp(previous_output)
     mask = motion.mask[..., None]
     count = float(mask.sum()) * output.shape[-1]

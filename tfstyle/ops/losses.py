@@ -55,7 +55,14 @@ from tfstyle.settings.style import DEFAULTS, STYLE_LOSSES
 
 
 def gram_matrix(features):
-    """Position-averaged Gram matrix: `[B, H, W, C]` to `[B, C, C]`, computed in float32."""
+    """Position-averaged Gram matrix: `[B, H, W, C]` to `[B, C, C]`, computed in float32.
+
+    Args:
+        features: activations `[B, H, W, C]`, any float dtype.
+
+    Returns:
+        `F^T F / (H W)` per batch item, float32 `[B, C, C]`.
+    """
     x = ops.cast(features, "float32")
     shape = ops.shape(x)
     flat = ops.reshape(x, (shape[0], -1, shape[3]))
@@ -65,7 +72,15 @@ def gram_matrix(features):
 
 def masked_gram_matrices(features, masks):
     """Gram matrices `[R, C, C]` of one image's `[1, H, W, C]` features under each of `masks`
-    `[R, H, W, 1]`: `sum_p m_p^2 f_p f_p^T / sum_p m_p^2` (see the module docstring)."""
+    `[R, H, W, 1]`: `sum_p m_p^2 f_p f_p^T / sum_p m_p^2` (see the module docstring).
+
+    Args:
+        features: one image's activations `[1, H, W, C]`.
+        masks: one mask per region, `[R, H, W, 1]`, at the features' size.
+
+    Returns:
+        float32 `[R, C, C]`.
+    """
     flat = ops.reshape(ops.cast(features, "float32"), (-1, ops.shape(features)[3]))
     weights = ops.square(ops.reshape(ops.cast(masks, "float32"), (ops.shape(masks)[0], -1)))
     weighted = weights[:, :, None] * flat[None]
@@ -74,8 +89,17 @@ def masked_gram_matrices(features, masks):
 
 
 def masked_style_loss(features, target, *, masks, region_weights):
-    """`sum_r w_r * relative error of region r's Gram` (`target` `[R, C, C]`, `region_weights`
-    `[R]`)."""
+    """`sum_r w_r * relative error of region r's Gram`.
+
+    Args:
+        features: one image's activations `[1, H, W, C]`.
+        target: one Gram per region, `[R, C, C]`.
+        masks: the regions' masks at this layer, `[R, H, W, 1]`.
+        region_weights: `[R]`, each region's share of the loss.
+
+    Returns:
+        A float32 scalar.
+    """
     errors = relative_squared_error(masked_gram_matrices(features, masks), target, axis=(1, 2))
     return ops.sum(errors * ops.cast(region_weights, "float32"))
 
@@ -83,8 +107,14 @@ def masked_style_loss(features, target, *, masks, region_weights):
 def relative_squared_error(value, target, *, axis=None):
     """`sum((value - target)^2) / (sum(target^2) + eps)`, in float32.
 
-    `axis`: the axes summed over (None: all, a scalar); `axis=(1, 2, 3)` gives one value per
-    batch item, as a `keras.losses.Loss` needs.
+    Args:
+        value: the array compared.
+        target: the array it should match (same shape, or broadcastable).
+        axis: the axes summed over (None: all, a scalar); `axis=(1, 2, 3)` gives one value per
+            batch item, as a `keras.losses.Loss` needs.
+
+    Returns:
+        float32: 0 for a perfect match, about 1 for a `value` of zeros.
     """
     value = ops.cast(value, "float32")
     target = ops.cast(target, "float32")
@@ -95,7 +125,16 @@ def relative_squared_error(value, target, *, axis=None):
 def content_loss(features, target, *, weights=None):
     """Relative squared error between content features and their target; with `weights`
     (broadcast to the features, e.g. `[1, H, W, 1]`), each position's error weighted by them and
-    the sum divided by the unweighted target norm."""
+    the sum divided by the unweighted target norm.
+
+    Args:
+        features: activations `[B, H, W, C]` of the image being optimised.
+        target: the content image's activations, same shape.
+        weights: None, or per-position weights broadcast to `features`.
+
+    Returns:
+        A float32 scalar.
+    """
     if weights is None:
         return relative_squared_error(features, target)
     error = ops.square(ops.cast(features, "float32") - ops.cast(target, "float32"))
@@ -110,6 +149,16 @@ def style_statistics(features, *, kind=DEFAULTS.style_loss):
     [B, C, C]}` (the square root of the ridged covariance, computed once); "sliced_wasserstein":
     `{"features": [B * H * W, C]}` (the samples: directions change every step, so they cannot be
     projected here).
+
+    Args:
+        features: one image's activations `[B, H, W, C]`.
+        kind: "gram", "mean_cov" or "sliced_wasserstein".
+
+    Returns:
+        The target, a tensor or a dict of tensors as above.
+
+    Raises:
+        ValueError: an unknown `kind`.
     """
     _check_kind(kind)
     if kind == "gram":
@@ -123,7 +172,20 @@ def style_statistics(features, *, kind=DEFAULTS.style_loss):
 def blend_statistics(weighted, *, kind=DEFAULTS.style_loss):
     """The style target of a blend of style images: `weighted` is `[(statistics, weight), ...]`
     (from `style_statistics`); weights are normalised to sum to 1 and zero weights dropped.
-    See the module docstring for how each kind blends. One style is returned as it is."""
+    See the module docstring for how each kind blends. One style is returned as it is.
+
+    Args:
+        weighted: `[(statistics, weight), ...]`, statistics of one `kind`; at least one weight
+            above 0.
+        kind: "gram", "mean_cov" or "sliced_wasserstein".
+
+    Returns:
+        One target of the form `style_statistics` gives ("sliced_wasserstein" adds "mass",
+        each sample's int32 share).
+
+    Raises:
+        ValueError: an unknown `kind`.
+    """
     _check_kind(kind)
     total = sum(float(w) for _, w in weighted)
     weighted = [(stats, float(w) / total) for stats, w in weighted if w > 0]
@@ -158,7 +220,17 @@ def style_loss(features, target, *, kind=DEFAULTS.style_loss, seed=0):
     """The style loss `kind` between `features` `[B, H, W, C]` and a target from
     `style_statistics` or `blend_statistics` (a float32 scalar relative error).
 
-    `seed`: an int or int32 scalar tensor: the random directions of "sliced_wasserstein".
+    Args:
+        features: activations `[B, H, W, C]` of the image being optimised.
+        target: the style target for `kind`.
+        kind: "gram", "mean_cov" or "sliced_wasserstein".
+        seed: an int or int32 scalar tensor: the random directions of "sliced_wasserstein".
+
+    Returns:
+        A float32 scalar.
+
+    Raises:
+        ValueError: an unknown `kind`.
     """
     _check_kind(kind)
     if kind == "gram":
@@ -178,7 +250,12 @@ def _check_kind(kind):
 def total_variation_loss(image, *, axis=None):
     """Mean squared difference between vertically and horizontally adjacent pixels.
 
-    `axis`: the axes averaged over (None: all; `(1, 2, 3)`: one value per batch item).
+    Args:
+        image: `[B, H, W, C]`.
+        axis: the axes averaged over (None: all; `(1, 2, 3)`: one value per batch item).
+
+    Returns:
+        float32; a direction with no neighbours (an image 1 px tall or wide) adds 0.
     """
     image = ops.cast(image, "float32")
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
@@ -202,13 +279,23 @@ def temporal_loss(image, warped, mask):
         image: `[B, H, W, 3]` in [0, 1].
         warped: the previous output warped into this frame, `[B, H, W, 3]`.
         mask: `[B, H, W, 1]`, 1 where the warp is reliable, 0 at disocclusions.
+
+    Returns:
+        A float32 scalar.
     """
     image = ops.cast(image, "float32")
     return ops.mean(ops.cast(mask, "float32") * ops.square(image - ops.cast(warped, "float32")))
 
 
 def weighted_mean(losses):
-    """Mean of `{name: (loss, weight)}` weighted by `weight`, with weights normalised to sum 1."""
+    """Mean of `{name: (loss, weight)}` weighted by `weight`, with weights normalised to sum 1.
+
+    Args:
+        losses: `{name: (loss, weight)}`; the weights must not sum to 0.
+
+    Returns:
+        `sum(loss * weight) / sum(weight)`.
+    """
     total_weight = sum(weight for _, weight in losses.values())
     return sum(loss * (weight / total_weight) for loss, weight in losses.values())
 

@@ -38,8 +38,22 @@ def prepare(config, *, style_masks, content_mask, styles, content_shape, size):
     "content": [H, W] or None, "per_style": whether there are style masks}` at `size` (the
     finest scale's height and width; each scale's layers average them down from there).
 
-    `style_masks`: None or one mask per style image; `content_mask`: None or a mask (each as
-    `as_mask` takes it). Raises ConfigError (or ImageError for an array that is no mask).
+    Args:
+        config: the run's `StyleConfig` (style_loss and style layers are checked).
+        style_masks: None or one mask per style image (each as `as_mask` takes it).
+        content_mask: None or a mask, white where the photo is kept.
+        styles: the number of style images.
+        content_shape: the content image's `(H, W, ...)` (a mask of another size is
+            stretched to it, with a warning).
+        size: `(height, width)` of the finest scale.
+
+    Returns:
+        The dict above, or None.
+
+    Raises:
+        ConfigError: counts that do not match, a style loss other than "gram", a blank mask,
+            or a content mask that leaves nothing to stylize.
+        ImageError: an array that is no mask.
     """
     style_masks = list(style_masks or [])
     check_options(
@@ -66,7 +80,17 @@ def prepare_style_image_masks(config, masks, styles):
     """Each style image's mask (`--style_image_masks`: the part of the painting whose texture
     is matched) at the style image's own size, or None without them.
 
-    Raises ConfigError (counts, style_loss, a blank mask) or ImageError (not a mask array).
+    Args:
+        config: the run's `StyleConfig`.
+        masks: None or one mask per style image, white where its texture is taken from.
+        styles: the style images, float32 `[h, w, 3]` each (the masks are fitted to them).
+
+    Returns:
+        A list of float32 `[h, w]` masks, or None.
+
+    Raises:
+        ConfigError: counts, style_loss, a blank mask.
+        ImageError: not a mask array.
     """
     if not masks:
         return None
@@ -95,6 +119,13 @@ def as_mask(mask, *, what="mask"):
     """A copy of `mask` as float32 `[H, W]` in [0, 1]: uint8 or float, `[H, W]`, `[H, W, 1]` or
     RGB `[H, W, 3]` (its luminance).
 
+    Args:
+        mask: the array.
+        what: the mask's name in messages ("style mask 1 of 2").
+
+    Returns:
+        A new float32 `[H, W]` array.
+
     Raises:
         ImageError: not an array of one of those shapes and types, or not finite.
     """
@@ -114,7 +145,19 @@ def as_mask(mask, *, what="mask"):
 def check_options(config, *, style_masks, content_mask, styles, style_image_masks=0):
     """Refuse mask options that cannot work, before any image is read: `style_masks` and
     `style_image_masks` are their numbers (0 for none), `content_mask` whether there is one,
-    `styles` the number of style images."""
+    `styles` the number of style images.
+
+    Args:
+        config: the run's `StyleConfig`.
+        style_masks: how many style masks.
+        content_mask: whether there is a content mask.
+        styles: how many style images.
+        style_image_masks: how many style image masks.
+
+    Raises:
+        ConfigError: counts that do not match the style images, masks with a style loss
+            other than "gram", or masks without style layers.
+    """
     if style_image_masks and style_image_masks != styles:
         raise ConfigError(
             f"{style_image_masks} style image mask(s) for {styles} style image(s); give one "
@@ -136,14 +179,32 @@ def check_options(config, *, style_masks, content_mask, styles, style_image_mask
 
 
 def check_not_blank(mask, *, what):
-    """Raise ConfigError if `mask` (from `as_mask`) is black everywhere."""
+    """Raise ConfigError if `mask` (from `as_mask`) is black everywhere.
+
+    Args:
+        mask: float32 `[H, W]` in [0, 1].
+        what: the mask's name in the message.
+
+    Raises:
+        ConfigError: no value above `BLANK_MASK_LEVEL`.
+    """
     if float(mask.max(initial=0.0)) <= BLANK_MASK_LEVEL:
         raise ConfigError(f"{what} is blank (black everywhere); white marks where it applies")
 
 
 def warn_if_resized(mask, shape, *, what, against="the content image"):
     """`mask`, with a warning if its size differs from `shape` (height, width): it is then
-    stretched to the content image by the resize that follows."""
+    stretched to the content image by the resize that follows.
+
+    Args:
+        mask: float32 `[H, W]`.
+        shape: `(height, width)` of the image it belongs to.
+        what: the mask's name in the warning.
+        against: that image's name in the warning.
+
+    Returns:
+        `mask` itself, unchanged.
+    """
     if mask.shape != tuple(shape):
         aspect = "aspect ratio" if mask.shape[0] * shape[1] != mask.shape[1] * shape[0] else "size"
         warnings.warn(
@@ -157,6 +218,14 @@ def warn_if_resized(mask, shape, *, what, against="the content image"):
 def regions(style_masks, content_mask, *, count):
     """The `[R, H, W]` regions where each style applies (R = `count` style masks, or 1 region
     for the blended styles when there are none): overlaps normalised, the content mask cut out.
+
+    Args:
+        style_masks: float32 `[H, W]` masks, one per style (may be empty).
+        content_mask: float32 `[H, W]`, or None.
+        count: the number of style masks, for messages.
+
+    Returns:
+        float32 `[R, H, W]`.
 
     Raises:
         ConfigError: the content mask is white everywhere, or cuts a style out entirely.
@@ -177,12 +246,29 @@ def regions(style_masks, content_mask, *, count):
 
 
 def layer_masks(masks, shape):
-    """`[R, H, W]` masks area-averaged to a layer's `shape` (h, w): `[R, h, w, 1]` float32."""
+    """`[R, H, W]` masks area-averaged to a layer's `shape` (h, w): `[R, h, w, 1]` float32.
+
+    Args:
+        masks: `[R, H, W]` in [0, 1].
+        shape: `(h, w)` of the layer's activations.
+
+    Returns:
+        float32 `[R, h, w, 1]`.
+    """
     return np.stack([pp.resize_mask(m, *shape) for m in masks])[..., None].astype(np.float32)
 
 
 def content_weights(content_mask, shape, *, weight):
     """Per-position content-loss weights `[1, h, w, 1]` of a layer of `shape`: 1 where the
-    content mask is black, `weight` where it is white, linear between."""
+    content mask is black, `weight` where it is white, linear between.
+
+    Args:
+        content_mask: float32 `[H, W]` in [0, 1].
+        shape: `(h, w)` of the layer's activations.
+        weight: the weight where the mask is white (`mask_content_weight`).
+
+    Returns:
+        float32 `[1, h, w, 1]`.
+    """
     mask = layer_masks(content_mask[None], shape)
     return (1.0 + (weight - 1.0) * mask).astype(np.float32)

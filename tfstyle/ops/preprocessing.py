@@ -20,7 +20,18 @@ _YUV_TO_RGB = np.linalg.inv(_RGB_TO_YUV)
 
 
 def as_float_image(image):
-    """Copy of `image` as float32 `[H, W, 3]` in [0, 1]; accepts uint8, `[1, H, W, 3]`, tensors."""
+    """Copy of `image` as float32 `[H, W, 3]` in [0, 1]; accepts uint8, `[1, H, W, 3]`, tensors.
+
+    Args:
+        image: uint8 (divided by 255) or float (clipped to [0, 1]) RGB, `[H, W, 3]` or
+            `[1, H, W, 3]`.
+
+    Returns:
+        A new float32 `[H, W, 3]` array.
+
+    Raises:
+        ImageError: the wrong shape or dtype, or NaN or infinite values.
+    """
     array = np.asarray(image)
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]
@@ -39,6 +50,12 @@ def to_uint8(image):
     """An RGB image (float in [0, 1] or uint8, `[H, W, 3]` or `[1, H, W, 3]`) as uint8, for
     saving and display: floats are clipped and rounded, NaN becomes 0 (a visible black rather
     than an arbitrary byte).
+
+    Args:
+        image: the image.
+
+    Returns:
+        A C-contiguous uint8 `[H, W, 3]` array.
 
     Raises:
         ValueError: the array does not have the shape or dtype of an RGB image (a bug of the
@@ -61,7 +78,18 @@ def to_uint8(image):
 
 def resize(image, height, width):
     """Resize to `height` x `width` with Lanczos filtering, channel by channel in float (so
-    16-bit precision survives), clipped to [0, 1] (Lanczos overshoots at sharp edges)."""
+    16-bit precision survives), clipped to [0, 1] (Lanczos overshoots at sharp edges).
+
+    Args:
+        image: an RGB image (as `as_float_image` accepts).
+        height, width: the new size in pixels.
+
+    Returns:
+        A new float32 `[height, width, 3]` array (a copy when the size is unchanged).
+
+    Raises:
+        ImageError: as `as_float_image`.
+    """
     image = as_float_image(image)
     if image.shape[:2] == (height, width):
         return image.copy()
@@ -70,7 +98,15 @@ def resize(image, height, width):
 
 def resize_field(values, height, width):
     """Bilinear resize of a float array `[H, W, C]` of any range, without clipping: for
-    per-pixel optimizer state (momentum, mean squares) carried from one scale to the next."""
+    per-pixel optimizer state (momentum, mean squares) carried from one scale to the next.
+
+    Args:
+        values: float `[H, W, C]`.
+        height, width: the new size in pixels.
+
+    Returns:
+        A new float32 `[height, width, C]` array.
+    """
     values = np.asarray(values, np.float32)
     if values.shape[:2] == (height, width):
         return values.copy()
@@ -80,7 +116,15 @@ def resize_field(values, height, width):
 def resize_mask(mask, height, width):
     """Resize a float `[H, W]` mask in [0, 1] to `height` x `width` by area averaging (Pillow's
     box filter: each output value is the mean of the input it covers, so a border between two
-    masks becomes a blend, never a nearest-pixel staircase); bilinear where it is enlarged."""
+    masks becomes a blend, never a nearest-pixel staircase); bilinear where it is enlarged.
+
+    Args:
+        mask: float `[H, W]` in [0, 1].
+        height, width: the new size in pixels.
+
+    Returns:
+        A new float32 `[height, width]` array in [0, 1].
+    """
     mask = np.asarray(mask, np.float32)
     if mask.shape == (height, width):
         return mask.copy()
@@ -102,7 +146,18 @@ def _resample(values, height, width, method):
 
 def crop_to_aspect(image, *, height, width):
     """The largest centred crop of `image` with the aspect ratio of a `height` x `width` image
-    (an initial image of another shape is cropped to the content's, not stretched)."""
+    (an initial image of another shape is cropped to the content's, not stretched).
+
+    Args:
+        image: an RGB image (as `as_float_image` accepts).
+        height, width: the size whose aspect ratio is wanted.
+
+    Returns:
+        float32 `[h, w, 3]`, at least 1 px each way.
+
+    Raises:
+        ImageError: as `as_float_image`.
+    """
     image = as_float_image(image)
     rows, cols = image.shape[:2]
     if cols * height > rows * width:  # too wide: crop the sides
@@ -117,14 +172,33 @@ def crop_to_aspect(image, *, height, width):
 
 
 def scaled_shape(shape, longest):
-    """(height, width) with the longer side equal to `longest`, aspect ratio kept."""
+    """(height, width) with the longer side equal to `longest`, aspect ratio kept.
+
+    Args:
+        shape: `(H, W, ...)`.
+        longest: the longer side wanted, in pixels (larger than the image's enlarges).
+
+    Returns:
+        `(height, width)`, each rounded and at least 1.
+    """
     height, width = shape[:2]
     scale = longest / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def fit_to_max_size(image, max_size):
-    """Downscale so the longer side is at most `max_size` (never upscales)."""
+    """Downscale so the longer side is at most `max_size` (never upscales).
+
+    Args:
+        image: an RGB image (as `as_float_image` accepts).
+        max_size: the longest side allowed, in pixels.
+
+    Returns:
+        float32 `[h, w, 3]`.
+
+    Raises:
+        ImageError: as `as_float_image`.
+    """
     image = as_float_image(image)
     if max(image.shape[:2]) <= max_size:
         return image
@@ -136,18 +210,40 @@ def scale_style(style, content_shape, style_scale=1.0):
 
     Unlike the Keras example, which squashes the style image to the content's height and width,
     the style's own aspect ratio is kept: Gram matrices do not need matching shapes.
+
+    Args:
+        style: the style image.
+        content_shape: `(H, W, ...)` of the content at this scale.
+        style_scale: the style's longer side relative to the content's (at least 16 px).
+
+    Returns:
+        float32 `[h, w, 3]`.
     """
     longest = max(16, round(style_scale * max(content_shape[:2])))
     return resize(style, *scaled_shape(np.shape(style), longest))
 
 
 def rgb_to_yuv(image):
-    """RGB in [0, 1] to YUV (BT.601): Y in [0, 1], U and V centred on 0."""
+    """RGB in [0, 1] to YUV (BT.601): Y in [0, 1], U and V centred on 0.
+
+    Args:
+        image: float `[..., 3]` RGB.
+
+    Returns:
+        float32 `[..., 3]` YUV.
+    """
     return (np.asarray(image, np.float64) @ _RGB_TO_YUV.T).astype(np.float32)
 
 
 def yuv_to_rgb(image):
-    """Inverse of `rgb_to_yuv`, clipped to [0, 1]."""
+    """Inverse of `rgb_to_yuv`, clipped to [0, 1].
+
+    Args:
+        image: float `[..., 3]` YUV.
+
+    Returns:
+        float32 `[..., 3]` RGB in [0, 1].
+    """
     return np.clip(np.asarray(image, np.float64) @ _YUV_TO_RGB.T, 0.0, 1.0).astype(np.float32)
 
 
@@ -156,6 +252,13 @@ def luminance_transfer(stylized, content):
 
     Gatys et al. (2016) "Preserving Color in Neural Artistic Style Transfer", luminance-only
     transfer: the output's colours are the content photo's. `content` is resized to match.
+
+    Args:
+        stylized: the painted image.
+        content: the photo whose colours are kept.
+
+    Returns:
+        float32 `[H, W, 3]` at `stylized`'s size.
     """
     stylized = as_float_image(stylized)
     content = resize(content, *stylized.shape[:2])
@@ -169,6 +272,14 @@ def match_color(source, reference, *, eps=1e-5):
 
     Gatys et al. (2016), colour histogram matching, with the symmetric matrix square root
     (the "Image Analogies" variant they found best) rather than the Cholesky factor.
+
+    Args:
+        source: the image recoloured.
+        reference: the image whose colour statistics it takes (any size).
+        eps: ridge added to both covariances, so a flat image still inverts.
+
+    Returns:
+        float32 `[H, W, 3]` at `source`'s size, clipped to [0, 1].
     """
     source = as_float_image(source)
     src = source.reshape(-1, 3).astype(np.float64)
@@ -185,7 +296,16 @@ def keep_content_colors(painted, content, *, mode):
     """A trained stylizer's `painted` output with `content`'s colours, as `preserve_colors`
     does for optimisation: "luminance" keeps the photo's chroma under the painted luminance,
     "histogram" recolours the painting with the photo's colour statistics, "none" (or None)
-    leaves it as it is."""
+    leaves it as it is.
+
+    Args:
+        painted: the stylizer's output.
+        content: the photo it painted.
+        mode: "luminance", "histogram", "none" or None.
+
+    Returns:
+        float32 `[H, W, 3]` (`painted` itself for "none").
+    """
     if mode == "luminance":
         return luminance_transfer(painted, content)
     if mode == "histogram":
@@ -203,6 +323,14 @@ def noise_image(shape, *, seed, blur_sigma=0.0):
 
     Blurred noise starts optimisation from low-frequency blobs rather than pixel noise, which
     converges to smoother results (an init offered by crowsonkb's style-transfer-pytorch).
+
+    Args:
+        shape: `(H, W, ...)`.
+        seed: the NumPy generator's seed.
+        blur_sigma: the Gaussian blur's sigma in pixels; 0 for none.
+
+    Returns:
+        float32 `[H, W, 3]` in [0, 1].
     """
     rng = np.random.default_rng(seed)
     noise = rng.uniform(0.0, 1.0, size=(*shape[:2], 3))

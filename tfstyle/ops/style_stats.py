@@ -34,6 +34,14 @@ EPSILON = 1e-8
 
 
 def flat_positions(features):
+    """The positions of `[B, H, W, C]` features as rows.
+
+    Args:
+        features: activations `[B, H, W, C]`.
+
+    Returns:
+        float32 `[B, H * W, C]`.
+    """
     x = ops.cast(features, "float32")
     shape = ops.shape(x)
     return ops.reshape(x, (shape[0], -1, shape[3]))
@@ -43,7 +51,14 @@ def flat_positions(features):
 
 
 def mean_covariance(features):
-    """Mean `[B, C]` and covariance `[B, C, C]` over positions of `[B, H, W, C]` features."""
+    """Mean `[B, C]` and covariance `[B, C, C]` over positions of `[B, H, W, C]` features.
+
+    Args:
+        features: activations `[B, H, W, C]`.
+
+    Returns:
+        `(mean, cov)`, float32; the covariance divides by the number of positions.
+    """
     flat = flat_positions(features)
     mean = ops.mean(flat, axis=1)
     centred = flat - mean[:, None, :]
@@ -56,7 +71,15 @@ def sqrtm_newton_schulz(matrix, *, iterations=NEWTON_SCHULZ_ITERATIONS):
     Newton-Schulz iteration (Higham 2008, eq. 6.35) on the matrix divided by its Frobenius norm
     (so every eigenvalue is in [0, 1], where the iteration converges). Matmuls only: runs on any
     backend and differentiates by autodiff. Eigenvalues below about `2.25^-iterations` of the
-    norm are not resolved (their roots come out too small)."""
+    norm are not resolved (their roots come out too small).
+
+    Args:
+        matrix: `[..., C, C]`, symmetrised here.
+        iterations: Newton-Schulz iterations.
+
+    Returns:
+        float32 `[..., C, C]`, the principal square root.
+    """
     a = ops.cast(matrix, "float32")
     a = 0.5 * (a + ops.swapaxes(a, -1, -2))
     # The floor keeps an all-zero matrix at zero instead of 0 / 0.
@@ -72,7 +95,16 @@ def sqrtm_newton_schulz(matrix, *, iterations=NEWTON_SCHULZ_ITERATIONS):
 def gaussian_wasserstein(mean, cov, target_mean, target_cov, target_cov_sqrt):
     """Squared Wasserstein-2 distance `[B]` between N(mean, cov) and N(target_mean, target_cov),
     given `target_cov_sqrt` (its square root): `|mu - mu_t|^2 + tr(S + S_t) - 2 tr((S_t^1/2 S
-    S_t^1/2)^1/2)` (Dowson and Landau 1982), the inner root by `sqrtm_newton_schulz`."""
+    S_t^1/2)^1/2)` (Dowson and Landau 1982), the inner root by `sqrtm_newton_schulz`.
+
+    Args:
+        mean, cov: the first Gaussian, `[B, C]` and `[B, C, C]`.
+        target_mean, target_cov: the second, same shapes.
+        target_cov_sqrt: the square root of `target_cov`, `[B, C, C]`.
+
+    Returns:
+        float32 `[B]`.
+    """
     middle = ops.matmul(ops.matmul(target_cov_sqrt, cov), target_cov_sqrt)
     cross = ops.trace(sqrtm_newton_schulz(middle), axis1=-2, axis2=-1)
     return (
@@ -85,7 +117,15 @@ def gaussian_wasserstein(mean, cov, target_mean, target_cov, target_cov_sqrt):
 
 def mean_cov_loss(features, target):
     """`gaussian_wasserstein` between the features' Gaussian fit and the target's, both
-    covariances ridged, divided by the target's second moment `|mu_t|^2 + tr(S_t)`."""
+    covariances ridged, divided by the target's second moment `|mu_t|^2 + tr(S_t)`.
+
+    Args:
+        features: activations `[B, H, W, C]` of the image being optimised.
+        target: `mean_cov_target`'s dict.
+
+    Returns:
+        A float32 scalar, the mean over the batch.
+    """
     mean, cov = mean_covariance(features)
     ridge = _ridge(target["cov"])
     distance = gaussian_wasserstein(
@@ -104,6 +144,16 @@ def _ridge(cov):
 
 
 def mean_cov_target(mean, cov):
+    """The "mean_cov" style target of a mean and covariance.
+
+    Args:
+        mean: `[B, C]`.
+        cov: `[B, C, C]`.
+
+    Returns:
+        `{"mean", "cov", "cov_sqrt"}`: the square root of the ridged covariance computed once
+        here, not at every step.
+    """
     return {"mean": mean, "cov": cov, "cov_sqrt": sqrtm_newton_schulz(cov + _ridge(cov))}
 
 
@@ -114,7 +164,16 @@ def sliced_wasserstein_loss(features, target, *, directions):
     """Sliced Wasserstein loss (Heitz et al. 2021) of `[B, H, W, C]` features against a
     target from `style_statistics`/`blend_statistics`, along `directions` `[C, P]` (unit
     columns): mean squared difference of the sorted projections to the target's quantiles,
-    divided by the target's mean squared projection."""
+    divided by the target's mean squared projection.
+
+    Args:
+        features: activations `[B, H, W, C]` of the image being optimised.
+        target: `{"features": [M, C]}`, with `"mass": [M]` int32 for a blend.
+        directions: `[C, P]`, unit columns (`random_directions`).
+
+    Returns:
+        A float32 scalar.
+    """
     d = ops.cast(directions, "float32")
     flat = flat_positions(features)
     projected = ops.sort(ops.swapaxes(ops.matmul(flat, d), 1, 2), axis=-1)  # [B, P, N]
@@ -176,7 +235,16 @@ def random_directions(seed, *, channels, count):
     """`count` random unit directions in `channels` dimensions, `[channels, count]`, a pure
     function of the int32 `seed` (a Python int or a scalar tensor, also inside a compiled step):
     Gaussian samples by Box-Muller from a counter-based integer hash, normalised. keras.random
-    takes no tensor seed on TensorFlow, hence the hash."""
+    takes no tensor seed on TensorFlow, hence the hash.
+
+    Args:
+        seed: an int or an int32 scalar tensor.
+        channels: the dimension of each direction.
+        count: how many directions.
+
+    Returns:
+        float32 `[channels, count]`, each column of unit length.
+    """
     size = channels * count
     key = hash32(ops.cast(seed, "int32"))
     bits = hash32(hash32(ops.arange(2 * size, dtype="int32") + key))
@@ -188,7 +256,14 @@ def random_directions(seed, *, channels, count):
 
 def image_seed(image):
     """An int32 hash of `image`'s pixel values (no gradient): two images that differ in any
-    pixel by more than float32 rounding of a sum of them give different seeds, in practice."""
+    pixel by more than float32 rounding of a sum of them give different seeds, in practice.
+
+    Args:
+        image: any shape, float.
+
+    Returns:
+        An int32 scalar tensor.
+    """
     flat = ops.reshape(ops.stop_gradient(ops.cast(image, "float32")), (-1,))
     signs = 1.0 - 2.0 * ops.cast(
         ops.bitwise_and(hash32(ops.arange(ops.shape(flat)[0], dtype="int32")), 1), "float32"
@@ -210,12 +285,27 @@ def _shift_right(x, bits):
 
 
 def int32_constant(value):
+    """An int32 tensor holding the low 32 bits of `value`, read as two's complement.
+
+    Args:
+        value: a Python int in [0, 2^32) (or a negative int32).
+
+    Returns:
+        An int32 scalar tensor (0x80000000 and above become negative).
+    """
     return ops.convert_to_tensor((value ^ 0x80000000) - 0x80000000, "int32")
 
 
 def hash32(x):
     """Chris Wellons' "lowbias32" integer hash on int32 (multiplication wraps modulo 2^32 on
-    both backends, as it does on uint32)."""
+    both backends, as it does on uint32).
+
+    Args:
+        x: an int32 tensor, any shape.
+
+    Returns:
+        int32, same shape, each element hashed.
+    """
     x = ops.bitwise_xor(x, _shift_right(x, 16))
     x = x * int32_constant(0x7FEB352D)
     x = ops.bitwise_xor(x, _shift_right(x, 15))

@@ -237,7 +237,15 @@ class StyleConfig(Settings):
             object.__setattr__(self, "style_blend_weights", weights)
 
     def scale_count(self, longest):
-        """The number of scales for an output whose longest side is `longest` px."""
+        """The number of scales for an output whose longest side is `longest` px.
+
+        Args:
+            longest: the output's longest side in pixels.
+
+        Returns:
+            `scales` if it is a number; for "auto", 1 plus the number of halvings that stay
+            at or above `AUTO_SCALE_MIN_SIZE`.
+        """
         if self.scales != "auto":
             return self.scales
         count = 1
@@ -250,7 +258,15 @@ class StyleConfig(Settings):
         return sum(self.scale_iterations(self.scale_count(self.max_size)))
 
     def scale_iterations(self, count):
-        """Steps of each of `count` scales, coarse to fine."""
+        """Steps of each of `count` scales, coarse to fine.
+
+        Args:
+            count: the number of scales.
+
+        Returns:
+            A list of `count` ints: `iterations` for the first scale, then each scale
+            `SCALE_ITERATION_RATIO` times the one before (rounded up, at least 1).
+        """
         return [
             max(1, math.ceil(self.iterations * SCALE_ITERATION_RATIO**k - 1e-9))
             for k in range(count)
@@ -294,6 +310,12 @@ class StyleConfig(Settings):
 
     def blend_weights(self, count):
         """The weights of `count` style images, normalised to sum to 1 (equal by default).
+
+        Args:
+            count: the number of style images.
+
+        Returns:
+            A list of `count` floats summing to 1.
 
         Raises:
             ConfigError: `style_blend_weights` does not have `count` values.

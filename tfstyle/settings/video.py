@@ -88,7 +88,17 @@ SEGMENT_DEFAULTS = SegmentConfig()
 
 
 def as_frame_rate(value):
-    """A frame rate as a positive `Fraction` (from an int, float, Fraction or "30000/1001")."""
+    """A frame rate as a positive `Fraction` (from an int, float, Fraction or "30000/1001").
+
+    Args:
+        value: the rate, in frames per second.
+
+    Returns:
+        A `fractions.Fraction`, its denominator at most 1,000,000.
+
+    Raises:
+        ConfigError: not a number, or not positive.
+    """
     from tfstyle.errors import ConfigError
 
     try:
