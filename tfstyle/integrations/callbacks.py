@@ -104,13 +104,15 @@ class TensorBoard:
 class HistoryLogger:
     """Keeps one row per step and writes them to a JSON or CSV file, chosen by the extension.
 
-    `previous`: the loss history of the steps before a resumed run (`Checkpoint.history`); they
-    become the first rows (step and losses only).
-
     Columns: step, total_steps, scale, height, width, elapsed_s, then each named loss. JSON is a
     list of row objects. The file is rewritten (atomically) whenever the step carries an image
     (every `steps_per_call` steps) and at the last step, so a stopped run leaves its history so
     far.
+
+    Args:
+        path: the .json or .csv file.
+        previous: the loss history of the steps before a resumed run (`Checkpoint.history`);
+            they become the first rows (step and losses only).
 
     Raises:
         OutputError: the extension is not .json or .csv, or the directory is missing.
@@ -126,6 +128,11 @@ class HistoryLogger:
             self.write()
 
     def write(self):
+        """Write every row so far to `path` (atomically), replacing the file.
+
+        Raises:
+            OutputError: the file cannot be written.
+        """
         if self.path.lower().endswith(".csv"):
             columns = list(_RECORD_FIELDS) + _loss_names(self.rows)
             save_csv(self.rows, self.path, columns=columns)
@@ -164,7 +171,15 @@ def plot_losses(history, path, *, steps=None):
 
 
 def render_loss_plot(history, *, steps=None):
-    """The PNG bytes of `plot_losses`' figure (matplotlib's Agg canvas; no pyplot, no display)."""
+    """The PNG bytes of `plot_losses`' figure (matplotlib's Agg canvas; no pyplot, no display).
+
+    Args:
+        history: `{loss name: values}`, plotted on a log scale (values <= 0 left out).
+        steps: the x value of each entry, or None for 1, 2, ...
+
+    Returns:
+        PNG bytes.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -52,12 +52,23 @@ class LivePreview:
 
 
 def to_pil(image):
-    """A float `[H, W, 3]` image in [0, 1] (or uint8) as a PIL image, which notebooks render."""
+    """A float `[H, W, 3]` image in [0, 1] (or uint8) as a PIL image, which notebooks render.
+
+    Args:
+        image: the image (`[1, H, W, 3]` too).
+
+    Returns:
+        An RGB `PIL.Image.Image`.
+    """
     return Image.fromarray(to_uint8(image))
 
 
 def show(content, style, result, *, titles=TITLES):
     """Display content, style and result side by side in the notebook.
+
+    Args:
+        content, style, result: the three images.
+        titles: their titles.
 
     Returns:
         The displayed picture's PNG bytes (also `side_by_side`'s result).
@@ -70,7 +81,15 @@ def show(content, style, result, *, titles=TITLES):
 
 
 def side_by_side(images, *, titles=TITLES):
-    """PNG bytes of `images` in one row with `titles` above them (matplotlib's Agg canvas)."""
+    """PNG bytes of `images` in one row with `titles` above them (matplotlib's Agg canvas).
+
+    Args:
+        images: RGB images (as `as_float_image` takes them).
+        titles: one title per image.
+
+    Returns:
+        PNG bytes.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -91,6 +110,11 @@ def save(image, path, *, download=True):
     """Save an image (atomically, by `tfstyle.io.save_image`) and, in Colab, download it.
 
     Outside Colab (no `google.colab` module) the file is only saved.
+
+    Args:
+        image: the image.
+        path: a .png or .jpg file.
+        download: in Colab, offer the file for download too.
 
     Returns:
         The absolute path written.

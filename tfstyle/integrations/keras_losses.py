@@ -126,10 +126,20 @@ class ContentLoss(_FeatureLoss):
         )
 
     def call(self, y_true, y_pred):
+        """The loss of each image of the batch.
+
+        Args:
+            y_true: RGB `[B, H, W, 3]` in [0, 1]: the target images.
+            y_pred: RGB `[B, H, W, 3]` in [0, 1]: the model's output.
+
+        Returns:
+            float32 `[B]`, reduced by Keras afterwards.
+        """
         true, pred = self._features(y_true, y_pred)
         return self._content_term(pred, true)
 
     def get_config(self):
+        """The constructor's arguments, so that `keras.saving` restores the loss."""
         return {**self._base_config(), "layers": list(self._config.content_layers)}
 
 
@@ -172,10 +182,21 @@ class StyleLoss(_FeatureLoss):
         )
 
     def call(self, y_true, y_pred):
+        """The loss of each image of the batch.
+
+        Args:
+            y_true: RGB `[B, H, W, 3]` in [0, 1]: the target images (ignored with a
+                `style_image`).
+            y_pred: RGB `[B, H, W, 3]` in [0, 1]: the model's output.
+
+        Returns:
+            float32 `[B]`, reduced by Keras afterwards.
+        """
         true, pred = self._features(y_true, y_pred)
         return self._style_term(pred, true)
 
     def get_config(self):
+        """The constructor's arguments, so that `keras.saving` restores the loss."""
         return {
             **self._base_config(),
             "layers": list(self._config.style_layers),
@@ -233,6 +254,16 @@ class PerceptualLoss(_FeatureLoss):
         )
 
     def call(self, y_true, y_pred):
+        """The loss of each image of the batch.
+
+        Args:
+            y_true: RGB `[B, H, W, 3]` in [0, 1]: the target images (the style term ignores
+                them with a `style_image`).
+            y_pred: RGB `[B, H, W, 3]` in [0, 1]: the model's output.
+
+        Returns:
+            float32 `[B]`, reduced by Keras afterwards.
+        """
         true, pred = self._features(y_true, y_pred)
         c = self._config
         total = c.tv_weight * total_variation_loss(y_pred, axis=_PER_IMAGE)
@@ -243,6 +274,7 @@ class PerceptualLoss(_FeatureLoss):
         return total
 
     def get_config(self):
+        """The constructor's arguments, so that `keras.saving` restores the loss."""
         c = self._config
         return {
             **self._base_config(),

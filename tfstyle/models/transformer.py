@@ -54,10 +54,19 @@ class ReflectionPad(keras.layers.Layer):
         return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
 
     def compute_output_shape(self, shape):
+        """The output shape for an input of `shape` (None for an unknown size).
+
+        Args:
+            shape: `(batch, height, width, channels)`.
+
+        Returns:
+            `(batch, height, width, channels)`.
+        """
         grow = lambda n: None if n is None else n + 2 * self.pad  # noqa: E731
         return (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
 
     def get_config(self):
+        """The constructor's arguments, so that `keras.saving` restores the layer."""
         return {**super().get_config(), "pad": self.pad}
 
 
@@ -88,10 +97,19 @@ class PadToMultiple(keras.layers.Layer):
         return ops.pad(x, [[0, 0], [0, bottom], [0, right], [0, 0]], mode="reflect")
 
     def compute_output_shape(self, shape):
+        """The output shape for an input of `shape` (None for an unknown size).
+
+        Args:
+            shape: `(batch, height, width, channels)`.
+
+        Returns:
+            `(batch, height, width, channels)`.
+        """
         grow = lambda n: None if n is None else n + (-n) % self.multiple  # noqa: E731
         return (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
 
     def get_config(self):
+        """The constructor's arguments, so that `keras.saving` restores the layer."""
         return {**super().get_config(), "multiple": self.multiple}
 
 
@@ -113,6 +131,14 @@ class CropToInput(keras.layers.Layer):
         return image[:, : shape[1], : shape[2], :]
 
     def compute_output_shape(self, shapes):
+        """The output shape for an input of `shapes` (None for an unknown size).
+
+        Args:
+            shapes: the image's and the reference's shapes.
+
+        Returns:
+            `(batch, height, width, channels)`.
+        """
         image, reference = shapes
         return (image[0], reference[1], reference[2], image[3])
 

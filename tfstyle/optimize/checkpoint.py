@@ -73,7 +73,15 @@ class Checkpoint:
 
     def check_resumable(self, config, inputs):
         """Raise CheckpointError unless a run with `config` and images digested as `inputs`
-        can continue from this checkpoint and give the result it would have given."""
+        can continue from this checkpoint and give the result it would have given.
+
+        Args:
+            config: the new run's `StyleConfig`.
+            inputs: `digest_images` of the new run's images.
+
+        Raises:
+            CheckpointError: other settings, environment or images.
+        """
         self.check_settings(config)
         if inputs != self.inputs:
             raise CheckpointError(
@@ -84,7 +92,14 @@ class Checkpoint:
     def check_settings(self, config):
         """Raise CheckpointError if `config` differs from the checkpoint's settings in anything
         that changes the result, or if it was made on another backend or Keras version (see
-        `check_environment`; the images are checked by `check_resumable`)."""
+        `check_environment`; the images are checked by `check_resumable`).
+
+        Args:
+            config: the new run's `StyleConfig`; `RESULT_NEUTRAL_SETTINGS` may differ.
+
+        Raises:
+            CheckpointError: naming up to three settings that differ.
+        """
         self.check_environment()
         differences = [
             f"{key} {_show(before)} there, {_show(config.to_dict()[key])} now"
@@ -101,7 +116,14 @@ class Checkpoint:
     def check_environment(self, now=None):
         """Raise CheckpointError if the checkpoint was made on another Keras backend or another
         Keras major.minor version than `now` (default: `current_environment()`); warn for a
-        Keras patch release or another tfstyle version alone."""
+        Keras patch release or another tfstyle version alone.
+
+        Args:
+            now: `{"backend", "keras", "tfstyle"}`, or None for this process's.
+
+        Raises:
+            CheckpointError: another backend or Keras major.minor version.
+        """
         now = now or current_environment()
         then = self.environment
         if then["backend"] != now["backend"]:
@@ -141,7 +163,17 @@ class Checkpoint:
     @classmethod
     def from_arrays(cls, arrays):
         """The checkpoint `to_arrays` described; CheckpointError if something is missing or
-        of the wrong kind (another program's file, another version)."""
+        of the wrong kind (another program's file, another version).
+
+        Args:
+            arrays: a mapping of names to arrays, as `to_arrays` gives (or `np.load` reads).
+
+        Returns:
+            A `Checkpoint`.
+
+        Raises:
+            CheckpointError: another format version, or a missing or malformed entry.
+        """
         try:
             version = int(arrays["format"])
             if version != FORMAT_VERSION:
@@ -194,7 +226,14 @@ def _minor(version):
 
 def digest_images(*images):
     """A short hex digest of float images (their shapes and values), to recognise the inputs a
-    checkpoint was made from."""
+    checkpoint was made from.
+
+    Args:
+        *images: float arrays (compared as float32).
+
+    Returns:
+        32 hex digits of their SHA-256.
+    """
     digest = hashlib.sha256()
     for image in images:
         array = np.ascontiguousarray(image, np.float32)

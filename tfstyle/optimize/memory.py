@@ -155,7 +155,17 @@ def _parameter_count(blocks):
 
 def estimate_warning(*, size, free, network, layers, precision, remat, content_layers):
     """The one-line warning for a step of an image of `size` (height, width) whose estimate
-    (with `HEADROOM`) exceeds `free` bytes, or None when it fits."""
+    (with `HEADROOM`) exceeds `free` bytes, or None when it fits.
+
+    Args:
+        size: `(height, width)` of the image.
+        free: the accelerator's free bytes.
+        network, layers, precision, remat, content_layers: as `estimate_step_bytes` takes them.
+
+    Returns:
+        The warning's text, naming the largest size that fits and what else would help, or
+        None.
+    """
     settings = {
         "network": network,
         "layers": layers,
@@ -182,7 +192,16 @@ def compiled_refusal(*, stats, free, size):
     """The one-line refusal for a compiled step whose XLA memory analysis `stats` (a
     `CompiledMemoryStats`) does not fit `free` bytes, or None when it fits. The arguments
     (weights, image, optimizer state) are already on the device, so in `free`'s account; the
-    step needs its temporaries and the outputs that do not reuse (alias) an argument."""
+    step needs its temporaries and the outputs that do not reuse (alias) an argument.
+
+    Args:
+        stats: XLA's `CompiledMemoryStats` of the compiled step.
+        free: the accelerator's free bytes.
+        size: `(height, width)` of the image, for the message.
+
+    Returns:
+        The refusal's text, or None.
+    """
     needed = stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
     if needed <= free:
         return None
@@ -195,7 +214,14 @@ def compiled_refusal(*, stats, free, size):
 
 
 def describe_bytes(count):
-    """'1.5 GiB', '300 MiB': for messages."""
+    """'1.5 GiB', '300 MiB': for messages.
+
+    Args:
+        count: a number of bytes.
+
+    Returns:
+        GiB with one decimal from 1 GiB up, else MiB rounded up.
+    """
     if count >= 2**30:
         return f"{count / 2**30:.1f} GiB"
     return f"{math.ceil(count / 2**20)} MiB"

@@ -19,7 +19,17 @@ from tfstyle.ops.losses import (
 
 
 def feature_extractor_for(config):
-    """The (cached) extractor with every content and style layer of `config`."""
+    """The (cached) extractor with every content and style layer of `config`.
+
+    Args:
+        config: the run's `StyleConfig` (network, weights, pooling, precision, remat).
+
+    Returns:
+        `build_feature_extractor`'s frozen dict-output `keras.Model`.
+
+    Raises:
+        WeightsError: the weights cannot be loaded.
+    """
     return build_feature_extractor(
         layers=config.content_layers + config.style_layers,
         network=config.network,
@@ -47,6 +57,19 @@ def compute_targets(
     `style_image_masks`: None, or one `[H, W]` mask per style image at its size: each style's
     Gram is then that of its masked features (the part of the painting that supplies the
     texture), area-averaged to each layer as the image's masks are.
+
+    Args:
+        extractor: the feature extractor.
+        content: the content image at this scale, float32 `[H, W, 3]`.
+        styles: the style images, float32 `[h, w, 3]` each (scaled here by `style_scale`).
+        blend: one weight per style image, summing to 1 (`StyleConfig.blend_weights`).
+        config: the run's `StyleConfig`.
+        spatial: as above, or None.
+        style_image_masks: as above, or None.
+
+    Returns:
+        `{"content": {layer: features}, "style": {layer: target}}`, with "masks" and "seed"
+        as above when they apply.
     """
     content_features = extractor(content[None], training=False)
     targets = {"content": {k: content_features[k] for k in config.content_layers}, "style": {}}
@@ -100,7 +123,17 @@ def _layer_masks(spatial, features, *, blend, config):
 
 
 def initial_image(config, content, styles, init_image=None):
-    """The starting image at the content's size, with `init_noise_ratio` of noise mixed in."""
+    """The starting image at the content's size, with `init_noise_ratio` of noise mixed in.
+
+    Args:
+        config: the run's `StyleConfig` (`init`, `init_noise_ratio`, `seed`).
+        content: the content image at the first scale, float32 `[H, W, 3]`.
+        styles: the style images (`init="style"` starts from the first).
+        init_image: the image for `init="image"` (cropped to the content's aspect ratio).
+
+    Returns:
+        float32 `[H, W, 3]` in [0, 1].
+    """
     shape = content.shape
     noise = pp.noise_image(shape, seed=config.seed, blur_sigma=0.0)
     if config.init == "noise":
@@ -120,7 +153,15 @@ def initial_image(config, content, styles, init_image=None):
 
 
 def make_loss_fn(config):
-    """`loss_fn(features, image, targets) -> losses` with the weights of `config`."""
+    """`loss_fn(features, image, targets) -> losses` with the weights of `config`.
+
+    Args:
+        config: the run's `StyleConfig` (loss weights, layer weights, style loss, optimizer).
+
+    Returns:
+        A function of `(features, image, targets)` returning `{"content", "style", "tv",
+        "total"}` (`targets["temporal"]`, if given, adds the temporal loss to "total").
+    """
     return functools.partial(
         _loss_fn,
         content_layer_weights={k: 1.0 for k in config.content_layers},
@@ -156,7 +197,15 @@ def _loss_fn(features, image, targets, **weights):
 
 def temporal_targets(temporal, size):
     """The `targets["temporal"]` of one scale: `temporal` (`{"image": [H, W, 3], "mask":
-    [H, W], "weight": float}`) resized to `size` and batched, the weight a float32 scalar."""
+    [H, W], "weight": float}`) resized to `size` and batched, the weight a float32 scalar.
+
+    Args:
+        temporal: the warped previous output, its consistency mask and the loss weight.
+        size: the scale's `(height, width)`.
+
+    Returns:
+        `{"image": [1, h, w, 3], "mask": [1, h, w, 1], "weight": float32 scalar}`.
+    """
     mask = pp.resize_field(np.asarray(temporal["mask"], np.float32)[..., None], *size)
     return {
         "image": pp.resize(temporal["image"], *size)[None],
@@ -167,7 +216,15 @@ def temporal_targets(temporal, size):
 
 def luminance_only(image, *, reference):
     """Grey RGB image of `image`'s luminance, matched in mean and spread to `reference`'s
-    (Gatys et al. 2016, luminance-only transfer)."""
+    (Gatys et al. 2016, luminance-only transfer).
+
+    Args:
+        image: RGB float `[H, W, 3]`.
+        reference: the image whose luminance mean and spread are matched.
+
+    Returns:
+        float32 `[H, W, 3]` with three equal channels, in [0, 1].
+    """
     y = pp.rgb_to_yuv(image)[..., 0]
     ref = pp.rgb_to_yuv(reference)[..., 0]
     y = (y - y.mean()) / (y.std() + 1e-6) * ref.std() + ref.mean()

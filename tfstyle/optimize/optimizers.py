@@ -15,7 +15,14 @@ from tfstyle.settings.style import DEFAULTS, SGD_GRADIENT_CLIP_RMS
 @keras.saving.register_keras_serializable(package="tfstyle")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """Smith's one-cycle policy as fastai runs it: cosine warm-up from `max_lr / div_factor` to
-    `max_lr` over `pct_start` of the steps, then cosine annealing to `max_lr / final_div_factor`.
+    `max_lr` over `pct_start` of the steps, then cosine annealing to `max_lr / final_div`.
+
+    Args:
+        max_lr: the peak learning rate.
+        total_steps: the steps of the whole cycle.
+        pct_start: the fraction of the steps spent warming up.
+        div_factor: the starting rate is `max_lr / div_factor`.
+        final_div: the final rate is `max_lr / final_div`.
     """
 
     def __init__(self, max_lr, total_steps, *, pct_start=0.3, div_factor=25.0, final_div=1e4):
@@ -37,6 +44,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < warm, rising, falling)
 
     def get_config(self):
+        """The constructor's arguments, for Keras serialisation."""
         return {
             "max_lr": self.max_lr,
             "total_steps": self.total_steps,
@@ -71,12 +79,24 @@ class PreconditionedSGD(keras.optimizers.SGD):
         self.epsilon = float(epsilon)
 
     def build(self, variables):
+        """Create SGD's state and one mean-square slot per variable.
+
+        Args:
+            variables: the variables optimised.
+        """
         if self.built:
             return
         super().build(variables)
         self.mean_squares = self.add_optimizer_variables(variables, "mean_square")
 
     def update_step(self, gradient, variable, learning_rate):
+        """SGD's update on the gradient divided by its bias-corrected running RMS.
+
+        Args:
+            gradient: the variable's gradient.
+            variable: the variable updated.
+            learning_rate: the rate in force at this step.
+        """
         gradient = ops.cast(gradient, variable.dtype)
         mean_square = self.mean_squares[self._get_variable_index(variable)]
         decay = ops.cast(self.rms_decay, variable.dtype)
@@ -88,11 +108,25 @@ class PreconditionedSGD(keras.optimizers.SGD):
         super().update_step(scaled, variable, learning_rate)
 
     def get_config(self):
+        """SGD's config plus `rms_decay` and `epsilon`, for Keras serialisation."""
         return {**super().get_config(), "rms_decay": self.rms_decay, "epsilon": self.epsilon}
 
 
 def make_schedule(name, learning_rate, total_steps):
-    """A Keras `LearningRateSchedule` (or a float for "constant") over `total_steps` steps."""
+    """A Keras `LearningRateSchedule` (or a float for "constant") over `total_steps` steps.
+
+    Args:
+        name: one of `StyleConfig`'s schedules ("constant", "exponential", "piecewise",
+            "polynomial", "cosine", "cosine_restarts", "one_cycle").
+        learning_rate: the starting (for "one_cycle", the peak) rate.
+        total_steps: the run's steps in all scales.
+
+    Returns:
+        A `LearningRateSchedule`, or a float.
+
+    Raises:
+        ValueError: an unknown name (settings refuse it first).
+    """
     schedules = keras.optimizers.schedules
     total_steps = max(1, int(total_steps))
     if name == "constant":
@@ -136,11 +170,26 @@ def make_optimizer(
     preconditioned gradient of `PreconditionedSGD`. With `precondition="none"` it steps on the
     raw gradient, as the Keras example does, and `values` (the number of values optimised,
     H * W * 3) clips the gradient's global norm to `SGD_GRADIENT_CLIP_RMS` per value (see
-    config.py; None: no clipping).
+    settings/style.py; None: no clipping).
 
     Adam uses beta_1=0.99 and epsilon=0.1, the TensorFlow style-transfer tutorial's settings:
     the large epsilon damps the first steps, where Adam's normalised update is otherwise as large
     for a pixel with a tiny gradient as for one with a large one.
+
+    Args:
+        name: "sgd" or "adam".
+        learning_rate: the starting rate.
+        schedule: the schedule's name (`make_schedule`).
+        total_steps: the run's steps in all scales.
+        values: the number of values optimised (plain SGD's clipping), or None.
+        momentum: SGD's momentum.
+        precondition: SGD's gradient: "rms" or "none".
+
+    Returns:
+        A new `keras.optimizers.Optimizer`.
+
+    Raises:
+        ValueError: another name (L-BFGS is not a Keras optimizer).
     """
     rate = make_schedule(schedule, learning_rate, total_steps)
     if name == "sgd":
@@ -154,7 +203,14 @@ def make_optimizer(
 
 
 def sgd_clipnorm(values):
-    """SGD's global gradient-norm limit for `values` optimised values, or None."""
+    """SGD's global gradient-norm limit for `values` optimised values, or None.
+
+    Args:
+        values: the number of values optimised, or None.
+
+    Returns:
+        `SGD_GRADIENT_CLIP_RMS * sqrt(values)`, or None for None.
+    """
     if values is None:
         return None
     return float(SGD_GRADIENT_CLIP_RMS * math.sqrt(values))

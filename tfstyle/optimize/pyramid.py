@@ -8,7 +8,15 @@ from tfstyle.ops import preprocessing as pp
 
 def scale_plan(config, shape):
     """`[((height, width), steps), ...]` of each scale of a run on an image of `shape`, coarse
-    to fine (`StyleConfig.scale_count` and `scale_iterations`)."""
+    to fine (`StyleConfig.scale_count` and `scale_iterations`).
+
+    Args:
+        config: the run's `StyleConfig`.
+        shape: the content image's `(H, W, ...)`.
+
+    Returns:
+        A list of `((height, width), steps)`, one per scale.
+    """
     longest = min(config.max_size, max(shape[:2]))
     sizes = scale_sizes(shape, max_size=config.max_size, scales=config.scale_count(longest))
     return list(zip(sizes, config.scale_iterations(len(sizes)), strict=True))
@@ -16,7 +24,16 @@ def scale_plan(config, shape):
 
 def scale_sizes(shape, *, max_size, scales):
     """(height, width) of each scale, coarse to fine, each twice the previous; the last fits
-    `max_size` (never larger than the content). With `scales=1`, just the final size."""
+    `max_size` (never larger than the content). With `scales=1`, just the final size.
+
+    Args:
+        shape: the content image's `(H, W, ...)`.
+        max_size: the longest side of the output.
+        scales: the number of scales.
+
+    Returns:
+        A list of `scales` `(height, width)` tuples.
+    """
     longest = min(max_size, max(shape[:2]))
     return [
         pp.scaled_shape(shape, max(1, round(longest / 2**k))) for k in range(scales - 1, -1, -1)
@@ -24,6 +41,18 @@ def scale_sizes(shape, *, max_size, scales):
 
 
 def check_sizes(config, sizes, content_shape, styles):
+    """Refuse a run whose smallest scale, or a style image, is too small for the deepest layer.
+
+    Args:
+        config: the run's `StyleConfig`.
+        sizes: `(height, width)` of each scale, coarse to fine (`scale_sizes`).
+        content_shape: the content image's `(H, W, ...)`.
+        styles: the style images, `[h, w, 3]` each.
+
+    Raises:
+        ConfigError: the first scale, a style image or a style image at `style_scale` is
+            smaller than `min_input_size`; the message says which max_size or scales would do.
+    """
     minimum = min_input_size(config.network, config.content_layers + config.style_layers)
     needs = f"{config.network} with layers up to {config.deepest_layer} needs at least {minimum} px"
     smallest = min(min(size) for size in sizes)

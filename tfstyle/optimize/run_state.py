@@ -16,6 +16,13 @@ class RunState:
     """Where a `stylize` call stands: the scale in progress, its image or runner, the history
     and evaluations so far. Kept so that an interruption can become a `Checkpoint`, and
     started from one on resume.
+
+    Args:
+        config: the run's `StyleConfig`.
+        clock: the run's `Clock` (its step count is the run's).
+        inputs: a callable returning the digest of the inputs, for `Checkpoint.inputs`.
+        resume: a `Checkpoint` to continue from, or None.
+        scale_steps: the steps of each scale, coarse to fine.
     """
 
     def __init__(self, config, clock, inputs, resume, scale_steps):
@@ -35,12 +42,20 @@ class RunState:
             self.history[name].append(np.asarray(resume.history[name], np.float32))
 
     def steps_in_scale(self):
+        """The steps already taken in the scale in progress (nonzero when resumed mid-scale)."""
         return self.clock.step - sum(self.scale_steps[: self.scale])
 
     def attach(self, runner):
         """Make `runner` the current scale's, loading the pending state if there is one: a
         resumed state of this scale, or the previous scale's, whose optimizer state is
-        resized and carried (crowsonkb's style-transfer carries Adam's moments the same way)."""
+        resized and carried (crowsonkb's style-transfer carries Adam's moments the same way).
+
+        Args:
+            runner: the scale's runner (`optimize.step`), fresh or from the `RunnerCache`.
+
+        Raises:
+            CheckpointError: the pending state does not fit the runner.
+        """
         if self.pending:
             try:
                 runner.load_state(carried_state(self.pending, runner.state()))
@@ -51,18 +66,35 @@ class RunState:
         self.runner = runner
 
     def record(self, chunk, *, evaluations):
+        """Add a compiled call's losses to the history.
+
+        Args:
+            chunk: `{loss name: array of the call's steps}`.
+            evaluations: the objective evaluations the call made.
+        """
         for name in LOSS_NAMES:
             self.history[name].append(np.asarray(chunk[name], np.float32))
         self.evaluations += evaluations
 
     def next_scale(self, image):
         """The scale in progress finished with `image`; the next one starts from it and from
-        its optimizer state."""
+        its optimizer state.
+
+        Args:
+            image: the finished scale's image, float32 `[H, W, 3]`.
+        """
         self.pending = {} if self.runner is None else self.runner.state()
         self.scale, self.image, self.runner = self.scale + 1, image, None
 
     def full_history(self, length=None):
-        """The history as arrays, padded with NaN to `length` steps if given."""
+        """The history as arrays, padded with NaN to `length` steps if given.
+
+        Args:
+            length: the number of steps wanted, or None for those recorded.
+
+        Returns:
+            `{loss name: float32 [steps]}`.
+        """
         history = {}
         for name, parts in self.history.items():
             values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
@@ -99,7 +131,15 @@ def carried_state(pending, fresh):
     """The state to load into a runner whose own state is `fresh`: `pending` itself when it
     has the runner's image size (a resumed scale); else `fresh` with `pending`'s step count and
     optimizer variables, those of the image's shape resized to the new size (a new scale, which
-    starts from its own image)."""
+    starts from its own image).
+
+    Args:
+        pending: a runner state (`runner.state()`) of this scale or the previous one.
+        fresh: the new runner's own state.
+
+    Returns:
+        A runner state for `runner.load_state`.
+    """
     old_shape, new_shape = np.shape(pending["image"]), np.shape(fresh["image"])
     if old_shape == new_shape:
         return pending
@@ -114,7 +154,13 @@ def carried_state(pending, fresh):
 
 
 class Clock:
-    """Turns per-chunk loss arrays into per-step `Progress` records for the callbacks."""
+    """Turns per-chunk loss arrays into per-step `Progress` records for the callbacks.
+
+    Args:
+        start: `time.perf_counter()` at the start of the run.
+        total_steps: the run's steps in all scales.
+        callbacks: callables, each given every `Progress` record.
+    """
 
     def __init__(self, start, *, total_steps, callbacks):
         self.start = start
@@ -123,6 +169,14 @@ class Clock:
         self.step = 0
 
     def report(self, chunk, *, scale, size, image):
+        """Call every callback once per step of a compiled call, in order.
+
+        Args:
+            chunk: `{loss name: array of the call's steps}`.
+            scale: the scale's index, from 0.
+            size: the scale's `(height, width)`.
+            image: the image after the call (given with the call's last record only).
+        """
         steps = len(chunk["total"])
         for i in range(steps):
             self.step += 1

@@ -19,6 +19,9 @@ class RunnerCache:
     every setting its compiled step depends on are the same. Targets are arguments of the
     step, so new content and style images do not retrace it. Keeps the `maxsize` most recently
     used runners.
+
+    Args:
+        maxsize: how many runners to keep (the least recently used is dropped first).
     """
 
     # Settings a runner's compiled step or optimizer depends on (the targets are arguments).
@@ -46,7 +49,17 @@ class RunnerCache:
         self._runners = collections.OrderedDict()
 
     def get(self, config, extractor, image, *, total_steps):
-        """A runner for `image`: a cached one reset to it, or a new one (then cached)."""
+        """A runner for `image`: a cached one reset to it, or a new one (then cached).
+
+        Args:
+            config: the run's `StyleConfig` (its `KEY_FIELDS` are part of the key).
+            extractor: the feature extractor the step calls.
+            image: the scale's starting image, float32 `[H, W, 3]`.
+            total_steps: the run's steps in all scales (the schedule's length).
+
+        Returns:
+            A runner (`optimize.step`), holding `image`.
+        """
         # The cached runner holds `extractor`, so its id cannot be reused by another object.
         key = (
             id(extractor),
@@ -69,10 +82,22 @@ class RunnerCache:
         return len(self._runners)
 
     def runners(self):
+        """The cached runners, least recently used first."""
         return list(self._runners.values())
 
 
 def new_runner(config, extractor, image, *, total_steps):
+    """A runner for one scale, with a fresh optimizer (none for L-BFGS).
+
+    Args:
+        config: the run's `StyleConfig`.
+        extractor: the feature extractor the step calls.
+        image: the scale's starting image, float32 `[H, W, 3]`.
+        total_steps: the run's steps in all scales (the schedule's length).
+
+    Returns:
+        The backend's runner (`optimize.step.make_runner`).
+    """
     optimizer = None
     if config.optimizer != "lbfgs":
         optimizer = make_optimizer(
@@ -98,7 +123,24 @@ def new_runner(config, extractor, image, *, total_steps):
 
 def optimise(config, extractor, targets, image, run, runners=None):
     """Optimise one scale from `image` (or from `run`'s pending resumed state); returns its
-    result."""
+    result.
+
+    Args:
+        config: the run's `StyleConfig`.
+        extractor: the feature extractor.
+        targets: the scale's targets (`objective.compute_targets`).
+        image: the scale's starting image, float32 `[H, W, 3]`.
+        run: the call's `RunState` (history, clock, pending state), updated as steps run.
+        runners: a `RunnerCache`, or None for a new runner.
+
+    Returns:
+        The scale's final image, float32 `[H, W, 3]` (averaged if `config.average`).
+
+    Raises:
+        NonFiniteLossError: a loss or pixel became NaN or infinite.
+        ConfigError: the compiled step would not fit the accelerator's free memory.
+        CheckpointError: a resumed state does not fit the runner.
+    """
     # The schedule runs over the whole pyramid: the step count is carried between scales.
     total_steps = sum(run.scale_steps)
     if runners is None:
@@ -175,6 +217,15 @@ def _optimise_lbfgs(config, runner, targets, image, run):
 def non_finite_error(config, *, step, image, image_step):
     """The error for a loss that became NaN or infinite at `step` (1-based, over all scales),
     saying what to change; `image` is the last finite image, reached after `image_step` steps.
+
+    Args:
+        config: the run's `StyleConfig` (its weights and rate are named in the message).
+        step: the first step whose loss was not finite.
+        image: the last finite image.
+        image_step: the steps taken to reach `image`.
+
+    Returns:
+        A `NonFiniteLossError` (not raised here).
     """
     weights = (
         f"content_weight {config.content_weight:g}, style_weight {config.style_weight:g}, "
@@ -197,7 +248,16 @@ def non_finite_error(config, *, step, image, image_step):
 
 def check_compiled_memory(config, runner, targets):
     """Refuse a scale whose compiled step does not fit the accelerator's free memory, by XLA's
-    own figures (JAX only), before it runs."""
+    own figures (JAX only), before it runs.
+
+    Args:
+        config: the run's `StyleConfig` (`memory_check` off skips the check).
+        runner: the scale's runner; only runners with `memory_analysis` are checked.
+        targets: the scale's targets.
+
+    Raises:
+        ConfigError: the compiled step needs more than the free memory.
+    """
     analyse = getattr(runner, "memory_analysis", None)
     free = free_device_memory() if config.memory_check and analyse else None
     if free is None:

@@ -50,6 +50,7 @@ class StyleResult:
     elapsed_s: float
 
     def final_losses(self):
+        """`{loss name: float}` of the last step (NaN for a run of no steps)."""
         return {
             name: float(values[-1]) if len(values) else float("nan")
             for name, values in self.history.items()

@@ -87,6 +87,12 @@ def make_runner(
         jit_compile: compile with XLA; None chooses per backend (see each backend's module).
         loss_scale: scale the loss for float16 networks (see above).
         chunk: the most steps one compiled call runs (`StyleConfig.steps_per_call`).
+
+    Returns:
+        A `TensorFlowRunner` or a `JaxRunner`, with the interface above.
+
+    Raises:
+        NotImplementedError: another Keras backend.
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -109,13 +115,28 @@ def make_runner(
 
 
 def chunk_counts(steps, chunk):
-    """The step counts of the compiled calls that run `steps` steps: `chunk`s, then the rest."""
+    """The step counts of the compiled calls that run `steps` steps: `chunk`s, then the rest.
+
+    Args:
+        steps: the steps to run.
+        chunk: the most steps one call runs.
+
+    Returns:
+        A list of ints summing to `steps` (empty for 0).
+    """
     steps = int(steps)
     return [chunk] * (steps // chunk) + ([steps % chunk] if steps % chunk else [])
 
 
 def join_histories(parts):
-    """One `{loss name: array}` from the per-call ones, in order."""
+    """One `{loss name: array}` from the per-call ones, in order.
+
+    Args:
+        parts: `[{loss name: array}, ...]`, one per compiled call.
+
+    Returns:
+        `{loss name: float32 [total steps]}`; `{}` for no parts.
+    """
     return {
         k: np.concatenate([part[k] for part in parts]).astype(np.float32)
         if parts
@@ -128,7 +149,17 @@ def optimizer_variable_names(optimizer):
     """Stable names of `optimizer.variables`, in order: each variable's name (`iteration`,
     `image_momentum`, ...), with `inner/` before those of the optimizer a loss-scale optimizer
     wraps. Keras' own paths (`adam_3/iteration`) number optimizers by creation order, so they
-    differ from run to run; these do not."""
+    differ from run to run; these do not.
+
+    Args:
+        optimizer: a Keras optimizer, or None.
+
+    Returns:
+        A list of names, one per variable (empty for None).
+
+    Raises:
+        ValueError: two variables would have the same name.
+    """
     if optimizer is None:
         return []
     inner = getattr(optimizer, "inner_optimizer", None)
@@ -141,7 +172,15 @@ def optimizer_variable_names(optimizer):
 
 def check_optimizer_state(state, shapes):
     """Raise ValueError unless `state`'s `optimizer/...` entries are exactly the variables
-    named in `shapes` (`{name: shape}`), each of its shape."""
+    named in `shapes` (`{name: shape}`), each of its shape.
+
+    Args:
+        state: a runner state (`runner.state()`).
+        shapes: `{variable name: shape}` of the runner's optimizer.
+
+    Raises:
+        ValueError: missing, unexpected or reshaped variables, named.
+    """
     saved = {k[len("optimizer/") :] for k in state if k.startswith("optimizer/")}
     missing, extra = sorted(set(shapes) - saved), sorted(saved - set(shapes))
     if missing or extra:
@@ -158,7 +197,11 @@ def check_optimizer_state(state, shapes):
 
 def free_device_memory():
     """Free bytes on the accelerator the active backend computes on, or None on a CPU (or when
-    it cannot be told)."""
+    it cannot be told).
+
+    Returns:
+        An int, or None.
+    """
     backend = keras.backend.backend()
     if backend == "jax":
         import jax

@@ -76,6 +76,15 @@ class JaxRunner:
         self._compiled = _compiled(key, spec, self._chunk, jit)
 
     def run(self, targets, steps):
+        """Run `steps` optimisation updates, in compiled calls of at most `chunk` steps.
+
+        Args:
+            targets: the scale's targets (`objective.compute_targets`), arguments of the call.
+            steps: how many updates.
+
+        Returns:
+            `{loss name: float32 [steps]}`, the losses of the image each update started from.
+        """
         parts = []
         for count in chunk_counts(steps, self._chunk):
             self._state, history = self._compiled.run(
@@ -85,11 +94,19 @@ class JaxRunner:
         return join_histories(parts)
 
     def trace_count(self):
+        """How many times `run`'s step has been traced (compiled) so far."""
         return self._compiled.traces
 
     def memory_analysis(self, targets):
         """XLA's memory account of the compiled `run` (a `CompiledMemoryStats`), or None
-        without `jit_compile`. Compiling here costs nothing extra: `run` reuses the program."""
+        without `jit_compile`. Compiling here costs nothing extra: `run` reuses the program.
+
+        Args:
+            targets: the scale's targets (their shapes are part of the program).
+
+        Returns:
+            A `CompiledMemoryStats`, or None.
+        """
         if not hasattr(self._compiled.run, "lower"):
             return None
         lowered = self._compiled.run.lower(
@@ -98,6 +115,14 @@ class JaxRunner:
         return lowered.compile().memory_analysis()
 
     def image(self, averaged=False):
+        """The current image.
+
+        Args:
+            averaged: the moving average or best image instead, when averaging is on.
+
+        Returns:
+            float32 `[H, W, 3]` in [0, 1].
+        """
         image, _, average, _, ema_steps, _ = self._state
         if averaged and self._average == "ema" and int(ema_steps) > 0:
             correction = 1.0 - self._ema_decay ** int(ema_steps)
@@ -107,10 +132,21 @@ class JaxRunner:
         return np.asarray(image)[0]
 
     def assign(self, image):
+        """Replace the current image, keeping the optimizer state.
+
+        Args:
+            image: float32 `[H, W, 3]` of the runner's size.
+        """
         image = jnp.asarray(np.asarray(image, np.float32)[None])
         self._state = (image, *self._state[1:])
 
     def reset(self, image):
+        """Start afresh from `image`: image, averages and optimizer state as new, compiled
+        functions kept (the next image of this size does not compile again).
+
+        Args:
+            image: float32 `[H, W, 3]` of the runner's size.
+        """
         image = np.asarray(image, np.float32)[None]
         # What the compiled loop carries: the image, the optimizer's variables, the averaged
         # image (a moving average started at zero and bias-corrected, as Adam's moments are, or
@@ -127,6 +163,12 @@ class JaxRunner:
         )
 
     def state(self):
+        """Everything `run` depends on, as NumPy arrays, for checkpoints.
+
+        Returns:
+            The dict `tfstyle.optimize.step` describes ("image", "averaged", "best_loss",
+            "ema_steps", "steps", "optimizer/<name>").
+        """
         image, optimizer_state, averaged, best_loss, ema_steps, steps = self._state
         state = {
             "image": np.asarray(image)[0],
@@ -140,6 +182,15 @@ class JaxRunner:
         return state
 
     def load_state(self, state):
+        """Restore a `state()` so that `run` continues exactly as the runner that made it.
+
+        Args:
+            state: a dict from `state()` of a runner with the same settings and image size.
+
+        Raises:
+            ValueError: the state does not fit (image shape; missing, extra or reshaped
+                optimizer variables), naming what.
+        """
         image, optimizer_state, *_ = self._state
         shape = tuple(image.shape[1:])
         for key in ("image", "averaged"):
@@ -161,6 +212,16 @@ class JaxRunner:
         )
 
     def value_and_grad(self, image, targets):
+        """The losses and the gradient of the objective at `image`, for L-BFGS.
+
+        Args:
+            image: float `[H, W, 3]`.
+            targets: the scale's targets.
+
+        Returns:
+            `({loss name: float}, gradient)`: the gradient float32 `[H, W, 3]`, of `total * H
+            * W` (see `tfstyle.optimize.step`), unscaled again under float16.
+        """
         batch = jnp.asarray(np.asarray(image, np.float32)[None])
         while True:
             scale = self._static_scale

@@ -109,6 +109,15 @@ class TensorFlowRunner:
             self._best_loss.assign(tf.where(better, loss, self._best_loss))
 
     def run(self, targets, steps):
+        """Run `steps` optimisation updates, in compiled calls of at most `chunk` steps.
+
+        Args:
+            targets: the scale's targets (`objective.compute_targets`), arguments of the call.
+            steps: how many updates.
+
+        Returns:
+            `{loss name: float32 [steps]}`, the losses of the image each update started from.
+        """
         parts = []
         for count in chunk_counts(steps, self._chunk):
             history = self._run(targets, tf.constant(count, tf.int32))
@@ -116,9 +125,18 @@ class TensorFlowRunner:
         return join_histories(parts)
 
     def trace_count(self):
+        """How many times `run`'s step has been traced (compiled) so far."""
         return self._run.experimental_get_tracing_count()
 
     def image(self, averaged=False):
+        """The current image.
+
+        Args:
+            averaged: the moving average or best image instead, when averaging is on.
+
+        Returns:
+            float32 `[H, W, 3]` in [0, 1].
+        """
         if averaged and self._average == "ema" and self._ema_steps.numpy() > 0:
             correction = 1.0 - self._ema_decay ** float(self._ema_steps.numpy())
             return np.clip(self._averaged.numpy()[0] / correction, 0.0, 1.0)
@@ -127,9 +145,20 @@ class TensorFlowRunner:
         return self._variable.numpy()[0]
 
     def assign(self, image):
+        """Replace the current image, keeping the optimizer state.
+
+        Args:
+            image: float32 `[H, W, 3]` of the runner's size.
+        """
         self._variable.assign(np.asarray(image, np.float32)[None])
 
     def reset(self, image):
+        """Start afresh from `image`: image, averages and optimizer state as new, compiled
+        functions kept (the next image of this size does not compile again).
+
+        Args:
+            image: float32 `[H, W, 3]` of the runner's size.
+        """
         # Variables are assigned, never replaced, so the traced functions stay valid.
         image = np.asarray(image, np.float32)[None]
         self._variable.assign(image)
@@ -142,6 +171,12 @@ class TensorFlowRunner:
                 variable.assign(value)
 
     def state(self):
+        """Everything `run` depends on, as NumPy arrays, for checkpoints.
+
+        Returns:
+            The dict `tfstyle.optimize.step` describes ("image", "averaged", "best_loss",
+            "ema_steps", "steps", "optimizer/<name>").
+        """
         state = {
             "image": self._variable.numpy()[0],
             "averaged": self._averaged.numpy()[0],
@@ -155,6 +190,15 @@ class TensorFlowRunner:
         return state
 
     def load_state(self, state):
+        """Restore a `state()` so that `run` continues exactly as the runner that made it.
+
+        Args:
+            state: a dict from `state()` of a runner with the same settings and image size.
+
+        Raises:
+            ValueError: the state does not fit (image shape; missing, extra or reshaped
+                optimizer variables), naming what.
+        """
         shape = tuple(self._variable.shape[1:])
         for key in ("image", "averaged"):
             if np.shape(state[key]) != shape:
@@ -171,6 +215,16 @@ class TensorFlowRunner:
             variable.assign(np.asarray(state[f"optimizer/{name}"]).astype(variable.dtype))
 
     def value_and_grad(self, image, targets):
+        """The losses and the gradient of the objective at `image`, for L-BFGS.
+
+        Args:
+            image: float `[H, W, 3]`.
+            targets: the scale's targets.
+
+        Returns:
+            `({loss name: float}, gradient)`: the gradient float32 `[H, W, 3]`, of `total * H
+            * W` (see `tfstyle.optimize.step`), unscaled again under float16.
+        """
         batch = tf.constant(np.asarray(image, np.float32)[None])
         while True:
             scale = self._static_scale
