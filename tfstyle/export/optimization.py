@@ -44,6 +44,11 @@ def export_optimization(path, *, config=None, overwrite=False):
     parent directories are created. For TF Serving, export to `MODELS/NAME/1` (a version
     number as the last component).
 
+    Args:
+        path: the directory to write.
+        config: the `StyleConfig` baked into the graph (None: the defaults).
+        overwrite: replace an existing directory.
+
     Returns:
         The absolute path written.
 
@@ -63,7 +68,16 @@ def export_optimization(path, *, config=None, overwrite=False):
 
 
 def check_exportable(config):
-    """Raise `ConfigError` naming every setting the in-graph optimisation does not support."""
+    """Raise `ConfigError` naming every setting the in-graph optimisation does not support.
+
+    Args:
+        config: a `StyleConfig`.
+
+    Raises:
+        ConfigError: not the TensorFlow backend, or settings the graph does not support
+            (L-BFGS, several scales, averaging, preserve_colors, an init other than content or
+            noise, mixed precision, a style loss other than gram), all named in one line.
+    """
     if keras.backend.backend() != "tensorflow":
         raise ConfigError(
             f"SavedModel export needs the TensorFlow backend (KERAS_BACKEND=tensorflow); "
@@ -109,6 +123,13 @@ class OptimizationModule(tf.Module):
     """A `tf.Module` whose `serve(content, style)` stylizes; see the module docstring.
 
     `export_optimization` saves one; call `serve` directly to run the graph in this process.
+
+    Args:
+        config: the `StyleConfig` baked into the graph.
+
+    Raises:
+        ConfigError: as `check_exportable`.
+        WeightsError: the network weights cannot be loaded.
     """
 
     def __init__(self, config):

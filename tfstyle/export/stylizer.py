@@ -22,8 +22,18 @@ def export_stylizer(model, path, *, overwrite=False, report=None):
     docstring) and, given a `report` dict, `training.json`; whole or not at all. TensorFlow
     backend only.
 
+    Args:
+        model: a stylizer's `keras.Model` (`build_stylizer`, trained); a copy without its
+            compiled loss and optimizer is written.
+        path: the folder to write.
+        overwrite: replace an existing folder.
+        report: a JSON-able dict written as `training.json`, or None.
+
     Returns:
         The absolute path written.
+
+    Raises:
+        OutputError: `path` exists (without `overwrite`) or cannot be written.
     """
     import tensorflow as tf
 

@@ -30,6 +30,12 @@ def export_tflite(model, path, *, height, width, overwrite=False):
     """Write `model` (a stylizer's `keras.Model`) to `path` as a TFLite model of one image size.
     TensorFlow backend only.
 
+    Args:
+        model: a stylizer's `keras.Model`.
+        path: the `.tflite` file to write.
+        height, width: the one image size the model paints, in pixels (at least 16).
+        overwrite: replace an existing file.
+
     Returns:
         The absolute path written (whole or not at all).
 
@@ -56,7 +62,15 @@ def export_tflite(model, path, *, height, width, overwrite=False):
 
 
 def tflite_bytes(model, *, height, width):
-    """The flatbuffer of `model` painting uint8 `[height, width, 3]` images."""
+    """The flatbuffer of `model` painting uint8 `[height, width, 3]` images.
+
+    Args:
+        model: a stylizer's `keras.Model`.
+        height, width: the image size, in pixels.
+
+    Returns:
+        The `.tflite` file's bytes (variables frozen into constants).
+    """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,

@@ -37,6 +37,12 @@ class EveryKSteps:
 
     Images arrive only every `steps_per_call` steps, so "every K steps" means "at the first
     image on or after step K, 2K, ...".
+
+    Args:
+        every: the interval in steps.
+
+    Raises:
+        ConfigError: `every` is not a positive integer.
     """
 
     def __init__(self, every):
@@ -141,8 +147,15 @@ class HistoryLogger:
 
 
 class LossPlot:
-    """Draws the loss curves to a PNG file at the last step (see `plot_losses`); `previous` as
-    for `HistoryLogger`."""
+    """Draws the loss curves to a PNG file at the last step (see `plot_losses`).
+
+    Args:
+        path: the .png file.
+        previous: a resumed run's earlier history, as for `HistoryLogger`.
+
+    Raises:
+        OutputError: not a .png name, or its folder is missing.
+    """
 
     def __init__(self, path, *, previous=None):
         self.path = check_output_file(path, extensions=(".png",))
@@ -236,7 +249,12 @@ class SideOutput:
     """A side output's callback (history, TensorBoard, loss plot), made at the run's first step
     after creating `folder` (if not None): a run refused before its first step leaves no folder
     behind. A failure never stops the run: the first one is kept in `error` (`save` raises it
-    once the image is saved) and the side output stops."""
+    once the image is saved) and the side output stops.
+
+    Args:
+        folder: a folder to create at the first step, or None.
+        make: builds the real callback (called once, at the first step).
+    """
 
     def __init__(self, folder, make):
         self.folder, self.make = folder, make

@@ -11,6 +11,10 @@ Modules, each importing only those before it:
   float32 RGB in [0, 1], encoding PNG or JPEG (from and to files, or bytes).
 * `filesystems`: the same through Apache Beam's `FileSystems` (local paths, `gs://`, `s3://`),
   for `tfstyle.beam`; imported on its own, as it needs the `beam` extra.
+* `video`: video files (PyAV) and folders of frames, read and written whole or not at all.
+* `outputs`: what a run leaves beside its image: the JSON report, side-file names, snapshots.
+* `native_logs`: filtering the lines TensorFlow's C++ code writes to stderr while it loads
+  (imports nothing of tfstyle).
 
 Example:
     >>> from tfstyle.io import load_image, save_image

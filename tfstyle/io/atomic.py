@@ -52,6 +52,10 @@ def write_file(path: str | os.PathLike, write: Callable[[str], object]) -> str:
     bytes (a video encoder): `write` fills a hidden temporary file beside the target, which is
     then renamed onto it; on any failure the temporary file is removed.
 
+    Args:
+        path: the file to create or replace.
+        write: called with the temporary file's path; writes the whole file there.
+
     Returns:
         The absolute path written.
 
@@ -148,6 +152,10 @@ def check_new_directory(path: str | os.PathLike, *, overwrite: bool = False) -> 
     """Check, before any work, that `write_directory(path, ..., overwrite=overwrite)` may write
     there: no file has that name, and it does not exist unless `overwrite`.
 
+    Args:
+        path: the directory to be written.
+        overwrite: accept an existing directory (it will be replaced).
+
     Returns:
         The absolute path.
 
@@ -164,6 +172,12 @@ def check_new_directory(path: str | os.PathLike, *, overwrite: bool = False) -> 
 
 def remove_file(path: str | os.PathLike) -> bool:
     """Delete a file if it exists; returns whether it did.
+
+    Args:
+        path: the file.
+
+    Returns:
+        True if a file was deleted, False if there was none.
 
     Raises:
         OutputError: the file exists and cannot be deleted.

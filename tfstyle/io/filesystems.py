@@ -28,7 +28,18 @@ def beam_filesystems():
 
 def check_scheme(path):
     """Raise TfstyleError (naming Beam's extra) for a path whose filesystem is not installed,
-    `gs://` without `apache-beam[gcp]` say; Beam raises a ValueError from deep inside."""
+    `gs://` without `apache-beam[gcp]` say; Beam raises a ValueError from deep inside.
+
+    Args:
+        path: a local path or a URL.
+
+    Returns:
+        `path` as a str.
+
+    Raises:
+        TfstyleError: no filesystem for its scheme.
+        ImportError: Beam is not installed (the message names the extra).
+    """
     path = os.fsdecode(path)
     try:
         beam_filesystems().get_filesystem(path)
@@ -42,16 +53,49 @@ def check_scheme(path):
 
 
 def join(folder, name):
+    """`folder/name` on `folder`'s filesystem.
+
+    Args:
+        folder: a local folder or a URL.
+        name: a file name.
+
+    Returns:
+        The joined path.
+
+    Raises:
+        TfstyleError: as `check_scheme`.
+    """
     return beam_filesystems().join(check_scheme(folder), name)
 
 
 def exists(path):
+    """Whether `path` exists on its filesystem.
+
+    Args:
+        path: a local path or a URL.
+
+    Returns:
+        A bool.
+
+    Raises:
+        TfstyleError: as `check_scheme`.
+    """
     return beam_filesystems().exists(check_scheme(path))
 
 
 def match(patterns):
     """The files each pattern (a file, a folder's `*` or a glob) matches, sorted; a folder is
-    matched as `folder/*`."""
+    matched as `folder/*`.
+
+    Args:
+        patterns: paths, folders or globs, local or URLs.
+
+    Returns:
+        A sorted list of the matching paths, each once.
+
+    Raises:
+        TfstyleError: as `check_scheme`.
+    """
     fs = beam_filesystems()
     paths = []
     for pattern in patterns:
@@ -69,7 +113,17 @@ def _is_folder(path):
 
 
 def read_bytes(path):
-    """The whole file; OSError-like failures of any filesystem become TfstyleError."""
+    """The whole file; OSError-like failures of any filesystem become TfstyleError.
+
+    Args:
+        path: a local path or a URL.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        TfstyleError: the file cannot be read (the first line of the reason).
+    """
     fs = beam_filesystems()
     try:
         with fs.open(os.fsdecode(path)) as file:
@@ -79,7 +133,18 @@ def read_bytes(path):
 
 
 def read_image(path, *, max_size=None):
-    """Decode an image file on any Beam filesystem, as `tfstyle.io.load_image`."""
+    """Decode an image file on any Beam filesystem, as `tfstyle.io.load_image`.
+
+    Args:
+        path: a local path or a URL.
+        max_size: downscale so the longer side is at most this, or None.
+
+    Returns:
+        float32 `[H, W, 3]` in [0, 1].
+
+    Raises:
+        ImageError: the file cannot be read or decoded.
+    """
     data = read_bytes(path)
     try:
         return decode_image(data, name=repr(os.fsdecode(path)), max_size=max_size)
@@ -90,7 +155,18 @@ def read_image(path, *, max_size=None):
 
 
 def write_bytes(data, path):
-    """Write `data` to `path`: to a temporary name first, then renamed over `path`."""
+    """Write `data` to `path`: to a temporary name first, then renamed over `path`.
+
+    Args:
+        data: bytes.
+        path: a local path (its folder is created) or a URL.
+
+    Returns:
+        `path` as a str.
+
+    Raises:
+        OutputError: the write or the rename failed (the temporary file is removed).
+    """
     fs = beam_filesystems()
     path = os.fsdecode(path)
     folder, name = path.rsplit("/", 1) if "/" in path else ("", path)
@@ -108,7 +184,18 @@ def write_bytes(data, path):
 
 
 def write_image(image, path):
-    """Encode `image` as its extension says (PNG or JPEG) and `write_bytes` it."""
+    """Encode `image` as its extension says (PNG or JPEG) and `write_bytes` it.
+
+    Args:
+        image: an RGB image.
+        path: a `.png`, `.jpg` or `.jpeg` path or URL.
+
+    Returns:
+        `path` as a str.
+
+    Raises:
+        OutputError: as `write_bytes`, or an unsupported extension.
+    """
     return write_bytes(encode_image(image, image_format(os.fsdecode(path))), path)
 
 

@@ -80,6 +80,13 @@ def load_mask(path: str | os.PathLike, *, max_pixels: int | None = MAX_INPUT_PIX
     applies: any image `load_image` reads, as its luminance (BT.601), so a colour or
     transparent file (composited onto white) is read as it looks.
 
+    Args:
+        path: the mask file.
+        max_pixels: refuse larger images (None: no limit).
+
+    Returns:
+        float32 `[H, W]` in [0, 1].
+
     Raises:
         ImageError: as `load_image` (missing, unreadable, not an image, too large).
     """
@@ -262,7 +269,20 @@ def save_image(image: np.ndarray, path: str | os.PathLike, *, quality: int = 95)
 
 
 def encode_image(image: np.ndarray, kind: str = "PNG", *, quality: int = 95) -> bytes:
-    """The bytes of `image` (as for `save_image`) as a "PNG" or "JPEG" file."""
+    """The bytes of `image` (as for `save_image`) as a "PNG" or "JPEG" file.
+
+    Args:
+        image: float `[H, W, 3]` in [0, 1] or uint8 (`[1, H, W, 3]` too).
+        kind: "PNG" or "JPEG".
+        quality: JPEG quality from 1 to 100 (4:4:4 chroma); ignored for PNG.
+
+    Returns:
+        The encoded file's bytes.
+
+    Raises:
+        ConfigError: `quality` is not an integer from 1 to 100.
+        ValueError: the array does not have the shape of an RGB image (a bug of the caller).
+    """
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ConfigError(f"quality must be an integer from 1 to 100, got {quality!r}")
     buffer = io.BytesIO()
@@ -280,7 +300,21 @@ def decode_image(
     max_pixels: int | None = MAX_INPUT_PIXELS,
 ) -> np.ndarray:
     """`load_image` for a file's bytes read elsewhere (a Beam filesystem, a network); `name`
-    names it in errors."""
+    names it in errors.
+
+    Args:
+        data: the encoded file's bytes.
+        name: how messages name it.
+        max_size: downscale so the longer side is at most this, or None.
+        max_pixels: refuse larger images (None: no limit).
+
+    Returns:
+        float32 `[H, W, 3]` in [0, 1].
+
+    Raises:
+        ImageError: empty, not an image, or too large.
+        ConfigError: `max_size` or `max_pixels` is not a positive integer.
+    """
     _check_positive_int("max_size", max_size)
     _check_positive_int("max_pixels", max_pixels)
     if not data:

@@ -10,7 +10,18 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def to_float_rgb(im: Image.Image, name: str) -> np.ndarray:
-    """Convert a decoded image of any mode to float32 RGB in [0, 1], alpha onto white."""
+    """Convert a decoded image of any mode to float32 RGB in [0, 1], alpha onto white.
+
+    Args:
+        im: a Pillow image, loaded.
+        name: how messages name it.
+
+    Returns:
+        float32 `[H, W, 3]`.
+
+    Raises:
+        ImageError: a float image with NaN or infinite values.
+    """
     if im.mode in _SIXTEEN_BIT_MODES:
         # Pillow's own conversion to RGB would clip these at 255 instead of scaling them.
         grey = np.asarray(im).astype(np.float32) / 65535.0

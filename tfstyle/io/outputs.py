@@ -26,34 +26,83 @@ HISTORY_EXTENSIONS = (".json", ".csv")
 
 
 def report_path(output):
-    """`out.json` for `out.png`: the run's JSON report."""
+    """`out.json` for `out.png`: the run's JSON report.
+
+    Args:
+        output: the output image's path.
+
+    Returns:
+        The report's path.
+    """
     return os.path.splitext(output)[0] + ".json"
 
 
 def checkpoint_path(output):
-    """`out.ckpt.npz` for `out.png`: where an interrupted run's checkpoint is kept."""
+    """`out.ckpt.npz` for `out.png`: where an interrupted run's checkpoint is kept.
+
+    Args:
+        output: the output image's path.
+
+    Returns:
+        The checkpoint's path.
+    """
     return os.path.splitext(output)[0] + ".ckpt.npz"
 
 
 def plot_path(output):
-    """`out_losses.png` for `out.png`: the loss plot."""
+    """`out_losses.png` for `out.png`: the loss plot.
+
+    Args:
+        output: the output image's path.
+
+    Returns:
+        The plot's path.
+    """
     return os.path.splitext(output)[0] + "_losses.png"
 
 
 def snapshot_path(output, step):
-    """`out_step00050.png` for `out.png` at step 50."""
+    """`out_step00050.png` for `out.png` at step 50.
+
+    Args:
+        output: the output image's path.
+        step: the step the snapshot was taken at.
+
+    Returns:
+        The snapshot's path (the step zero-padded to five digits).
+    """
     stem, ext = os.path.splitext(output)
     return f"{stem}_step{step:05d}{ext}"
 
 
 def history_path(output, extension):
-    """`out_history.csv` for `out.png` and ".csv": a batch output's own history file."""
+    """`out_history.csv` for `out.png` and ".csv": a batch output's own history file.
+
+    Args:
+        output: the output image's path.
+        extension: ".json" or ".csv".
+
+    Returns:
+        The history file's path.
+    """
     return os.path.splitext(output)[0] + "_history" + extension
 
 
 def side_files(output, *, steps, checkpoint=True, plot=False, history_extension=None, every=0):
     """The files a run may write beside `output` (of its snapshots, the one with the longest
-    name, after `steps` steps), for checking their names before any work."""
+    name, after `steps` steps), for checking their names before any work.
+
+    Args:
+        output: the output image's path.
+        steps: the run's steps (the last snapshot's number).
+        checkpoint: include the checkpoint.
+        plot: include the loss plot.
+        history_extension: include `history_path(output, history_extension)`, if not None.
+        every: snapshots every this many steps (0: none).
+
+    Returns:
+        A list of paths.
+    """
     files = [report_path(output)] + ([checkpoint_path(output)] if checkpoint else [])
     if plot:
         files.append(plot_path(output))
@@ -153,7 +202,20 @@ def painted_report(*, content, model, output, size, preserve_colors, batch, elap
     """The JSON report of a photo painted by a trained stylizer (`tfstyle.beam`'s
     `run_stylizer`), as a dict: `version`, `backend`, `content`, `model`, `output`, `size`
     ([height, width]), `preserve_colors`, `batch` (images in its forward pass) and `elapsed_s`
-    (that pass's time, shared by its images)."""
+    (that pass's time, shared by its images).
+
+    Args:
+        content: the photo's path or URL.
+        model: the stylizer's folder.
+        output: the painted image's path or URL.
+        size: `(height, width)` painted.
+        preserve_colors: "none", "luminance" or "histogram".
+        batch: the images in the forward pass.
+        elapsed_s: that pass's time in seconds.
+
+    Returns:
+        The report dict (local paths made absolute).
+    """
     import keras
 
     return {
@@ -221,14 +283,31 @@ def save(
 
 
 def save_file(write, data, path):
-    """`write(data, path)` after creating the folder the checks before the run accepted."""
+    """`write(data, path)` after creating the folder the checks before the run accepted.
+
+    Args:
+        write: a writer such as `save_image` or `save_json`.
+        data: what it writes.
+        path: the file.
+
+    Returns:
+        What `write` returns.
+
+    Raises:
+        OutputError: the folder cannot be made, or the write fails.
+    """
     make_directories(os.path.dirname(os.path.abspath(path)))
     return write(data, path)
 
 
 class Snapshots:
     """A `stylize` callback that saves `<output stem>_step<N><ext>` every `every` steps (on the
-    steps that carry an image: make `every` a multiple of `StyleConfig.steps_per_call`)."""
+    steps that carry an image: make `every` a multiple of `StyleConfig.steps_per_call`).
+
+    Args:
+        output: the output image's path (the snapshots are named after it).
+        every: a snapshot every this many steps.
+    """
 
     def __init__(self, output, every):
         self.output = output

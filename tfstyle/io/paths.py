@@ -41,6 +41,12 @@ def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
     its matches in sorted order, anything else itself (so that loading it reports what is
     wrong). Order is kept and duplicates dropped.
 
+    Args:
+        specs: files, directories or glob patterns (`~` expanded in patterns).
+
+    Returns:
+        The files, in order, each once.
+
     Raises:
         ImageError: a directory holds no image files, or a pattern matches nothing.
     """
@@ -68,6 +74,12 @@ def split_path_list(text: str) -> list[str]:
     """Split a command-line list of paths: an existing path is taken whole (commas and all),
     anything else is split at commas as one CSV row, so `"a, b.png",c.png` names two files.
 
+    Args:
+        text: a flag's value.
+
+    Returns:
+        The paths, each stripped of surrounding spaces (empty for "").
+
     Raises:
         ConfigError: the text is not a valid CSV row (a stray quote, a line break).
     """
@@ -84,19 +96,41 @@ def split_path_list(text: str) -> list[str]:
 
 def file_stem(path: str | os.PathLike) -> str:
     """The file name of `path` (a local path, or a URL such as `gs://bucket/photo.jpg`)
-    without its folder and extension."""
+    without its folder and extension.
+
+    Args:
+        path: a local path or a URL.
+
+    Returns:
+        The stem: "photo" for "gs://bucket/photo.jpg".
+    """
     return os.path.splitext(os.fsdecode(path).rstrip("/").rsplit("/", 1)[-1])[0]
 
 
 def output_name(content: str | os.PathLike, second: str) -> str:
     """A batch output's file name, `<content stem>__<second>.png`: `second` is the style's
-    stem (`file_stem`) or the trained stylizer's `model_name`."""
+    stem (`file_stem`) or the trained stylizer's `model_name`.
+
+    Args:
+        content: the content file's path or URL.
+        second: the style's stem or the model's name.
+
+    Returns:
+        The file name, without a folder.
+    """
     return f"{file_stem(content)}__{second}.png"
 
 
 def model_name(path: str | os.PathLike) -> str:
     """`NAME` for a trained stylizer at `saved_models/NAME/1` (a versioned folder),
-    `saved_models/NAME` or `NAME.keras`: the second half of its outputs' names."""
+    `saved_models/NAME` or `NAME.keras`: the second half of its outputs' names.
+
+    Args:
+        path: the stylizer's folder or `.keras` file.
+
+    Returns:
+        The name.
+    """
     path = os.path.abspath(os.fsdecode(path)).rstrip(os.sep)
     base = os.path.basename(path)
     if base.isdigit():
@@ -170,6 +204,10 @@ def check_directory(path: str | os.PathLike, *, create: bool = False) -> str:
     `create`, it or its missing parents can be created where the nearest existing folder is)
     and is writable.
 
+    Args:
+        path: the directory.
+        create: accept a directory that does not exist yet but can be made.
+
     Returns:
         The absolute path.
 
@@ -188,6 +226,9 @@ def check_name_length(path: str | os.PathLike) -> str:
     """Check, creating nothing, that the file system can hold a path's name: no part of it (the
     file's name, a folder still to be made) longer than its limit (NAME_MAX, usually 255 bytes),
     nor the whole path longer than PATH_MAX.
+
+    Args:
+        path: the path to be written (it and its parents may not exist yet).
 
     Returns:
         The absolute path.
@@ -226,6 +267,9 @@ def _path_limit(directory: str, name: str, default: int) -> int:
 def make_directories(path: str | os.PathLike) -> str:
     """Create a directory and its missing parents (nothing if it exists), like `mkdir -p`.
 
+    Args:
+        path: the directory.
+
     Returns:
         The absolute path.
 
@@ -263,7 +307,17 @@ def check_not_input(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike,
 
 
 def image_format(target: str) -> str:
-    """Return Pillow's format name for an output path's extension, or raise OutputError."""
+    """Return Pillow's format name for an output path's extension, or raise OutputError.
+
+    Args:
+        target: the output path.
+
+    Returns:
+        "PNG" or "JPEG".
+
+    Raises:
+        OutputError: another extension, or none (the message lists those supported).
+    """
     extension = os.path.splitext(target)[1]
     if extension.lower() in _SAVE_FORMATS:
         return _SAVE_FORMATS[extension.lower()]
@@ -276,7 +330,16 @@ def image_format(target: str) -> str:
 
 def check_parent(target: str, *, create: bool = False, writable: bool = False) -> None:
     """Raise OutputError unless the directory that would hold `target` exists (or, with
-    `create`, could be created), and, with `writable`, lets files be created in it."""
+    `create`, could be created), and, with `writable`, lets files be created in it.
+
+    Args:
+        target: the absolute path of a file to be written.
+        create: accept a folder that does not exist but can be made.
+        writable: also require that files can be created in it.
+
+    Raises:
+        OutputError: naming what is in the way.
+    """
     problem = _directory_problem(os.path.dirname(target), create=create, writable=writable)
     if problem:
         raise OutputError(f"cannot write {quote(target)}: {problem}")
@@ -314,17 +377,39 @@ def _same_file(target: str, other: str | os.PathLike) -> bool:
 
 
 def quote(path: str | os.PathLike) -> str:
-    """Quote a path for a one-line message (escaped where it holds control characters)."""
+    """Quote a path for a one-line message (escaped where it holds control characters).
+
+    Args:
+        path: a path.
+
+    Returns:
+        `'path'`, or its `repr` when it is not printable.
+    """
     text = os.fsdecode(path)
     return f"'{text}'" if text.isprintable() else repr(text)
 
 
 def reason(exc: OSError) -> str:
-    """The OS's words for a failure, e.g. 'Permission denied'."""
+    """The OS's words for a failure, e.g. 'Permission denied'.
+
+    Args:
+        exc: the OSError.
+
+    Returns:
+        Its `strerror`, or else its message on one short line (`detail`).
+    """
     return exc.strerror or detail(exc)
 
 
 def detail(exc: BaseException) -> str:
-    """An exception's message squeezed onto one short line."""
+    """An exception's message squeezed onto one short line.
+
+    Args:
+        exc: any exception.
+
+    Returns:
+        Its message with whitespace collapsed, cut with "..." past `_MAX_DETAIL` characters
+        (its type's name when it has none).
+    """
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."

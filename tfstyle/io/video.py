@@ -35,7 +35,15 @@ FRAME_PATTERN = "frame_{:06d}.png"  # 1-based, as ffmpeg numbers image sequences
 
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
-    """What a video run needs to know of its input before decoding it."""
+    """What a video run needs to know of its input before decoding it.
+
+    Attributes:
+        path: the video file.
+        frame_count: its frames, counted by decoding.
+        frame_rate: frames per second, exact (`Fraction`).
+        width, height: the frames' size in pixels.
+        has_audio: whether it has an audio stream.
+    """
 
     path: str
     frame_count: int
@@ -80,6 +88,12 @@ def probe_video(path):
     """The frame count (by decoding, which is exact where headers are not), rate, size and
     whether there is audio.
 
+    Args:
+        path: the video file.
+
+    Returns:
+        A `VideoInfo`.
+
     Raises:
         VideoError: not a video, no video stream, no frames, or undecodable.
     """
@@ -113,7 +127,18 @@ def probe_video(path):
 
 
 def read_video_frames(path, *, start=0):
-    """Yield the frames of a video from index `start` (0-based) as uint8 RGB `[H, W, 3]`."""
+    """Yield the frames of a video from index `start` (0-based) as uint8 RGB `[H, W, 3]`.
+
+    Args:
+        path: the video file.
+        start: the first frame yielded (earlier ones are decoded and dropped).
+
+    Yields:
+        uint8 `[H, W, 3]` arrays, lazily.
+
+    Raises:
+        VideoError: the file cannot be opened or decoded.
+    """
     av = _av()
     container = _open(os.fsdecode(path))
     try:
@@ -128,14 +153,34 @@ def read_video_frames(path, *, start=0):
 
 
 def is_frame_folder(path):
-    """Whether a video input is a folder of frames (else a video file)."""
+    """Whether a video input is a folder of frames (else a video file).
+
+    Args:
+        path: the input.
+
+    Returns:
+        True for an existing directory.
+    """
     return os.path.isdir(os.fsdecode(path))
 
 
 def read_frame_range(source, start, stop):
     """Yield frames `start` to `stop - 1` (0-based) as uint8 RGB `[H, W, 3]` from `source`: a
     video file's path, or a sequence of image files (`frame_folder_paths`). Stops decoding at
-    `stop`, so a segment near the start of a long video does not decode the rest."""
+    `stop`, so a segment near the start of a long video does not decode the rest.
+
+    Args:
+        source: a video file's path, or a sequence of frame image paths.
+        start: the first frame (0-based).
+        stop: one past the last frame.
+
+    Yields:
+        uint8 `[H, W, 3]` arrays.
+
+    Raises:
+        VideoError: the video cannot be decoded.
+        ImageError: a frame file cannot be read.
+    """
     if isinstance(source, str | bytes | os.PathLike):
         with contextlib.closing(read_video_frames(source, start=start)) as frames:
             for index, frame in enumerate(frames, start=start):
@@ -149,6 +194,12 @@ def read_frame_range(source, start, stop):
 
 def frame_folder_paths(folder):
     """The image files of a folder of frames, in natural order (frame_2 before frame_10).
+
+    Args:
+        folder: the folder.
+
+    Returns:
+        A list of paths.
 
     Raises:
         VideoError: the folder holds no images.
@@ -168,13 +219,29 @@ def _natural_key(name):
 
 
 def frame_path(folder, index):
-    """The file of frame `index` (0-based) in a folder of output frames."""
+    """The file of frame `index` (0-based) in a folder of output frames.
+
+    Args:
+        folder: the frames folder.
+        index: the frame's index, from 0 (its file is numbered from 1).
+
+    Returns:
+        The path, `FRAME_PATTERN` in `folder`.
+    """
     return os.path.join(folder, FRAME_PATTERN.format(index + 1))
 
 
 def count_finished_frames(folder, total):
     """How many frames, from the first, a folder of output frames already holds (each written
-    atomically, so a present file is a whole frame)."""
+    atomically, so a present file is a whole frame).
+
+    Args:
+        folder: the frames folder.
+        total: the frames of the whole video.
+
+    Returns:
+        The number of frames present without a gap, at most `total`.
+    """
     done = 0
     while done < total and os.path.isfile(frame_path(folder, done)):
         done += 1
@@ -183,17 +250,39 @@ def count_finished_frames(folder, total):
 
 def segments_folder(output):
     """The work folder of a video made in segments (`tfstyle.beam.video`): `out.segments`
-    beside `out.mp4`, or beside a frames folder `out`."""
+    beside `out.mp4`, or beside a frames folder `out`.
+
+    Args:
+        output: the output video file or frames folder.
+
+    Returns:
+        The work folder's absolute path.
+    """
     output = os.path.abspath(os.fsdecode(output)).rstrip(os.sep)
     return (os.path.splitext(output)[0] if is_video_path(output) else output) + ".segments"
 
 
 def is_video_path(path):
+    """Whether `path` ends in a video extension this module writes (`VIDEO_FORMATS`).
+
+    Args:
+        path: a path.
+
+    Returns:
+        A bool (any case of the extension).
+    """
     return os.path.splitext(os.fsdecode(path))[1].lower() in VIDEO_FORMATS
 
 
 def check_video_output(path, *, inputs=()):
     """Check, before any work, that a video can be written to `path`; creates nothing.
+
+    Args:
+        path: the output video file.
+        inputs: the run's input files, never overwritten.
+
+    Returns:
+        The absolute path.
 
     Raises:
         OutputError: an unsupported extension, a directory, a missing or unwritable folder,
@@ -216,6 +305,15 @@ def check_video_output(path, *, inputs=()):
 def write_video(frame_paths, path, *, frame_rate, audio_from=None):
     """Encode image files into an H.264 video at `path`, whole or not at all, copying the audio
     stream of the video `audio_from` (if it has one) without re-encoding.
+
+    Args:
+        frame_paths: the frames' image files, in order (at least one, all of one size).
+        path: the video file (.mp4, .m4v, .mov or .mkv).
+        frame_rate: frames per second (an int, float or Fraction).
+        audio_from: a video whose audio is copied, or None.
+
+    Returns:
+        The absolute path written.
 
     Raises:
         OutputError: the file cannot be written or encoded (an odd frame size, a disk error,
@@ -271,7 +369,15 @@ def write_video(frame_paths, path, *, frame_rate, audio_from=None):
 
 def remove_frame_folder(folder, *, extra=()):
     """Delete a folder of output frames (`frame_path` names) and the named `extra` files in
-    it, then the folder if nothing else is left; other files are never touched."""
+    it, then the folder if nothing else is left; other files are never touched.
+
+    Args:
+        folder: the frames folder (nothing happens if it does not exist).
+        extra: names of other files in it to delete too.
+
+    Raises:
+        OutputError: a file or the folder cannot be removed.
+    """
     if not os.path.isdir(folder):
         return
     try:

@@ -32,7 +32,8 @@ from tfstyle.settings.style import LOSS_NAMES
 
 
 class JaxRunner:
-    """See `tfstyle.optimize.step` for the interface.
+    """See `tfstyle.optimize.step` for the interface; built by `make_runner`, whose Args these
+    are.
 
     `run` compiles once per image size, whatever the number of steps. `jit_compile=False` runs
     the same code uncompiled (for debugging).

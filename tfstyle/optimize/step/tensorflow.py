@@ -15,7 +15,8 @@ from tfstyle.settings.style import LOSS_NAMES
 
 
 class TensorFlowRunner:
-    """See `tfstyle.optimize.step` for the interface.
+    """See `tfstyle.optimize.step` for the interface; built by `make_runner`, whose Args these
+    are.
 
     `run` traces once per image size, whatever the number of steps: the count is a tensor
     argument and the loss buffers hold `chunk` steps (see `tfstyle.optimize.step`). Targets are
