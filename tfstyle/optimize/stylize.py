@@ -107,28 +107,21 @@ def stylize(
     """
     start = time.perf_counter()
     config = config or StyleConfig()
-    content = pp.as_float_image(content)
-    styles = [pp.as_float_image(s) for s in (style if isinstance(style, list | tuple) else [style])]
-    blend = config.blend_weights(len(styles))
-    if config.init == "image" and init_image is None:
-        raise ConfigError("init='image' needs an init_image")
-    init_image = None if init_image is None else pp.as_float_image(init_image)
-    extra = [] if init_image is None else [init_image]
-    given = [*(style_masks or []), content_mask, *(style_image_masks or [])]
-    if any(m is not None for m in given):
-        # Which masks there are (a style mask and a content mask could hold the same pixels).
-        kinds = [len(style_masks or ()), content_mask is not None, len(style_image_masks or ())]
-        extra.append(np.array(kinds, np.float32))
-        extra += [masks.as_mask(m) for m in given if m is not None]
-    if temporal is not None:
-        extra += [pp.as_float_image(temporal["image"]), np.asarray(temporal["mask"], np.float32)]
-    inputs = functools.partial(digest_images, content, *styles, *extra)
+    content, styles, blend, init_image, inputs = _prepare_inputs(
+        content,
+        style,
+        config=config,
+        init_image=init_image,
+        style_masks=style_masks,
+        content_mask=content_mask,
+        style_image_masks=style_image_masks,
+        temporal=temporal,
+    )
     if resume is not None:
         resume.check_resumable(config, inputs())
-    if config.preserve_colors == "histogram":
-        styles = [pp.match_color(s, content) for s in styles]
-    elif config.preserve_colors == "luminance":
-        styles = [luminance_only(s, reference=content) for s in styles]
+    styles = _recoloured(styles, config=config, content=content)
+    # The mask and memory checks stay in this function, not in a helper: their warnings'
+    # stacklevels count the frames up to here, so the warnings point where they did.
     image_masks = masks.prepare_style_image_masks(config, style_image_masks, styles)
     plan = scale_plan(config, content.shape)
     sizes = [size for size, _ in plan]
@@ -147,39 +140,126 @@ def stylize(
     clock = Clock(start, total_steps=sum(n for _, n in plan), callbacks=callbacks)
     run = RunState(config, clock, inputs, resume, [n for _, n in plan])
     finish = functools.partial(_finish, config, content=content)
+    targets_for = functools.partial(
+        _scale_targets,
+        extractor,
+        styles,
+        config=config,
+        blend=blend,
+        spatial=spatial,
+        style_image_masks=image_masks,
+        temporal=temporal,
+    )
     try:
-        for size in sizes[run.scale :]:
-            content_s = pp.resize(source, *size)
-            targets = compute_targets(
-                extractor,
-                content_s,
-                styles,
-                blend=blend,
-                config=config,
-                spatial=spatial,
-                style_image_masks=image_masks,
-            )
-            if temporal is not None:
-                targets["temporal"] = temporal_targets(temporal, size)
-            if run.image is None:
-                run.image = initial_image(config, content_s, styles, init_image)
-            image = pp.resize(run.image, *size)
-            run.next_scale(optimise(config, extractor, targets, image, run, runners))
+        _run_scales(
+            run,
+            sizes,
+            source=source,
+            styles=styles,
+            init_image=init_image,
+            extractor=extractor,
+            runners=runners,
+            targets_for=targets_for,
+        )
     except NonFiniteLossError as exc:
         exc.image = finish(exc.image)
         raise
     except KeyboardInterrupt as exc:
-        checkpoint = run.checkpoint()
-        image = None if checkpoint is None else finish(checkpoint.image)
-        raise Interrupted(
-            f"interrupted after step {clock.step} of {clock.total_steps}",
-            checkpoint=checkpoint,
-            image=image,
-            step=clock.step if checkpoint is None else checkpoint.step,
-            total_steps=clock.total_steps,
-        ) from exc
+        raise _interrupted(run, finish) from exc
     return StyleResult(
         finish(run.image), run.full_history(), config, run.evaluations, time.perf_counter() - start
+    )
+
+
+def _prepare_inputs(
+    content, style, *, config, init_image, style_masks, content_mask, style_image_masks, temporal
+):
+    """The images of a call as float32 arrays, checked in the order a user's mistakes are
+    reported, and the digest that recognises them in a checkpoint.
+
+    Returns:
+        `(content, styles, blend, init_image, inputs)`: the content, a list of style images,
+        their blend weights, the initial image or None, and `inputs()`, the digest of every
+        input image (masks and a video frame's temporal inputs included).
+
+    Raises:
+        ConfigError: blend weights that do not fit the styles, or init "image" without one.
+        ImageError: an array that is no image or no mask.
+    """
+    content = pp.as_float_image(content)
+    styles = [pp.as_float_image(s) for s in (style if isinstance(style, list | tuple) else [style])]
+    blend = config.blend_weights(len(styles))
+    if config.init == "image" and init_image is None:
+        raise ConfigError("init='image' needs an init_image")
+    init_image = None if init_image is None else pp.as_float_image(init_image)
+    extra = [] if init_image is None else [init_image]
+    given = [*(style_masks or []), content_mask, *(style_image_masks or [])]
+    if any(m is not None for m in given):
+        # Which masks there are (a style mask and a content mask could hold the same pixels).
+        kinds = [len(style_masks or ()), content_mask is not None, len(style_image_masks or ())]
+        extra.append(np.array(kinds, np.float32))
+        extra += [masks.as_mask(m) for m in given if m is not None]
+    if temporal is not None:
+        extra += [pp.as_float_image(temporal["image"]), np.asarray(temporal["mask"], np.float32)]
+    inputs = functools.partial(digest_images, content, *styles, *extra)
+    return content, styles, blend, init_image, inputs
+
+
+def _recoloured(styles, *, config, content):
+    """The style images with the content's colours for `preserve_colors` "histogram", as
+    luminance only for "luminance", else as they are."""
+    if config.preserve_colors == "histogram":
+        return [pp.match_color(s, content) for s in styles]
+    if config.preserve_colors == "luminance":
+        return [luminance_only(s, reference=content) for s in styles]
+    return styles
+
+
+def _scale_targets(
+    extractor, styles, content, size, *, config, blend, spatial, style_image_masks, temporal
+):
+    """The targets of one scale (`compute_targets`) from `content` resized to `size`, with a
+    video frame's temporal target at that size."""
+    targets = compute_targets(
+        extractor,
+        content,
+        styles,
+        blend=blend,
+        config=config,
+        spatial=spatial,
+        style_image_masks=style_image_masks,
+    )
+    if temporal is not None:
+        targets["temporal"] = temporal_targets(temporal, size)
+    return targets
+
+
+def _run_scales(run, sizes, *, source, styles, init_image, extractor, runners, targets_for):
+    """Optimise the scales `run` has still to do, coarse to fine: the first from the initial
+    image (unless resumed), each later one from the previous scale's result, enlarged.
+    `targets_for(content, size)` gives a scale's targets."""
+    config = run.config
+    for size in sizes[run.scale :]:
+        content = pp.resize(source, *size)
+        targets = targets_for(content, size)
+        if run.image is None:
+            run.image = initial_image(config, content, styles, init_image)
+        image = pp.resize(run.image, *size)
+        run.next_scale(optimise(config, extractor, targets, image, run, runners))
+
+
+def _interrupted(run, finish):
+    """The `Interrupted` error for a KeyboardInterrupt during `run`: its checkpoint (None before
+    the first image exists) and the image so far, finished as a result would be."""
+    clock = run.clock
+    checkpoint = run.checkpoint()
+    image = None if checkpoint is None else finish(checkpoint.image)
+    return Interrupted(
+        f"interrupted after step {clock.step} of {clock.total_steps}",
+        checkpoint=checkpoint,
+        image=image,
+        step=clock.step if checkpoint is None else checkpoint.step,
+        total_steps=clock.total_steps,
     )
 
 
