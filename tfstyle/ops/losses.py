@@ -342,34 +342,15 @@ def style_transfer_losses(
         `{"content", "style", "tv", "total"}`, each a float32 scalar. The first three are
         unweighted, so they can be compared across runs with different weights.
     """
-    seeds = {}
-    if style_kind == "sliced_wasserstein":
-        base = hash32(ops.cast(seed, "int32"))
-        if redraw_directions:
-            base = ops.bitwise_xor(base, image_seed(image))
-        # Each layer its own directions (layers of a block have as many channels).
-        seeds = {name: hash32(base + int32_constant(i + 1)) for i, name in enumerate(style_targets)}
-
     masks = masks or {}
-
-    def layer_style_loss(name, layer_features, target):
-        if "style" in masks:
-            return masked_style_loss(
-                layer_features,
-                target,
-                masks=masks["style"][name],
-                region_weights=masks["region_weights"],
-            )
-        return style_loss(layer_features, target, kind=style_kind, seed=seeds.get(name, 0))
-
-    def layer_content_loss(name, layer_features, target):
-        return content_loss(layer_features, target, weights=masks.get("content", {}).get(name))
-
+    seeds = _layer_seeds(
+        style_targets, image, kind=style_kind, seed=seed, redraw_directions=redraw_directions
+    )
     losses = {
-        "content": _layer_mean(
-            layer_content_loss, features, content_targets, content_layer_weights
+        "content": _content_term(features, content_targets, content_layer_weights, masks=masks),
+        "style": _style_term(
+            features, style_targets, style_layer_weights, kind=style_kind, seeds=seeds, masks=masks
         ),
-        "style": _layer_mean(layer_style_loss, features, style_targets, style_layer_weights),
     }
     losses["tv"] = total_variation_loss(image)
     losses["total"] = (
@@ -378,6 +359,45 @@ def style_transfer_losses(
         + tv_weight * losses["tv"]
     )
     return losses
+
+
+def _layer_seeds(style_targets, image, *, kind, seed, redraw_directions):
+    """`{style layer: int32 seed}` of the sliced-Wasserstein directions (see
+    `style_transfer_losses` for `seed` and `redraw_directions`); `{}` for the other kinds."""
+    if kind != "sliced_wasserstein":
+        return {}
+    base = hash32(ops.cast(seed, "int32"))
+    if redraw_directions:
+        base = ops.bitwise_xor(base, image_seed(image))
+    # Each layer its own directions (layers of a block have as many channels).
+    return {name: hash32(base + int32_constant(i + 1)) for i, name in enumerate(style_targets)}
+
+
+def _content_term(features, targets, layer_weights, *, masks):
+    """The content loss: the weighted mean over layers of `content_loss`, each position
+    weighted by the layer's content mask weights when `masks` has them."""
+
+    def layer_loss(name, layer_features, target):
+        return content_loss(layer_features, target, weights=masks.get("content", {}).get(name))
+
+    return _layer_mean(layer_loss, features, targets, layer_weights)
+
+
+def _style_term(features, targets, layer_weights, *, kind, seeds, masks):
+    """The style loss: the weighted mean over layers of `style_loss` of `kind`, or of
+    `masked_style_loss` (one Gram per region) when `masks` has style masks."""
+
+    def layer_loss(name, layer_features, target):
+        if "style" in masks:
+            return masked_style_loss(
+                layer_features,
+                target,
+                masks=masks["style"][name],
+                region_weights=masks["region_weights"],
+            )
+        return style_loss(layer_features, target, kind=kind, seed=seeds.get(name, 0))
+
+    return _layer_mean(layer_loss, features, targets, layer_weights)
 
 
 def _layer_mean(loss_fn, features, targets, layer_weights):
