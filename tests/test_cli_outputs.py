@@ -232,3 +232,70 @@ def test_a_name_too_long_for_the_file_system_is_refused_before_any_work(
     assert "too long" in result.lines[0] and "255" in result.lines[0], result.lines[0]
     assert temporary_files(tmp_path) == [] and not (tmp_path / "out").exists()
     assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(content), "paint.png", "sub"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Interrupted reruns: a finished output is never replaced by an unfinished image
+
+
+def _interrupt_at(monkeypatch, step):
+    """Make the CLI's next `stylize` calls press Ctrl-C after `step` (a callback's
+    KeyboardInterrupt is what a real Ctrl-C raises between steps)."""
+    import tfstyle.optimize.stylize as loop
+
+    real = loop.stylize
+
+    def stop(progress):
+        if progress.step == step:
+            raise KeyboardInterrupt
+
+    def stylize(*args, callbacks=(), **kwargs):
+        return real(*args, callbacks=[*callbacks, stop], **kwargs)
+
+    monkeypatch.setattr(loop, "stylize", stylize)
+
+
+def test_an_interrupted_rerun_keeps_the_finished_output(tmp_path, capfd, images, monkeypatch):
+    content, style = images
+    args = ["--content", content, "--style", style, "--output", "out.png", *FAST]
+    assert run_inprocess(args, capfd).code == 0
+    finished, report = (tmp_path / "out.png").read_bytes(), (tmp_path / "out.json").read_bytes()
+
+    # 30 steps: three compiled calls of 10, so that an interrupt lands between two of them.
+    rerun = [*args, "--iterations", "30", "--seed", "3"]
+    _interrupt_at(monkeypatch, 10)
+    first = run_inprocess(rerun, capfd)
+    assert first.code == 130, first
+    checkpoint = tmp_path / "out.ckpt.npz"
+    assert first.lines == [
+        f"tfstyle: interrupted after step 10 of 30; kept the finished {tmp_path / 'out.png'} and "
+        f"saved the current image in a checkpoint to {checkpoint}; continue with the same "
+        "command and --resume"
+    ]
+    # The finished image and the report that describes it are both untouched.
+    assert (tmp_path / "out.png").read_bytes() == finished
+    assert (tmp_path / "out.json").read_bytes() == report
+    # Interrupted again while resuming: still kept (the checkpoint remembers it is finished).
+    _interrupt_at(monkeypatch, 20)
+    second = run_inprocess([*rerun, "--resume"], capfd)
+    assert second.code == 130 and "kept the finished" in second.stderr, second
+    assert (tmp_path / "out.png").read_bytes() == finished
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    done = run_inprocess([*rerun, "--resume"], capfd)
+    assert done.code == 0, done
+    assert (tmp_path / "out.png").read_bytes() != finished and not checkpoint.exists()
+    assert b'"steps": 30' in (tmp_path / "out.json").read_bytes()
+
+
+def test_an_interrupted_first_run_saves_its_image(tmp_path, capfd, images, monkeypatch):
+    content, style = images
+    args = ["--content", content, "--style", style, "--output", "out.png", *FAST, "--iterations=30"]
+    _interrupt_at(monkeypatch, 10)
+    assert run_inprocess(args, capfd).code == 130
+    at_two = (tmp_path / "out.png").read_bytes()
+    # Resumed and interrupted again: the image at OUTPUT is this run's own, so it moves on.
+    _interrupt_at(monkeypatch, 20)
+    again = run_inprocess([*args, "--resume"], capfd)
+    assert again.code == 130 and "saved the current image to" in again.stderr, again
+    assert (tmp_path / "out.png").read_bytes() != at_two

@@ -21,7 +21,8 @@ Exit status:
          loss, which the line names). In a batch: one line per failed output, the others are
          written.
     130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM (128 + the signal, as shells report):
-         the current image is saved to --output and a checkpoint to <output stem>.ckpt.npz;
+         the current image is saved to --output (kept in the checkpoint instead when --output
+         holds a finished image) and a checkpoint to <output stem>.ckpt.npz;
          the same command with --resume continues from it. A batch keeps its finished outputs
          and continues where it stopped when run again.
 """
