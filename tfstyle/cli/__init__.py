@@ -15,8 +15,10 @@ and the library:
     app.py       `COMMANDS`, the table of named commands; `main`, `run` (the console script)
 
 Exit status:
-    0    done: the image and its JSON report are written (every output of a batch).
-    1    a user error (bad flag, setting, file; a non-finite loss): one `tfstyle: error:` line
+    0    done: the image and its JSON report are written (every output of a batch); or
+         nothing to do: every output of a batch already exists (one line says so).
+    1    a user error (bad flag, setting, file; an existing --output without --overwrite; a
+         non-finite loss): one `tfstyle: error:` line
          on stderr, and no output written (except the last finite image after a non-finite
          loss, which the line names). In a batch: one line per failed output, the others are
          written.

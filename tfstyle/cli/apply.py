@@ -1,8 +1,9 @@
 """`tfstyle --model DIR --content PHOTOS (--output OUT | --output_dir DIR)`: paint photos with a
 trained fast stylizer (`tfstyle train`), one forward pass each.
 
-`--output` takes one photo; `--output_dir` writes `<content stem>__<model name>.png` for each,
-skipping those that exist unless --overwrite. `--preserve_colors` works as for optimisation.
+`--output` takes one photo (refused if it exists, unless --overwrite); `--output_dir` writes
+`<content stem>__<model name>.png` for each, skipping those that exist unless --overwrite.
+`--preserve_colors` works as for optimisation.
 """
 
 import os
@@ -10,7 +11,13 @@ import sys
 import time
 
 from tfstyle.cli import shell
-from tfstyle.cli.flags import FLAGS, loader, refuse_flags
+from tfstyle.cli.flags import (
+    FLAGS,
+    loader,
+    nothing_to_do,
+    refuse_existing_output,
+    refuse_flags,
+)
 from tfstyle.errors import TfstyleError
 from tfstyle.io import native_logs
 
@@ -45,15 +52,20 @@ def command():
     if FLAGS.output and len(contents) != 1:
         raise TfstyleError(f"--output takes one content image; got {len(contents)}")
     if FLAGS.output:
-        jobs = [(contents[0], FLAGS.output)]
+        output = check_output_path(FLAGS.output, inputs=contents, create_directory=True)
+        refuse_existing_output(output)  # one output: refused, never silently skipped
+        jobs = [(contents[0], output)]
     else:
         name = model_name(FLAGS.model)
         jobs = [(c, os.path.join(FLAGS.output_dir, output_name(c, name))) for c in contents]
-    jobs = [
-        (content, check_output_path(out, inputs=[content], create_directory=True))
-        for content, out in jobs
-        if FLAGS.overwrite or not os.path.exists(out)
-    ]
+        jobs = [
+            (content, check_output_path(out, inputs=[content], create_directory=True))
+            for content, out in jobs
+        ]
+        todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[1])]
+        if not todo:
+            return nothing_to_do(len(jobs), os.path.abspath(FLAGS.output_dir))
+        jobs = todo
     with native_logs.quiet_native_logs():
         from tfstyle.fast.stylizer import FastStylizer
 

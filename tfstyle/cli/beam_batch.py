@@ -10,7 +10,7 @@ import os
 import sys
 
 from tfstyle.cli import shell
-from tfstyle.cli.flags import FLAGS, config_from_flags, refuse_flags
+from tfstyle.cli.flags import FLAGS, config_from_flags, nothing_to_do, refuse_flags
 from tfstyle.errors import TfstyleError
 from tfstyle.io import native_logs
 
@@ -99,6 +99,8 @@ def _report(summary):
     counts = f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed"
     if summary.failed:
         raise TfstyleError(f"{counts}: see {summary.dead_letter}; rerun to retry them")
+    if summary.skipped and not summary.written:
+        return nothing_to_do(summary.skipped, os.path.abspath(FLAGS.output_dir))
     if not FLAGS.quiet:
         print(f"{shell.PREFIX}: {counts} in {os.path.abspath(FLAGS.output_dir)}", file=sys.stderr)
     return 0

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from tfstyle.cli import display, shell
-from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader
+from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader, refuse_existing_output
 from tfstyle.errors import CheckpointError, Interrupted, NonFiniteLossError, TfstyleError
 from tfstyle.io import (
     check_name_length,
@@ -49,6 +49,8 @@ def command():
     ):
         check_name_length(path)
     resume, output_is_interrupted = _checkpoint_to_resume(output, config)
+    if resume is None:  # --resume continues this output's own interrupted run
+        refuse_existing_output(output)
     # A file at OUTPUT that is not an earlier interruption's image of this run is a finished
     # result: an interruption must not replace it with an unfinished image.
     keep = os.path.exists(output) and not output_is_interrupted
