@@ -13,6 +13,7 @@ import time
 from tfstyle.cli import shell
 from tfstyle.cli.flags import (
     FLAGS,
+    MASK_FLAGS,
     loader,
     nothing_to_do,
     refuse_existing_output,
@@ -36,6 +37,8 @@ NOT_FOR_MODEL = (
     "plot_losses",
     "tensorboard_dir",
     "style_blend_weights",
+    # A trained network paints every pixel in one pass: there is no loss for a mask to weigh.
+    *MASK_FLAGS,
 )
 
 

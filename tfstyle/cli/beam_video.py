@@ -13,7 +13,7 @@ import sys
 from tfstyle.cli import shell
 from tfstyle.cli import video as video_cli
 from tfstyle.cli.beam_batch import import_beam, pipeline_options
-from tfstyle.cli.flags import FLAGS, loader, nothing_left, refuse_flags
+from tfstyle.cli.flags import FLAGS, MASK_FLAGS, loader, nothing_left, refuse_flags
 from tfstyle.errors import TfstyleError
 from tfstyle.settings.video import SegmentConfig
 
@@ -26,6 +26,11 @@ def command(pipeline_args):
         "again skips the finished segments",
     )
     refuse_flags(("manifest",), "--{name} is for a batch of images on Apache Beam")
+    refuse_flags(
+        MASK_FLAGS,
+        "--{name} is for the in-process video command: the segments on Apache Beam do not "
+        "read masks",
+    )
     content, styles, config, video = video_cli.settings_from_flags()
     segmenting = SegmentConfig(frames=FLAGS.segment_frames, overlap=FLAGS.segment_overlap)
     _check_output(content, styles)

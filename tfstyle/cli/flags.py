@@ -210,6 +210,9 @@ flags.DEFINE_string(
 flags.DEFINE_string("history", None, "Write the per-step losses to this .json or .csv file.")
 flags.DEFINE_boolean("plot_losses", False, "Also write a loss plot, <output stem>_losses.png.")
 
+# The spatial-control flags: only an optimisation (image, batch, optimised video) honours them.
+MASK_FLAGS = ("style_masks", "style_image_masks", "content_mask", "mask_content_weight")
+
 # Flags about input images, image outputs and runs, which a SavedModel export has no use for.
 NOT_FOR_EXPORT = (
     "content",

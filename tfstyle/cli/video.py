@@ -22,7 +22,16 @@ from absl import flags
 
 from tfstyle import __version__
 from tfstyle.cli import display, shell
-from tfstyle.cli.flags import FLAGS, INIT_KEYWORDS, config_from_flags, loader, refuse_flags
+from tfstyle.cli.flags import (
+    FLAGS,
+    INIT_KEYWORDS,
+    MASK_FLAGS,
+    check_mask_options,
+    config_from_flags,
+    loader,
+    mask_loader,
+    refuse_flags,
+)
 from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
 from tfstyle.io import native_logs, outputs
 from tfstyle.settings.video import (
@@ -113,7 +122,7 @@ def command():
     # The output, checked before anything is read or made.
     to_video = vio.is_video_path(FLAGS.output)
     if to_video:
-        output = vio.check_video_output(FLAGS.output, inputs=[content, *styles])
+        output = vio.check_video_output(FLAGS.output, inputs=[content, *styles, *_mask_paths()])
         work = os.path.splitext(output)[0] + ".frames"
         check_directory(work, create=True)
         if os.path.exists(output) and not FLAGS.overwrite:
@@ -125,11 +134,13 @@ def command():
     size = _frame_size(source, config, even=to_video)
     start, previous_records = _resume_point(work, source, config, video)
     style_images = [loader()(path) for path in styles]
+    masks = _load_masks()  # a blank mask is refused here, as by the image command
     stylizer = load_stylizer() if FLAGS.model else None
     return _run(
         source,
         style_images,
         stylizer,
+        masks=masks,
         config=config,
         video=video,
         size=size,
@@ -165,14 +176,39 @@ def settings_from_flags():
     styles = [] if FLAGS.model else list(FLAGS.style)
     if FLAGS.model:
         refuse_flags(
-            ("style", "video_mode", "temporal_weight", "frame_iterations"),
+            ("style", "video_mode", "temporal_weight", "frame_iterations", *MASK_FLAGS),
             "--{name} is for optimising frames, not for --model",
         )
     else:
         config.blend_weights(len(styles))
         if FLAGS["flow_blend"].present:
             raise TfstyleError("--flow_blend is for --model; optimised frames use --video_mode")
+        check_mask_options(
+            config,
+            style_masks=len(FLAGS.style_masks or []),
+            content_mask=bool(FLAGS.content_mask),
+            styles=len(styles),
+            style_image_masks=len(FLAGS.style_image_masks or []),
+        )
     return content, styles, config, video
+
+
+def _mask_paths():
+    """Every mask file of the run (inputs the output must not overwrite)."""
+    content = [FLAGS.content_mask] if FLAGS.content_mask else []
+    return [*(FLAGS.style_masks or []), *content, *(FLAGS.style_image_masks or [])]
+
+
+def _load_masks():
+    """The mask keywords of `stylize_video` from the mask flags, each mask checked (readable,
+    not blank) before any work."""
+    load = mask_loader()
+    return {
+        "style_masks": [load(p, "style mask") for p in FLAGS.style_masks or []] or None,
+        "content_mask": load(FLAGS.content_mask, "content mask") if FLAGS.content_mask else None,
+        "style_image_masks": [load(p, "style image mask") for p in FLAGS.style_image_masks or []]
+        or None,
+    }
 
 
 def refuse_image_output():
@@ -238,6 +274,9 @@ def _settings(source, config, video):
         "style": [os.path.abspath(p) for p in FLAGS.style or []] if not FLAGS.model else [],
         "settings": config.to_dict(),
         "video": video.to_dict(),
+        # The mask files, so that --resume refuses other masks (None without: as before masks
+        # were applied, so older runs still resume).
+        "masks": [os.path.abspath(p) for p in _mask_paths()] or None,
     }
 
 
@@ -291,6 +330,7 @@ def _run(
     styles,
     stylizer,
     *,
+    masks,
     config,
     video,
     size,
@@ -343,6 +383,7 @@ def _run(
                 start=start,
                 previous_output=previous,
                 on_frame=on_frame,
+                masks=masks,
             )
     except (Interrupted, KeyboardInterrupt) as exc:
         if bar:
