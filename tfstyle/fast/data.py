@@ -12,6 +12,7 @@ what makes `--resume` continue an interrupted training exactly.
 """
 
 import dataclasses
+import hashlib
 import os
 
 import numpy as np
@@ -41,6 +42,20 @@ class TrainingSource:
     items: tuple[bytes | str, ...]
     files: bool
     skipped: tuple[tuple[str, str], ...] = ()
+
+
+def source_digest(source):
+    """A short hex digest of a `TrainingSource`, to recognise the photos a training checkpoint
+    was made from: each usable file's name and size in order (not its folder: a moved folder
+    still resumes; reading every photo's bytes would take minutes for a large set), or each
+    encoded image's bytes."""
+    digest = hashlib.sha256()
+    for item in source.items:
+        if source.files:
+            digest.update(f"{os.path.basename(item)}\0{os.path.getsize(item)}\0".encode())
+        else:
+            digest.update(hashlib.sha256(item).digest())
+    return digest.hexdigest()[:32]
 
 
 def training_source(photos):
