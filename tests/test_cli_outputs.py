@@ -352,3 +352,16 @@ def test_a_batch_with_every_output_there_has_nothing_to_do(
         "--overwrite to redo them"
     ], again
     assert {n: os.stat(tmp_path / "out" / n).st_mtime_ns for n in os.listdir("out")} == stamps
+
+
+def test_model_batch_refuses_two_photos_with_one_output_name(tmp_path, capfd, images, tiny_model):
+    content, _ = images
+    (tmp_path / "two").mkdir()
+    _png(tmp_path / "two" / "photo.jpg", seed=3)  # another photo, the same stem
+    args = ["--model", tiny_model, "--content", f"{content},two", "--output_dir", "out"]
+    result = run_inprocess(args, capfd)
+    assert_clean_failure(
+        result,
+        output=tmp_path / "out",  # not even the folder
+        match=f"{content} and two/photo.jpg would both be saved as photo__tiny.png; rename one",
+    )

@@ -44,7 +44,7 @@ NOT_FOR_MODEL = (
 
 def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
-    from tfstyle.io import check_output_path, expand_image_paths, model_name, output_name
+    from tfstyle.io import check_output_path, expand_image_paths, model_name
 
     refuse_flags(NOT_FOR_MODEL, "--model paints with a trained network: it takes no --{name}")
     if not FLAGS.content:
@@ -59,12 +59,7 @@ def command():
         refuse_existing_output(output)  # one output: refused, never silently skipped
         jobs = [(contents[0], output)]
     else:
-        name = model_name(FLAGS.model)
-        jobs = [(c, os.path.join(FLAGS.output_dir, output_name(c, name))) for c in contents]
-        jobs = [
-            (content, check_output_path(out, inputs=[content], create_directory=True))
-            for content, out in jobs
-        ]
+        jobs = _plan(contents, model_name(FLAGS.model), FLAGS.output_dir)
         todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[1])]
         if not todo:
             return nothing_to_do(len(jobs), os.path.abspath(FLAGS.output_dir))
@@ -74,6 +69,26 @@ def command():
 
     stylizer = FastStylizer.load(FLAGS.model, tile_size=FLAGS.tile_size)
     return _paint(stylizer, jobs)
+
+
+def _plan(contents, name, output_dir):
+    """`(content, output)` for every photo, `<content stem>__<name>.png`; two photos with one
+    stem (a.jpg, a.png, or one name in two folders) would write one file: refused before any
+    work, as the optimised batch and the Beam pipelines do."""
+    from tfstyle.io import check_output_path, output_name
+
+    jobs, made_by = [], {}
+    for content in contents:
+        output = output_name(content, name)
+        if output in made_by:
+            raise TfstyleError(
+                f"{made_by[output]} and {content} would both be saved as {output}; rename one "
+                "of the files"
+            )
+        made_by[output] = content
+        path = os.path.join(output_dir, output)
+        jobs.append((content, check_output_path(path, inputs=contents, create_directory=True)))
+    return jobs
 
 
 def _paint(stylizer, jobs):
