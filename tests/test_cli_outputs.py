@@ -365,3 +365,32 @@ def test_model_batch_refuses_two_photos_with_one_output_name(tmp_path, capfd, im
         output=tmp_path / "out",  # not even the folder
         match=f"{content} and two/photo.jpg would both be saved as photo__tiny.png; rename one",
     )
+
+
+def test_an_interrupted_run_saves_its_checkpoint_even_if_the_image_fails(
+    tmp_path, capfd, images, monkeypatch
+):
+    from tfstyle import Checkpoint
+    from tfstyle.io import load_npz
+
+    content, style = images
+    replace = os.replace
+
+    def disk_full(source, target, *args, **kwargs):
+        if os.path.basename(os.fsdecode(target)) == "out.png":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    _interrupt_at(monkeypatch, 10)
+    args = ["--content", content, "--style", style, "--output", "out.png", *FAST, "--iterations=30"]
+    result = run_inprocess(args, capfd)
+    checkpoint = tmp_path / "out.ckpt.npz"
+    assert result.code == 1 and result.lines == [
+        f"tfstyle: error: cannot write '{tmp_path / 'out.png'}': No space left on device; "
+        f"interrupted after step 10 of 30, the checkpoint was saved to {checkpoint}: continue "
+        "with the same command and --resume"
+    ], result
+    # The checkpoint, written first, holds the image the failed write would have saved.
+    assert Checkpoint.from_arrays(load_npz(checkpoint)).step == 10
+    assert not (tmp_path / "out.png").exists() and temporary_files(tmp_path) == []

@@ -123,6 +123,33 @@ def test_interrupted_run_resumes_at_the_first_missing_frame(tmp_path, clip, capf
     assert int(np.argmin(differences)) == 1, differences
 
 
+def test_an_interrupt_between_a_frame_and_its_record_loses_no_record(
+    tmp_path, clip, capfd, monkeypatch
+):
+    """Ctrl-C while the second frame's record is being saved: resumed, the report still lists
+    every frame (the frame is redone rather than left on disk without its record)."""
+    import tfstyle.io
+
+    real = tfstyle.io.save_json
+    pressed = []
+
+    def save_json(data, path, *args, **kwargs):
+        if len(data.get("per_frame", ())) == 2 and not pressed:
+            pressed.append(path)
+            raise KeyboardInterrupt
+        return real(data, path, *args, **kwargs)
+
+    monkeypatch.setattr(tfstyle.io, "save_json", save_json)
+    output = tmp_path / "out.mp4"
+    assert video(capfd, clip, output).code == 130
+    monkeypatch.undo()
+    resumed = video(capfd, clip, output, "--resume")
+    assert resumed.code == 0, resumed.stderr
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert [r["index"] for r in report["per_frame"]] == list(range(FRAMES))
+    assert vio.probe_video(output).frame_count == FRAMES
+
+
 def test_resume_with_other_settings_is_refused(tmp_path, clip, capfd, monkeypatch):
     import tfstyle.video.stylize
 

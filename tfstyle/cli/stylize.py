@@ -178,11 +178,18 @@ def _save_interrupted(exc, output, bar, *, keep):
     else:
         arrays = exc.checkpoint.to_arrays()
         arrays[OUTPUT_IS_INTERRUPTED] = np.bool_(not keep)
-        # A second Ctrl-C now could only lose these two writes; they take milliseconds.
+        # A second Ctrl-C now could only lose these two writes; they take milliseconds. The
+        # checkpoint first: it holds the image too, so a failed image write loses nothing.
         with shell.signals_ignored():
-            if not keep:
-                outputs.save_file(save_image, exc.image, output)
             save_npz(arrays, checkpoint)
+            if not keep:
+                try:
+                    outputs.save_file(save_image, exc.image, output)
+                except TfstyleError as error:
+                    raise TfstyleError(
+                        f"{error}; interrupted after step {exc.step} of {total}, the checkpoint "
+                        f"was saved to {checkpoint}: continue with the same command and --resume"
+                    ) from error
         where = (
             f"kept the finished {output} and saved the current image in a checkpoint to "
             if keep

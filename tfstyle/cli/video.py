@@ -315,7 +315,12 @@ def _resume_point(work, source, config, video):
             "delete it to start again"
         )
     records = [r for r in saved.get("per_frame", []) if r["index"] < done]
-    return done, records
+    # A frame written without its record (by a run before the record came first): redo it
+    # and those after it, so that the report lists every frame.
+    listed = 0
+    while listed < len(records) and records[listed]["index"] == listed:
+        listed += 1
+    return listed, records[:listed]
 
 
 def load_stylizer():
@@ -363,9 +368,12 @@ def _run(
         save_json({"run": run_settings, "per_frame": records}, progress_file)
 
     def on_frame(record):
-        save_image(record.image, vio.frame_path(work, record.index))
+        # The record before the frame: a resumed run starts at the first missing frame file,
+        # and drops records past it, so an interrupt between the two writes redoes the frame
+        # (the other order would leave a frame on disk that the report never lists).
         records.append(record.to_dict())
         save_progress()
+        save_image(record.image, vio.frame_path(work, record.index))
         if bar:
             losses = dict(record.losses, seconds=record.seconds, error=record.warping_error)
             bar(display.Step(record.index + 1, total, losses, record.index + 1 == total))
