@@ -78,6 +78,25 @@ def test_folder_of_frames_in_and_out(tmp_path, capfd):
     ]
 
 
+@pytest.mark.parametrize("bad", ["truncated", "other size"])
+def test_a_bad_frame_in_a_folder_is_refused_before_any_work(tmp_path, capfd, bad):
+    frames_in = tmp_path / "in"
+    frames_in.mkdir()
+    for index, frame in enumerate(shifting_frames(3)):
+        save_image(frame, frames_in / f"shot{index + 1}.png")
+    last = frames_in / "shot3.png"
+    if bad == "truncated":
+        last.write_bytes(last.read_bytes()[:200])
+        match = "shot3.png"
+    else:
+        save_image(shifting_frames(1, height=30)[0], last)
+        match = f"frame {last} is 48x30 px and the first frame 48x32"
+    output = tmp_path / "out"
+    result = video(capfd, frames_in, output, "--video_mode=per_frame")
+    # Found before frame 1 was made: nothing written, not two frames and then an error.
+    assert_clean_failure(result, output=output, match=match)
+
+
 def test_interrupted_run_resumes_at_the_first_missing_frame(tmp_path, clip, capfd, monkeypatch):
     import tfstyle.video.stylize
 

@@ -245,17 +245,33 @@ class _Source:
 
 
 def _source(path):
-    from tfstyle.io import load_image
     from tfstyle.io import video as vio
 
     if os.path.isdir(path):
         files = vio.frame_folder_paths(path)
         rate = as_frame_rate(FLAGS.frame_rate or DEFAULT_FRAME_RATE)
-        return _Source(path, shape=load_image(files[0]).shape, rate=rate, files=files)
+        return _Source(path, shape=_check_frames(files), rate=rate, files=files)
     if FLAGS.frame_rate:
         raise TfstyleError("--frame_rate is for a folder of frames; a video keeps its own rate")
     info = vio.probe_video(path)
     return _Source(path, shape=(info.height, info.width, 3), rate=info.frame_rate, info=info)
+
+
+def _check_frames(files):
+    """The shape of a folder's frames, each read whole now (a damaged or odd-sized frame is
+    refused before any work, not found mid-run); one at a time, so memory holds one frame."""
+    load = loader()
+    shape = None
+    for path in files:
+        frame_shape = load(path).shape
+        if shape is None:
+            shape = frame_shape
+        elif frame_shape != shape:
+            raise TfstyleError(
+                f"frame {path} is {frame_shape[1]}x{frame_shape[0]} px and the first frame "
+                f"{shape[1]}x{shape[0]}: the frames of a folder must share one size"
+            )
+    return shape
 
 
 def _frame_size(source, config, *, even):
