@@ -115,9 +115,20 @@ def test_a_folder_with_bad_files_skips_them_with_reasons(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(tmp_path / "p.tif")  # readable, but not by tf.data
+    # A JPEG cut off mid-file (its header intact) and a file that is no image at all: both
+    # left out, and both counted (the report and the CLI's count used to miss them).
+    noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")
+    Image.fromarray(noise).save(tmp_path / "whole.jpg", quality=95)
+    whole = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "notes.txt").write_text("where the photos came from")
+    (tmp_path / ".DS_Store").write_bytes(b"hidden: not counted")
     source = data.training_source(str(tmp_path))
-    assert sorted(os.path.basename(p) for p in source.items) == ["p0.png", "p1.png"]
-    assert sorted(os.path.basename(p) for p, _ in source.skipped) == ["broken.jpg", "p.tif"]
+    assert sorted(os.path.basename(p) for p in source.items) == ["p0.png", "p1.png", "whole.jpg"]
+    reasons = {os.path.basename(p): reason for p, reason in source.skipped}
+    assert sorted(reasons) == ["broken.jpg", "cut.jpg", "notes.txt", "p.tif"]
+    assert reasons["cut.jpg"] == "truncated (a JPEG without its end marker)"
+    assert reasons["notes.txt"] == "not an image file"
     pattern = data.training_source(str(tmp_path / "p[0-9].png"))
     assert sorted(os.path.basename(p) for p in pattern.items) == ["p0.png", "p1.png"]
 
