@@ -217,6 +217,19 @@ def test_an_optimised_video_applies_the_masks_to_every_frame(
         assert np.abs(with_masks - without).mean() > 1e-3
 
 
+def test_a_stretched_mask_is_reported_once_not_once_a_frame(tmp_path, files, frames, capfd):
+    args = ["video", "--content", frames["in"], "--style", files["a"], *VIDEO]
+    # files["left"] is 32x32; the frames are stylized at 32x21.
+    result = run_inprocess(
+        [*args, "--output", tmp_path / "out", "--content_mask", files["left"]], capfd
+    )
+    assert result.code == 0, result.stderr
+    assert result.lines == [
+        "tfstyle: warning: the content mask is 32x32 px and the content image 32x21 px (another "
+        "aspect ratio): the mask is stretched to fit"
+    ]
+
+
 def test_a_video_refuses_a_blank_mask(tmp_path, files, frames, capfd):
     args = ["video", "--content", frames["in"], "--style", files["a"], *VIDEO]
     result = run_inprocess(

@@ -23,6 +23,7 @@ command, atomically) before the next one starts.
 
 import dataclasses
 import time
+import warnings
 
 import numpy as np
 
@@ -222,16 +223,21 @@ def _optimised_frame(context, current, previous, motion):
             init = mask * warped + (1.0 - mask) * current
             temporal = {"image": warped, "mask": motion.mask, "weight": video.temporal_weight}
             config = config.replace(init="image", scales=1, iterations=video.frame_iterations)
-    result = stylize(
-        current,
-        context["style"],
-        config=config.replace(max_size=max(current.shape[:2])),
-        init_image=init,
-        extractor=context["extractor"],
-        runners=context["runners"],
-        temporal=temporal,
-        **context["masks"],
-    )
+    with warnings.catch_warnings():
+        if context.get("masks_seen"):
+            # The same masks on frames of one size: the first frame said it once already.
+            warnings.filterwarnings("ignore", message=r".*the mask is stretched to fit")
+        result = stylize(
+            current,
+            context["style"],
+            config=config.replace(max_size=max(current.shape[:2])),
+            init_image=init,
+            extractor=context["extractor"],
+            runners=context["runners"],
+            temporal=temporal,
+            **context["masks"],
+        )
+    context["masks_seen"] = True
     return result.image, result.final_losses(), len(result.history.get("total", ()))
 
 
