@@ -107,8 +107,27 @@ def test_manifest_settings_reach_their_row_only(tmp_path, files, config):
     assert first["settings"]["style_weight"] == config.style_weight
     assert second["settings"]["style_weight"] == 0.5 and second["steps"] == 2
     jsonl = tmp_path / "jobs.jsonl"
-    jsonl.write_text(json.dumps({"content": "c.png", "style": "s.png", "tv_weight": 2}) + "\n")
+    row = {"content": "contents/a.png", "style": "styles/s1.png", "tv_weight": 2}
+    jsonl.write_text(json.dumps(row) + "\n")
     assert dict(beam_module.read_manifest(jsonl)[0].settings) == {"tv_weight": 2}
+
+
+def test_manifest_paths_start_from_its_folder_and_must_exist(tmp_path, files, monkeypatch):
+    contents, styles = files
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(f"content,style\ncontents/a.png,{styles / 's1.png'}\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not the manifest's folder
+    (pair,) = beam_module.read_manifest(manifest)
+    assert pair.content == str(contents / "a.png") and pair.style == str(styles / "s1.png")
+    # A missing file is found now, before any work, not by every worker.
+    manifest.write_text("content,style\ncontents/a.png,styles/s1.png\nnope.png,styles/gone.png\n")
+    with pytest.raises(ConfigError) as caught:
+        beam_module.read_manifest(manifest)
+    assert str(caught.value) == (
+        f"{manifest} row 2: content file {tmp_path / 'nope.png'} not found (and 1 more "
+        "missing); relative paths start from the manifest's folder"
+    )
 
 
 @pytest.mark.parametrize(

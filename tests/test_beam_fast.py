@@ -155,3 +155,20 @@ def test_the_cli_paints_with_a_model_on_beam(tmp_path, photos, model_file, capfd
         result = run_inprocess([*args, *extra], capfd)
         assert result.code == 1 and message in result.stderr
         assert result.stderr.count("\n") == 1
+
+
+def test_the_cli_on_beam_with_every_output_there_has_nothing_to_do(
+    tmp_path, photos, model_file, capfd
+):
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    args = ["--model", model_file, "--content", photos, "--output_dir", out, "--runner", "direct"]
+    args += ["--max_size", "16", "--quiet", "--", *IN_PROCESS]
+    assert run_inprocess(args, capfd).code == 0
+    before = _outputs(out)
+    again = run_inprocess(args, capfd)
+    assert again.code == 0 and again.lines == [
+        f"tfstyle: nothing to do: all 3 outputs in {out} already exist; pass --overwrite to "
+        "redo them"
+    ], again
+    assert _outputs(out) == before

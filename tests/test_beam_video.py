@@ -290,7 +290,8 @@ def test_the_cli_paints_a_video_on_beam_with_a_model(tmp_path, clip, capfd):
     assert result.code == 0 and result.stderr == "", result.stderr
     again = run_inprocess([*args, *beam, "--", *IN_PROCESS], capfd)
     assert again.code == 0 and again.lines == [
-        f"tfstyle: {output} is finished (its report exists); pass --overwrite to make it again"
+        f"tfstyle: nothing to do: {output} is finished (its report exists); pass --overwrite "
+        "to redo it"
     ]
     assert len(os.listdir(output)) == FRAMES
     report = json.loads((tmp_path / "painted.json").read_text())

@@ -139,3 +139,136 @@ def test_batch_gives_each_style_its_mask_and_every_content_the_content_mask(file
     assert result.lines[0].endswith(
         "lies wholly inside the content mask: nothing would be stylized there"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Masks where they make sense (every frame of an optimised video), refused in one line where
+# they do not (a trained network: --model, train; the pipelines on Beam)
+
+
+@pytest.fixture
+def frames(tmp_path):
+    """Three 32x48 frames in a folder, and masks of the shape they are stylized at (21x32 at
+    --max_size 32)."""
+    from video_helpers import shifting_frames
+
+    from tfstyle.io import save_image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(shifting_frames(3)):
+        save_image(frame, folder / f"shot{index + 1}.png")
+    left = (np.mgrid[0:21, 0:32][1] < 16).astype(np.float32)
+    return {
+        "in": folder,
+        "left": _save(tmp_path / "vleft.png", left),
+        "right": _save(tmp_path / "vright.png", 1 - left),
+        "black": _save(tmp_path / "vblack.png", np.zeros((21, 32))),
+    }
+
+
+VIDEO = (
+    "--weights=none",
+    "--max_size=32",
+    "--iterations=3",
+    "--frame_iterations=2",
+    "--content_layers=block2_conv1",
+    "--style_layers=block1_conv1,block2_conv1",
+    "--quiet",
+)
+
+
+@pytest.mark.parametrize("mode", ["temporal", "per_frame"])
+def test_an_optimised_video_applies_the_masks_to_every_frame(
+    tmp_path, files, frames, capfd, monkeypatch, mode
+):
+    import tfstyle.video.stylize
+    from tfstyle.io import load_image, load_mask
+
+    calls = []
+    real = tfstyle.video.stylize.stylize
+
+    def stylize(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tfstyle.video.stylize, "stylize", stylize)
+    common = ["video", "--content", frames["in"], "--style", files["a"], *VIDEO]
+    common.append(f"--video_mode={mode}")
+    plain = run_inprocess([*common, "--output", tmp_path / "plain"], capfd)
+    assert plain.code == 0, plain.stderr
+    assert all("content_mask" not in call for call in calls)
+    calls.clear()
+    masks = ["--content_mask", frames["right"], "--style_masks", frames["left"]]
+    masked = run_inprocess([*common, "--output", tmp_path / "masked", *masks], capfd)
+    assert masked.code == 0 and masked.stderr == "", masked.stderr
+    # Each of the three frames' optimisations got both masks, as read from the file.
+    assert len(calls) == 3
+    for call in calls:
+        np.testing.assert_array_equal(call["content_mask"], load_mask(frames["right"]))
+        np.testing.assert_array_equal(call["style_masks"][0], load_mask(frames["left"]))
+    # And they change every frame.
+    report = json.loads((tmp_path / "masked.json").read_text())
+    assert report["masks"] == [frames["left"], frames["right"]]
+    for index in (1, 2, 3):
+        name = f"frame_{index:06d}.png"
+        with_masks = load_image(tmp_path / "masked" / name)
+        without = load_image(tmp_path / "plain" / name)
+        assert np.abs(with_masks - without).mean() > 1e-3
+
+
+def test_a_stretched_mask_is_reported_once_not_once_a_frame(tmp_path, files, frames, capfd):
+    args = ["video", "--content", frames["in"], "--style", files["a"], *VIDEO]
+    # files["left"] is 32x32; the frames are stylized at 32x21.
+    result = run_inprocess(
+        [*args, "--output", tmp_path / "out", "--content_mask", files["left"]], capfd
+    )
+    assert result.code == 0, result.stderr
+    assert result.lines == [
+        "tfstyle: warning: the content mask is 32x32 px and the content image 32x21 px (another "
+        "aspect ratio): the mask is stretched to fit"
+    ]
+
+
+def test_a_video_refuses_a_blank_mask(tmp_path, files, frames, capfd):
+    args = ["video", "--content", frames["in"], "--style", files["a"], *VIDEO]
+    result = run_inprocess(
+        [*args, "--output", tmp_path / "out", "--content_mask", frames["black"]], capfd
+    )
+    assert_clean_failure(
+        result, output=tmp_path / "out", match=f"content mask '{frames['black']}' is blank"
+    )
+
+
+@pytest.mark.parametrize("command", ["model", "video_model", "train", "runner", "video_runner"])
+@pytest.mark.parametrize("flag", ["content_mask", "style_masks"])
+def test_masks_are_refused_where_nothing_applies_them(
+    tmp_path, files, frames, capfd, command, flag
+):
+    from tfstyle import build_stylizer
+
+    model = tmp_path / "tiny.keras"
+    build_stylizer(width=4, residual_blocks=1).save(model)
+    out = tmp_path / "out"
+    args = {
+        "model": ["--model", model, "--content", files["content"], "--output", out / "o.png"],
+        "video_model": ["video", "--model", model, "--content", frames["in"], "--output", out],
+        "train": ["train", "--style", files["a"], "--content_dir", frames["in"], "--output", out],
+        "runner": ["--content", files["content"], "--style", files["a"], "--runner=direct"],
+        "video_runner": ["video", "--runner=direct", "--content", frames["in"], "--output", out],
+    }[command]
+    if command == "runner":
+        args += ["--output_dir", out]
+    if command == "video_runner":
+        args += ["--style", files["a"]]
+    result = run_inprocess([*args, f"--{flag}", files["left"]], capfd)
+    expected = {
+        "model": f"--model paints with a trained network: it takes no --{flag}",
+        "video_model": f"--{flag} is for optimising frames, not for --model",
+        "train": f"train takes no --{flag}",
+        "runner": f"--runner does not support --{flag}",
+        "video_runner": f"--{flag} is for the in-process video command: the segments on "
+        "Apache Beam do not read masks",
+    }[command]
+    assert result.code == 1 and result.lines == [f"tfstyle: error: {expected}"], result
+    assert not out.exists()

@@ -208,3 +208,27 @@ def test_other_commands_refuse_training_flags_and_tflite_size(tmp_path, photos, 
     painted = ["--model", tmp_path, "--content", photos / "p0.png", "--output", output]
     result = run_inprocess([*painted, "--tflite_size=64"], capfd)
     assert_clean_failure(result, output=output, match="--tflite_size is for tfstyle export")
+
+
+def test_resume_with_another_style_or_photos_is_one_line(tmp_path, photos, capfd, monkeypatch):
+    """The checkpoint records digests of the style image and the photos: the same flags naming
+    other files are refused, before any work, with the checkpoint kept."""
+    from tfstyle.errors import OutputError
+    from tfstyle.export import stylizer
+
+    def full_disk(*args, **kwargs):
+        raise OutputError("cannot write the model: no space left on device")
+
+    monkeypatch.setattr(stylizer, "export_stylizer", full_disk)
+    output, result = _train(tmp_path, photos, capfd, "--steps=2")
+    assert result.code == 1 and os.path.exists(f"{output}.ckpt.npz")
+    other_style = tmp_path / "other.png"
+    image_io.save_image(np.full((32, 32, 3), 0.3, np.float32), other_style)
+    output, result = _train(
+        tmp_path, photos, capfd, "--steps=2", "--resume", f"--style={other_style}"
+    )
+    assert_clean_failure(result, output=output, match="trained on another style image; resume")
+    image_io.save_image(np.zeros((40, 48, 3), np.float32), photos / "p3.png")
+    output, result = _train(tmp_path, photos, capfd, "--steps=2", "--resume")
+    assert_clean_failure(result, output=output, match="trained on other training photos; resume")
+    assert os.path.exists(f"{output}.ckpt.npz")

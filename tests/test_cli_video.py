@@ -78,6 +78,25 @@ def test_folder_of_frames_in_and_out(tmp_path, capfd):
     ]
 
 
+@pytest.mark.parametrize("bad", ["truncated", "other size"])
+def test_a_bad_frame_in_a_folder_is_refused_before_any_work(tmp_path, capfd, bad):
+    frames_in = tmp_path / "in"
+    frames_in.mkdir()
+    for index, frame in enumerate(shifting_frames(3)):
+        save_image(frame, frames_in / f"shot{index + 1}.png")
+    last = frames_in / "shot3.png"
+    if bad == "truncated":
+        last.write_bytes(last.read_bytes()[:200])
+        match = "shot3.png"
+    else:
+        save_image(shifting_frames(1, height=30)[0], last)
+        match = f"frame {last} is 48x30 px and the first frame 48x32"
+    output = tmp_path / "out"
+    result = video(capfd, frames_in, output, "--video_mode=per_frame")
+    # Found before frame 1 was made: nothing written, not two frames and then an error.
+    assert_clean_failure(result, output=output, match=match)
+
+
 def test_interrupted_run_resumes_at_the_first_missing_frame(tmp_path, clip, capfd, monkeypatch):
     import tfstyle.video.stylize
 
@@ -121,6 +140,33 @@ def test_interrupted_run_resumes_at_the_first_missing_frame(tmp_path, clip, capf
     frames = list(vio.read_video_frames(output))
     differences = [np.abs(frame / 255.0 - finished).mean() for frame in frames]
     assert int(np.argmin(differences)) == 1, differences
+
+
+def test_an_interrupt_between_a_frame_and_its_record_loses_no_record(
+    tmp_path, clip, capfd, monkeypatch
+):
+    """Ctrl-C while the second frame's record is being saved: resumed, the report still lists
+    every frame (the frame is redone rather than left on disk without its record)."""
+    import tfstyle.io
+
+    real = tfstyle.io.save_json
+    pressed = []
+
+    def save_json(data, path, *args, **kwargs):
+        if len(data.get("per_frame", ())) == 2 and not pressed:
+            pressed.append(path)
+            raise KeyboardInterrupt
+        return real(data, path, *args, **kwargs)
+
+    monkeypatch.setattr(tfstyle.io, "save_json", save_json)
+    output = tmp_path / "out.mp4"
+    assert video(capfd, clip, output).code == 130
+    monkeypatch.undo()
+    resumed = video(capfd, clip, output, "--resume")
+    assert resumed.code == 0, resumed.stderr
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert [r["index"] for r in report["per_frame"]] == list(range(FRAMES))
+    assert vio.probe_video(output).frame_count == FRAMES
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, clip, capfd, monkeypatch):

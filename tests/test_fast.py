@@ -115,9 +115,20 @@ def test_a_folder_with_bad_files_skips_them_with_reasons(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (8, 8)).save(tmp_path / "p.tif")  # readable, but not by tf.data
+    # A JPEG cut off mid-file (its header intact) and a file that is no image at all: both
+    # left out, and both counted (the report and the CLI's count used to miss them).
+    noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype("uint8")
+    Image.fromarray(noise).save(tmp_path / "whole.jpg", quality=95)
+    whole = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "notes.txt").write_text("where the photos came from")
+    (tmp_path / ".DS_Store").write_bytes(b"hidden: not counted")
     source = data.training_source(str(tmp_path))
-    assert sorted(os.path.basename(p) for p in source.items) == ["p0.png", "p1.png"]
-    assert sorted(os.path.basename(p) for p, _ in source.skipped) == ["broken.jpg", "p.tif"]
+    assert sorted(os.path.basename(p) for p in source.items) == ["p0.png", "p1.png", "whole.jpg"]
+    reasons = {os.path.basename(p): reason for p, reason in source.skipped}
+    assert sorted(reasons) == ["broken.jpg", "cut.jpg", "notes.txt", "p.tif"]
+    assert reasons["cut.jpg"] == "truncated (a JPEG without its end marker)"
+    assert reasons["notes.txt"] == "not an image file"
     pattern = data.training_source(str(tmp_path / "p[0-9].png"))
     assert sorted(os.path.basename(p) for p in pattern.items) == ["p0.png", "p1.png"]
 
@@ -185,14 +196,46 @@ def test_resume_refuses_other_settings_and_other_files(whole_run):
         TrainCheckpoint.from_arrays({"image": np.zeros(3)})
 
 
+def test_resume_refuses_another_style_image_or_other_photos(whole_run):
+    config, _, saved, _ = whole_run
+    checkpoint = saved[0]
+    assert set(checkpoint.inputs) == {"style", "photos"}
+    # Same settings, other inputs: the settings alone could not tell.
+    with pytest.raises(CheckpointError, match="trained on another style image; resume"):
+        train_stylizer(1 - _style(), _photos(), config=config, resume=checkpoint)
+    with pytest.raises(CheckpointError, match="trained on other training photos; resume"):
+        train_stylizer(_style(), _photos(seed=1), config=config, resume=checkpoint)
+    with pytest.raises(CheckpointError, match="on another style image and other training"):
+        train_stylizer(1 - _style(), _photos(count=2), config=config, resume=checkpoint)
+    # The digests survive the file round trip.
+    again = TrainCheckpoint.from_arrays(checkpoint.to_arrays())
+    assert again.inputs == checkpoint.inputs
+
+
+def test_photo_digests_follow_names_and_sizes_not_folders(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for name in ("p1.png", "p2.png"):
+            image_io.save_image(np.full((8, 8, 3), 0.5, np.float32), tmp_path / folder / name)
+    digest = data.source_digest
+    one, two = data.training_source(tmp_path / "a"), data.training_source(tmp_path / "b")
+    assert digest(one) == digest(two)  # a moved (or copied) folder still resumes
+    image_io.save_image(np.random.default_rng(0).random((9, 8, 3)), tmp_path / "b" / "p2.png")
+    assert digest(data.training_source(tmp_path / "b")) != digest(one)  # another size
+    (tmp_path / "b" / "p2.png").rename(tmp_path / "b" / "p3.png")
+    assert digest(data.training_source(tmp_path / "b")) != digest(one)
+
+
 def test_a_checkpoint_from_before_training_time_was_kept_still_loads(whole_run):
     import json
 
     arrays = whole_run[2][0].to_arrays()
     meta = json.loads(str(arrays["meta"]))
-    del meta["seconds"]
+    del meta["seconds"], meta["inputs"]
     arrays["meta"] = np.array(json.dumps(meta))
-    assert TrainCheckpoint.from_arrays(arrays).seconds == 0.0
+    old = TrainCheckpoint.from_arrays(arrays)
+    # Nothing recorded, nothing checked: such a checkpoint resumes as before.
+    assert old.seconds == 0.0 and old.inputs == {}
 
 
 class _StopAfter(keras.callbacks.Callback):

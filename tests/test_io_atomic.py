@@ -55,13 +55,74 @@ def test_existing_output_is_replaced_completely(tmp_path):
     assert os.stat(target).st_mode & 0o777 == 0o640  # the old file's permissions are kept
 
 
-def test_new_file_gets_ordinary_permissions(tmp_path):
-    old_umask = os.umask(0o022)
-    try:
-        save_image(gradient(4, 4), tmp_path / "out.png")
-    finally:
-        os.umask(old_umask)
+def test_new_file_gets_ordinary_permissions(tmp_path, monkeypatch):
+    from tfstyle.io import atomic
+
+    monkeypatch.setattr(atomic, "_UMASK", 0o022)  # the process umask, read once at import
+    save_image(gradient(4, 4), tmp_path / "out.png")
     assert os.stat(tmp_path / "out.png").st_mode & 0o777 == 0o644  # not mkstemp's 0o600
+
+
+def test_writes_never_touch_the_process_umask(tmp_path, monkeypatch):
+    """Reading the umask means setting it, for the whole process: a thread creating a file
+    meanwhile would get the wrong permissions. It is read once, at import."""
+    calls = []
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or 0o022)
+    save_image(gradient(4, 4), tmp_path / "a.png")
+    save_json({}, tmp_path / "b.json")
+    assert calls == []
+
+
+def _directory(path, content):
+    path.mkdir(parents=True)
+    (path / "file").write_text(content)
+
+
+def test_write_directory_keeps_the_previous_one_when_interrupted_between_renames(
+    tmp_path, monkeypatch
+):
+    from tfstyle.io import write_directory
+
+    target = tmp_path / "model"
+    _directory(target, "previous")
+    replace = os.replace
+
+    def interrupted(source, destination, *args, **kwargs):
+        # The second rename (the new directory into place) never happens: Ctrl-C.
+        if os.fspath(destination) == os.fspath(target) and "old." not in os.fspath(source):
+            raise KeyboardInterrupt
+        return replace(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_directory(target, lambda d: (tmp_path / d / "file").write_text("new"), overwrite=True)
+    assert (target / "file").read_text() == "previous"
+    assert os.listdir(tmp_path) == ["model"]  # no temporary or set-aside folder left
+
+
+def test_write_directory_that_cannot_put_the_previous_back_says_where_it_is(tmp_path, monkeypatch):
+    from tfstyle.io import write_directory
+
+    target = tmp_path / "model"
+    _directory(target, "previous")
+    replace = os.replace
+
+    def failing(source, destination, *args, **kwargs):
+        if os.fspath(destination) == os.fspath(target):  # both into place and back
+            raise OSError(errno.EIO, "Input/output error")
+        return replace(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OutputError) as caught:
+        write_directory(target, lambda d: (tmp_path / d / "file").write_text("new"), overwrite=True)
+    message = str(caught.value)
+    assert (
+        "Input/output error" in message
+        and "the previous directory could not be put back" in message
+    )
+    kept = message.rsplit("is kept in ", 1)[1].strip("'")
+    with open(os.path.join(kept, "file")) as file:
+        assert file.read() == "previous"  # not deleted
 
 
 @pytest.mark.parametrize("failing", ["replace", "fsync"])

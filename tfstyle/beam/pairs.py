@@ -52,11 +52,13 @@ def read_manifest(path, *, config=DEFAULTS):
     """The pairs of a manifest: CSV with a header, or JSON Lines (`.jsonl`), with columns
     `content`, `style` and any `StyleConfig` field (e.g. `iterations`, `style_weight`) whose
     value applies to that row only (an empty CSV cell: the default). CSV values are read as
-    JSON where they parse (`50`, `0.5`, `true`, `["block1_conv1"]`), else as text.
+    JSON where they parse (`50`, `0.5`, `true`, `["block1_conv1"]`), else as text. A relative
+    `content` or `style` path is relative to the manifest's folder (not to the working
+    directory, which a Beam worker does not share); every file must exist.
 
     Raises:
-        ConfigError: a row lacks a column, names an unknown setting or one `config` refuses
-            (the row's number says which).
+        ConfigError: a row lacks a column, names an unknown setting or one `config` refuses,
+            or a file that does not exist (the row's number says which), before any work.
     """
     text = fs.read_bytes(path).decode("utf-8-sig")
     name = os.fsdecode(path)
@@ -68,11 +70,50 @@ def read_manifest(path, *, config=DEFAULTS):
             for row in csv.DictReader(io.StringIO(text))
         ]
     result = []
+    base = _folder(name)
     for number, row in enumerate(rows, start=1):
-        result.append(_manifest_pair(row, number=number, name=name, config=config))
+        pair = _manifest_pair(row, number=number, name=name, config=config)
+        result.append(
+            dataclasses.replace(
+                pair, content=_resolve(pair.content, base), style=_resolve(pair.style, base)
+            )
+        )
     if not result:
         raise ConfigError(f"the manifest {name} has no rows")
+    _check_exist(result, name)
     return _unique(result)
+
+
+def _folder(manifest):
+    """The folder a manifest's relative paths start from."""
+    if "://" in manifest:
+        return manifest.rsplit("/", 1)[0]
+    return os.path.dirname(os.path.abspath(manifest))
+
+
+def _resolve(path, base):
+    """`path` as it is when absolute or a URL (`gs://...`), else joined to `base`."""
+    if "://" in path or os.path.isabs(path):
+        return path
+    if "://" in base:
+        return f"{base}/{path}"
+    return os.path.normpath(os.path.join(base, path))
+
+
+def _check_exist(found, name):
+    """Every file of the manifest exists, checked here rather than by the workers (which would
+    dead-letter each row after the pipeline started)."""
+    known, missing = {}, []
+    for number, pair in enumerate(found, start=1):
+        for role in PAIR_COLUMNS:
+            path = getattr(pair, role)
+            if path not in known:
+                known[path] = fs.exists(path)
+            if not known[path]:
+                missing.append(f"{name} row {number}: {role} file {path} not found")
+    if missing:
+        more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
+        raise ConfigError(f"{missing[0]}{more}; relative paths start from the manifest's folder")
 
 
 def _manifest_pair(row, *, number, name, config):

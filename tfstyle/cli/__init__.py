@@ -15,13 +15,16 @@ and the library:
     app.py       `COMMANDS`, the table of named commands; `main`, `run` (the console script)
 
 Exit status:
-    0    done: the image and its JSON report are written (every output of a batch).
-    1    a user error (bad flag, setting, file; a non-finite loss): one `tfstyle: error:` line
+    0    done: the image and its JSON report are written (every output of a batch); or
+         nothing to do: every output of a batch already exists (one line says so).
+    1    a user error (bad flag, setting, file; an existing --output without --overwrite; a
+         non-finite loss): one `tfstyle: error:` line
          on stderr, and no output written (except the last finite image after a non-finite
          loss, which the line names). In a batch: one line per failed output, the others are
          written.
     130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM (128 + the signal, as shells report):
-         the current image is saved to --output and a checkpoint to <output stem>.ckpt.npz;
+         the current image is saved to --output (kept in the checkpoint instead when --output
+         holds a finished image) and a checkpoint to <output stem>.ckpt.npz;
          the same command with --resume continues from it. A batch keeps its finished outputs
          and continues where it stopped when run again.
 """

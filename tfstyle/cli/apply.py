@@ -1,8 +1,9 @@
 """`tfstyle --model DIR --content PHOTOS (--output OUT | --output_dir DIR)`: paint photos with a
 trained fast stylizer (`tfstyle train`), one forward pass each.
 
-`--output` takes one photo; `--output_dir` writes `<content stem>__<model name>.png` for each,
-skipping those that exist unless --overwrite. `--preserve_colors` works as for optimisation.
+`--output` takes one photo (refused if it exists, unless --overwrite); `--output_dir` writes
+`<content stem>__<model name>.png` for each, skipping those that exist unless --overwrite.
+`--preserve_colors` works as for optimisation.
 """
 
 import os
@@ -10,7 +11,14 @@ import sys
 import time
 
 from tfstyle.cli import shell
-from tfstyle.cli.flags import FLAGS, loader, refuse_flags
+from tfstyle.cli.flags import (
+    FLAGS,
+    MASK_FLAGS,
+    loader,
+    nothing_to_do,
+    refuse_existing_output,
+    refuse_flags,
+)
 from tfstyle.errors import TfstyleError
 from tfstyle.io import native_logs
 
@@ -29,12 +37,14 @@ NOT_FOR_MODEL = (
     "plot_losses",
     "tensorboard_dir",
     "style_blend_weights",
+    # A trained network paints every pixel in one pass: there is no loss for a mask to weigh.
+    *MASK_FLAGS,
 )
 
 
 def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
-    from tfstyle.io import check_output_path, expand_image_paths, model_name, output_name
+    from tfstyle.io import check_output_path, expand_image_paths, model_name
 
     refuse_flags(NOT_FOR_MODEL, "--model paints with a trained network: it takes no --{name}")
     if not FLAGS.content:
@@ -45,20 +55,40 @@ def command():
     if FLAGS.output and len(contents) != 1:
         raise TfstyleError(f"--output takes one content image; got {len(contents)}")
     if FLAGS.output:
-        jobs = [(contents[0], FLAGS.output)]
+        output = check_output_path(FLAGS.output, inputs=contents, create_directory=True)
+        refuse_existing_output(output)  # one output: refused, never silently skipped
+        jobs = [(contents[0], output)]
     else:
-        name = model_name(FLAGS.model)
-        jobs = [(c, os.path.join(FLAGS.output_dir, output_name(c, name))) for c in contents]
-    jobs = [
-        (content, check_output_path(out, inputs=[content], create_directory=True))
-        for content, out in jobs
-        if FLAGS.overwrite or not os.path.exists(out)
-    ]
+        jobs = _plan(contents, model_name(FLAGS.model), FLAGS.output_dir)
+        todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[1])]
+        if not todo:
+            return nothing_to_do(len(jobs), os.path.abspath(FLAGS.output_dir))
+        jobs = todo
     with native_logs.quiet_native_logs():
         from tfstyle.fast.stylizer import FastStylizer
 
     stylizer = FastStylizer.load(FLAGS.model, tile_size=FLAGS.tile_size)
     return _paint(stylizer, jobs)
+
+
+def _plan(contents, name, output_dir):
+    """`(content, output)` for every photo, `<content stem>__<name>.png`; two photos with one
+    stem (a.jpg, a.png, or one name in two folders) would write one file: refused before any
+    work, as the optimised batch and the Beam pipelines do."""
+    from tfstyle.io import check_output_path, output_name
+
+    jobs, made_by = [], {}
+    for content in contents:
+        output = output_name(content, name)
+        if output in made_by:
+            raise TfstyleError(
+                f"{made_by[output]} and {content} would both be saved as {output}; rename one "
+                "of the files"
+            )
+        made_by[output] = content
+        path = os.path.join(output_dir, output)
+        jobs.append((content, check_output_path(path, inputs=contents, create_directory=True)))
+    return jobs
 
 
 def _paint(stylizer, jobs):

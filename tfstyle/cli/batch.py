@@ -10,7 +10,7 @@ import os
 import sys
 
 from tfstyle.cli import display, shell
-from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader
+from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader, nothing_to_do
 from tfstyle.errors import Interrupted, TfstyleError
 from tfstyle.io import (
     check_name_length,
@@ -37,6 +37,8 @@ def command():
     jobs = _plan(contents, styles, FLAGS.output_dir, masks=run.mask_paths())
     _check_side_files(jobs, steps=config.most_steps())
     todo = [job for job in jobs if FLAGS.overwrite or not os.path.exists(job[2])]
+    if not todo:
+        return nothing_to_do(len(jobs), os.path.abspath(FLAGS.output_dir))
     if len(todo) < len(jobs) and not FLAGS.quiet:
         print(
             f"skipping {len(jobs) - len(todo)} of {len(jobs)} outputs that already exist "

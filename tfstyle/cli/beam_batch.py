@@ -10,7 +10,7 @@ import os
 import sys
 
 from tfstyle.cli import shell
-from tfstyle.cli.flags import FLAGS, config_from_flags, refuse_flags
+from tfstyle.cli.flags import FLAGS, MASK_FLAGS, config_from_flags, nothing_to_do, refuse_flags
 from tfstyle.errors import TfstyleError
 from tfstyle.io import native_logs
 
@@ -23,6 +23,7 @@ _NOT_ON_BEAM = (
     "plot_losses",
     "tensorboard_dir",
     "style_blend_weights",
+    *MASK_FLAGS,  # the pipeline's workers do not read masks
 )
 # --runner direct: Beam's DirectRunner with a worker process per core (Beam's own default is
 # one thread, which leaves the other cores idle), whose INFO logs (every bundle) stay quiet.
@@ -99,6 +100,8 @@ def _report(summary):
     counts = f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed"
     if summary.failed:
         raise TfstyleError(f"{counts}: see {summary.dead_letter}; rerun to retry them")
+    if summary.skipped and not summary.written:
+        return nothing_to_do(summary.skipped, os.path.abspath(FLAGS.output_dir))
     if not FLAGS.quiet:
         print(f"{shell.PREFIX}: {counts} in {os.path.abspath(FLAGS.output_dir)}", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ import sys
 from tfstyle.cli import shell
 from tfstyle.cli import video as video_cli
 from tfstyle.cli.beam_batch import import_beam, pipeline_options
-from tfstyle.cli.flags import FLAGS, loader, refuse_flags
+from tfstyle.cli.flags import FLAGS, MASK_FLAGS, loader, nothing_left, refuse_flags
 from tfstyle.errors import TfstyleError
 from tfstyle.settings.video import SegmentConfig
 
@@ -26,6 +26,11 @@ def command(pipeline_args):
         "again skips the finished segments",
     )
     refuse_flags(("manifest",), "--{name} is for a batch of images on Apache Beam")
+    refuse_flags(
+        MASK_FLAGS,
+        "--{name} is for the in-process video command: the segments on Apache Beam do not "
+        "read masks",
+    )
     content, styles, config, video = video_cli.settings_from_flags()
     segmenting = SegmentConfig(frames=FLAGS.segment_frames, overlap=FLAGS.segment_overlap)
     _check_output(content, styles)
@@ -50,13 +55,9 @@ def command(pipeline_args):
     )
     counts = f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed"
     if summary.finished_before:
-        if not FLAGS.quiet:
-            print(
-                f"{shell.PREFIX}: {summary.output} is finished (its report exists); pass "
-                "--overwrite to make it again",
-                file=sys.stderr,
-            )
-        return 0
+        # A rerun on Beam resumes (it skips finished segments), as a batch does: a finished
+        # output is a batch with nothing left to do.
+        return nothing_left(f"{summary.output} is finished (its report exists)")
     if summary.output is None:
         raise TfstyleError(
             f"segments: {counts}: see {summary.dead_letter}; the finished ones are kept in "

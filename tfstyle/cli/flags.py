@@ -5,6 +5,8 @@ of the CLI. Parsing flags imports neither TensorFlow nor Keras.
 """
 
 import importlib
+import os
+import sys
 import typing
 
 from absl import flags
@@ -208,6 +210,9 @@ flags.DEFINE_string(
 flags.DEFINE_string("history", None, "Write the per-step losses to this .json or .csv file.")
 flags.DEFINE_boolean("plot_losses", False, "Also write a loss plot, <output stem>_losses.png.")
 
+# The spatial-control flags: only an optimisation (image, batch, optimised video) honours them.
+MASK_FLAGS = ("style_masks", "style_image_masks", "content_mask", "mask_content_weight")
+
 # Flags about input images, image outputs and runs, which a SavedModel export has no use for.
 NOT_FOR_EXPORT = (
     "content",
@@ -269,6 +274,37 @@ def refuse_flags(names, message):
     for name in names:
         if FLAGS[name].present:
             raise TfstyleError(message.format(name=name))
+
+
+def refuse_existing_output(path):
+    """The policy for one named output (--output of every command): a file or folder already
+    there is refused, before any work, unless --overwrite (docs/reliability.md, "Existing
+    outputs"). Batches skip existing outputs instead (`nothing_to_do` when all exist)."""
+    if os.path.lexists(path) and not FLAGS.overwrite:
+        raise TfstyleError(f"{path} already exists; remove it or pass --overwrite")
+
+
+def nothing_to_do(count, where):
+    """The one line, and exit status, of a batch whose every output (`count` of them, in
+    folder `where`) already exists: a finished batch run again has nothing left to do, which is
+    not a failure (a stopped batch is resumed the same way)."""
+    if count == 1:
+        return nothing_left(f"the output in {where} already exists")
+    return nothing_left(f"all {count} outputs in {where} already exist", them=True)
+
+
+def nothing_left(what, *, them=False):
+    """Print `tfstyle: nothing to do: WHAT; pass --overwrite to redo it`; returns
+    NOTHING_TO_DO."""
+    print(
+        f"tfstyle: nothing to do: {what}; pass --overwrite to redo {'them' if them else 'it'}",
+        file=sys.stderr,
+    )
+    return NOTHING_TO_DO
+
+
+# The exit status of a command that found every output already there.
+NOTHING_TO_DO = 0
 
 
 def image_run():

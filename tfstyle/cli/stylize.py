@@ -1,14 +1,18 @@
 """`tfstyle --content C --style S --output OUT [settings]`: one stylized image and its report.
 
-Flags -> `StyleConfig` -> `stylize()` -> `outputs.save()`. An interrupted run saves its image
-and a checkpoint (`<output stem>.ckpt.npz`) that `--resume` continues from.
+Flags -> `StyleConfig` -> `stylize()` -> `outputs.save()`. An interrupted run saves a
+checkpoint (`<output stem>.ckpt.npz`) that `--resume` continues from, and its image to OUT
+unless OUT holds a finished image that this run had not yet replaced: that one is kept, and the
+interrupted image lives only in the checkpoint (its `image` entry) until the run finishes.
 """
 
 import os
 import sys
 
+import numpy as np
+
 from tfstyle.cli import display, shell
-from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader
+from tfstyle.cli.flags import FLAGS, image_run, loader, mask_loader, refuse_existing_output
 from tfstyle.errors import CheckpointError, Interrupted, NonFiniteLossError, TfstyleError
 from tfstyle.io import (
     check_name_length,
@@ -44,7 +48,12 @@ def command():
         output, steps=config.most_steps(), plot=FLAGS.plot_losses, every=FLAGS.save_every
     ):
         check_name_length(path)
-    resume = _checkpoint_to_resume(output, config)
+    resume, output_is_interrupted = _checkpoint_to_resume(output, config)
+    if resume is None:  # --resume continues this output's own interrupted run
+        refuse_existing_output(output)
+    # A file at OUTPUT that is not an earlier interruption's image of this run is a finished
+    # result: an interruption must not replace it with an unfinished image.
+    keep = os.path.exists(output) and not output_is_interrupted
     load = loader()
     content = load(contents[0])
     style_images = [load(path) for path in styles]
@@ -52,7 +61,7 @@ def command():
     init_image = load(init_path) if init_path else None
     images = (content, style_images, init_image, load_masks(run))
     sources = (contents[0], styles, run)
-    return _run(config, images, output, resume, sources=sources)
+    return _run(config, images, output, resume, sources=sources, keep=keep)
 
 
 def load_masks(run):
@@ -66,10 +75,18 @@ def load_masks(run):
     }
 
 
+# The checkpoint entry (written by this command, ignored by `Checkpoint.from_arrays`) that says
+# whether the interrupted run saved its image to --output (true) or kept a finished image
+# there (false). Checkpoints without it come from before it existed, when the image was
+# always saved.
+OUTPUT_IS_INTERRUPTED = "cli/output_is_interrupted"
+
+
 def _checkpoint_to_resume(output, config):
-    """The checkpoint --resume continues from (its settings checked against the flags now,
-    before any work), or None; without --resume, an existing checkpoint is refused rather
-    than silently made stale."""
+    """`(checkpoint, output_is_interrupted)`: the checkpoint --resume continues from (its
+    settings checked against the flags now, before any work), or None, and whether --output
+    holds that interrupted run's image; without --resume, an existing checkpoint is refused
+    rather than silently made stale."""
     from tfstyle.optimize.checkpoint import Checkpoint
 
     path = outputs.checkpoint_path(output)
@@ -79,7 +96,7 @@ def _checkpoint_to_resume(output, config):
                 f"{path} holds an interrupted run of this output; continue it with --resume, or "
                 "delete it to start again"
             )
-        return None
+        return None, False
     try:
         arrays = load_npz(path)
         if "format" not in arrays:  # an .npz, but not one of ours
@@ -88,7 +105,7 @@ def _checkpoint_to_resume(output, config):
         checkpoint.check_settings(config)
     except CheckpointError as exc:
         raise _cannot_resume(exc, path) from exc
-    return checkpoint
+    return checkpoint, bool(arrays.get(OUTPUT_IS_INTERRUPTED, True))
 
 
 def _cannot_resume(exc, path):
@@ -98,7 +115,7 @@ def _cannot_resume(exc, path):
     )
 
 
-def _run(config, images, output, resume, *, sources):
+def _run(config, images, output, resume, *, sources, keep):
     with native_logs.quiet_native_logs():
         from tfstyle.integrations.callbacks import side_outputs as make_side_outputs
         from tfstyle.optimize.stylize import stylize
@@ -135,7 +152,7 @@ def _run(config, images, output, resume, *, sources):
     except CheckpointError as exc:  # the images differ from the checkpoint's
         raise _cannot_resume(exc, outputs.checkpoint_path(output)) from exc
     except Interrupted as exc:
-        return _save_interrupted(exc, output, bar)
+        return _save_interrupted(exc, output, bar, keep=keep)
     content_path, style_paths, run = sources
     outputs.save(
         result,
@@ -151,20 +168,36 @@ def _run(config, images, output, resume, *, sources):
     return 0
 
 
-def _save_interrupted(exc, output, bar):
-    """Save what an interrupted run had reached; returns 128 + the signal's number."""
+def _save_interrupted(exc, output, bar, *, keep):
+    """Save what an interrupted run had reached; returns 128 + the signal's number. With
+    `keep` (--output holds a finished image), the current image goes only into the checkpoint."""
     total = exc.total_steps
     checkpoint = outputs.checkpoint_path(output)
     if exc.checkpoint is None:
         line = f"interrupted before the first step of {total}; nothing was saved"
     else:
-        # A second Ctrl-C now could only lose these two writes; they take milliseconds.
+        arrays = exc.checkpoint.to_arrays()
+        arrays[OUTPUT_IS_INTERRUPTED] = np.bool_(not keep)
+        # A second Ctrl-C now could only lose these two writes; they take milliseconds. The
+        # checkpoint first: it holds the image too, so a failed image write loses nothing.
         with shell.signals_ignored():
-            outputs.save_file(save_image, exc.image, output)
-            save_npz(exc.checkpoint.to_arrays(), checkpoint)
+            save_npz(arrays, checkpoint)
+            if not keep:
+                try:
+                    outputs.save_file(save_image, exc.image, output)
+                except TfstyleError as error:
+                    raise TfstyleError(
+                        f"{error}; interrupted after step {exc.step} of {total}, the checkpoint "
+                        f"was saved to {checkpoint}: continue with the same command and --resume"
+                    ) from error
+        where = (
+            f"kept the finished {output} and saved the current image in a checkpoint to "
+            if keep
+            else f"saved the current image to {output} and a checkpoint to "
+        )
         line = (
-            f"interrupted after step {exc.step} of {total}; saved the current image to {output} "
-            f"and a checkpoint to {checkpoint}; continue with the same command and --resume"
+            f"interrupted after step {exc.step} of {total}; {where}{checkpoint}; continue with "
+            "the same command and --resume"
         )
     if bar is not None:
         bar.end_line()  # the process ends here: leave the bar where it stopped

@@ -14,7 +14,7 @@ from absl import flags
 
 from tfstyle import __version__
 from tfstyle.cli import display, shell
-from tfstyle.cli.flags import FLAGS, check_optional_packages, refuse_flags
+from tfstyle.cli.flags import FLAGS, MASK_FLAGS, check_optional_packages, refuse_flags
 from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
 from tfstyle.io import native_logs
 from tfstyle.settings import train as train_config
@@ -87,6 +87,8 @@ _NOT_FOR_TRAIN = (
     "plot_losses",
     "style_blend_weights",
     "max_pixels",
+    # The network learns one style for the whole photo: a per-image mask has no place in it.
+    *MASK_FLAGS,
 )
 
 

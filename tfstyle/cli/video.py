@@ -22,7 +22,16 @@ from absl import flags
 
 from tfstyle import __version__
 from tfstyle.cli import display, shell
-from tfstyle.cli.flags import FLAGS, INIT_KEYWORDS, config_from_flags, loader, refuse_flags
+from tfstyle.cli.flags import (
+    FLAGS,
+    INIT_KEYWORDS,
+    MASK_FLAGS,
+    check_mask_options,
+    config_from_flags,
+    loader,
+    mask_loader,
+    refuse_flags,
+)
 from tfstyle.errors import CheckpointError, Interrupted, TfstyleError
 from tfstyle.io import native_logs, outputs
 from tfstyle.settings.video import (
@@ -113,7 +122,7 @@ def command():
     # The output, checked before anything is read or made.
     to_video = vio.is_video_path(FLAGS.output)
     if to_video:
-        output = vio.check_video_output(FLAGS.output, inputs=[content, *styles])
+        output = vio.check_video_output(FLAGS.output, inputs=[content, *styles, *_mask_paths()])
         work = os.path.splitext(output)[0] + ".frames"
         check_directory(work, create=True)
         if os.path.exists(output) and not FLAGS.overwrite:
@@ -125,11 +134,13 @@ def command():
     size = _frame_size(source, config, even=to_video)
     start, previous_records = _resume_point(work, source, config, video)
     style_images = [loader()(path) for path in styles]
+    masks = _load_masks()  # a blank mask is refused here, as by the image command
     stylizer = load_stylizer() if FLAGS.model else None
     return _run(
         source,
         style_images,
         stylizer,
+        masks=masks,
         config=config,
         video=video,
         size=size,
@@ -165,14 +176,39 @@ def settings_from_flags():
     styles = [] if FLAGS.model else list(FLAGS.style)
     if FLAGS.model:
         refuse_flags(
-            ("style", "video_mode", "temporal_weight", "frame_iterations"),
+            ("style", "video_mode", "temporal_weight", "frame_iterations", *MASK_FLAGS),
             "--{name} is for optimising frames, not for --model",
         )
     else:
         config.blend_weights(len(styles))
         if FLAGS["flow_blend"].present:
             raise TfstyleError("--flow_blend is for --model; optimised frames use --video_mode")
+        check_mask_options(
+            config,
+            style_masks=len(FLAGS.style_masks or []),
+            content_mask=bool(FLAGS.content_mask),
+            styles=len(styles),
+            style_image_masks=len(FLAGS.style_image_masks or []),
+        )
     return content, styles, config, video
+
+
+def _mask_paths():
+    """Every mask file of the run (inputs the output must not overwrite)."""
+    content = [FLAGS.content_mask] if FLAGS.content_mask else []
+    return [*(FLAGS.style_masks or []), *content, *(FLAGS.style_image_masks or [])]
+
+
+def _load_masks():
+    """The mask keywords of `stylize_video` from the mask flags, each mask checked (readable,
+    not blank) before any work."""
+    load = mask_loader()
+    return {
+        "style_masks": [load(p, "style mask") for p in FLAGS.style_masks or []] or None,
+        "content_mask": load(FLAGS.content_mask, "content mask") if FLAGS.content_mask else None,
+        "style_image_masks": [load(p, "style image mask") for p in FLAGS.style_image_masks or []]
+        or None,
+    }
 
 
 def refuse_image_output():
@@ -209,17 +245,33 @@ class _Source:
 
 
 def _source(path):
-    from tfstyle.io import load_image
     from tfstyle.io import video as vio
 
     if os.path.isdir(path):
         files = vio.frame_folder_paths(path)
         rate = as_frame_rate(FLAGS.frame_rate or DEFAULT_FRAME_RATE)
-        return _Source(path, shape=load_image(files[0]).shape, rate=rate, files=files)
+        return _Source(path, shape=_check_frames(files), rate=rate, files=files)
     if FLAGS.frame_rate:
         raise TfstyleError("--frame_rate is for a folder of frames; a video keeps its own rate")
     info = vio.probe_video(path)
     return _Source(path, shape=(info.height, info.width, 3), rate=info.frame_rate, info=info)
+
+
+def _check_frames(files):
+    """The shape of a folder's frames, each read whole now (a damaged or odd-sized frame is
+    refused before any work, not found mid-run); one at a time, so memory holds one frame."""
+    load = loader()
+    shape = None
+    for path in files:
+        frame_shape = load(path).shape
+        if shape is None:
+            shape = frame_shape
+        elif frame_shape != shape:
+            raise TfstyleError(
+                f"frame {path} is {frame_shape[1]}x{frame_shape[0]} px and the first frame "
+                f"{shape[1]}x{shape[0]}: the frames of a folder must share one size"
+            )
+    return shape
 
 
 def _frame_size(source, config, *, even):
@@ -238,6 +290,9 @@ def _settings(source, config, video):
         "style": [os.path.abspath(p) for p in FLAGS.style or []] if not FLAGS.model else [],
         "settings": config.to_dict(),
         "video": video.to_dict(),
+        # The mask files, so that --resume refuses other masks (None without: as before masks
+        # were applied, so older runs still resume).
+        "masks": [os.path.abspath(p) for p in _mask_paths()] or None,
     }
 
 
@@ -276,7 +331,12 @@ def _resume_point(work, source, config, video):
             "delete it to start again"
         )
     records = [r for r in saved.get("per_frame", []) if r["index"] < done]
-    return done, records
+    # A frame written without its record (by a run before the record came first): redo it
+    # and those after it, so that the report lists every frame.
+    listed = 0
+    while listed < len(records) and records[listed]["index"] == listed:
+        listed += 1
+    return listed, records[:listed]
 
 
 def load_stylizer():
@@ -291,6 +351,7 @@ def _run(
     styles,
     stylizer,
     *,
+    masks,
     config,
     video,
     size,
@@ -323,9 +384,12 @@ def _run(
         save_json({"run": run_settings, "per_frame": records}, progress_file)
 
     def on_frame(record):
-        save_image(record.image, vio.frame_path(work, record.index))
+        # The record before the frame: a resumed run starts at the first missing frame file,
+        # and drops records past it, so an interrupt between the two writes redoes the frame
+        # (the other order would leave a frame on disk that the report never lists).
         records.append(record.to_dict())
         save_progress()
+        save_image(record.image, vio.frame_path(work, record.index))
         if bar:
             losses = dict(record.losses, seconds=record.seconds, error=record.warping_error)
             bar(display.Step(record.index + 1, total, losses, record.index + 1 == total))
@@ -343,6 +407,7 @@ def _run(
                 start=start,
                 previous_output=previous,
                 on_frame=on_frame,
+                masks=masks,
             )
     except (Interrupted, KeyboardInterrupt) as exc:
         if bar:

@@ -12,6 +12,7 @@ what makes `--resume` continue an interrupted training exactly.
 """
 
 import dataclasses
+import hashlib
 import os
 
 import numpy as np
@@ -43,6 +44,20 @@ class TrainingSource:
     skipped: tuple[tuple[str, str], ...] = ()
 
 
+def source_digest(source):
+    """A short hex digest of a `TrainingSource`, to recognise the photos a training checkpoint
+    was made from: each usable file's name and size in order (not its folder: a moved folder
+    still resumes; reading every photo's bytes would take minutes for a large set), or each
+    encoded image's bytes."""
+    digest = hashlib.sha256()
+    for item in source.items:
+        if source.files:
+            digest.update(f"{os.path.basename(item)}\0{os.path.getsize(item)}\0".encode())
+        else:
+            digest.update(hashlib.sha256(item).digest())
+    return digest.hexdigest()[:32]
+
+
 def training_source(photos):
     """A `TrainingSource` from a folder, a list of image paths or a list of images.
 
@@ -53,22 +68,38 @@ def training_source(photos):
     Raises:
         ImageError: the folder does not exist or holds no usable image, or the list is empty.
     """
+    others = []
     if isinstance(photos, str | os.PathLike):
         folder = os.fsdecode(photos)
         if not os.path.isdir(folder) and not any(char in folder for char in "*?["):
             raise ImageError(f"content folder {folder!r} does not exist or is not a folder")
         photos = image_io.expand_image_paths([folder])
+        if os.path.isdir(folder):
+            others = _other_files(folder, photos)
     photos = list(photos)
     if not photos:
         raise ImageError("no training photos given")
     if all(isinstance(p, str | os.PathLike) for p in photos):
-        return _file_source([os.fsdecode(p) for p in photos])
+        return _file_source([os.fsdecode(p) for p in photos], others=others)
     encoded = tuple(tf.io.encode_png(pp.to_uint8(pp.as_float_image(p))).numpy() for p in photos)
     return TrainingSource(items=encoded, files=False)
 
 
-def _file_source(paths):
-    usable, skipped = [], []
+def _other_files(folder, photos):
+    """`(path, reason)` of the folder's files that are not image files (notes, archives...):
+    left out like unreadable photos, and counted with them (hidden files are not)."""
+    listed = {os.path.basename(os.fsdecode(p)) for p in photos}
+    return [
+        (os.path.join(folder, name), "not an image file")
+        for name in sorted(os.listdir(folder))
+        if name not in listed
+        and not name.startswith(".")
+        and os.path.isfile(os.path.join(folder, name))
+    ]
+
+
+def _file_source(paths, *, others=()):
+    usable, skipped = [], list(others)
     for path in paths:
         reason = _unusable(path)
         if reason:
@@ -84,16 +115,29 @@ def _file_source(paths):
 
 
 def _unusable(path):
-    """Why `path` cannot be a training photo, or None. Checks the header and the format only:
-    a file corrupt further in is dropped by the pipeline (`ignore_errors`)."""
+    """Why `path` cannot be a training photo, or None. Checks the header and the format (and
+    a PNG's chunks, a JPEG's end marker: the usual truncation), not a full decode, which would
+    take minutes for a large set: a file corrupt further in is dropped by the pipeline
+    (`ignore_errors`)."""
     if os.path.splitext(path)[1].lower() not in TRAINING_EXTENSIONS:
         return "not a PNG, JPEG, BMP or GIF file"
     try:
         with Image.open(path) as im:
+            kind = im.format
             im.verify()
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         return f"unreadable ({exc.__class__.__name__})"
+    if kind == "JPEG" and not _has_jpeg_end(path):
+        return "truncated (a JPEG without its end marker)"
     return None
+
+
+def _has_jpeg_end(path):
+    """Whether a JPEG file ends with its end-of-image marker (FF D9), allowing the padding some
+    cameras and editors put after it. A cut-off download or copy lacks it."""
+    with open(path, "rb") as file:
+        file.seek(max(0, os.path.getsize(path) - 4096))
+        return b"\xff\xd9" in file.read()
 
 
 def training_batches(source, *, size, batch_size, seed, start_step=0):

@@ -48,6 +48,9 @@ class TrainCheckpoint:
         history: `{loss name: [value per step]}` so far.
         seconds: training wall time so far, over every run that led here (0 in checkpoints
             written before tfstyle 0.2 recorded it).
+        inputs: `{"style", "photos"}`: digests of the style image and of the training photos
+            (`input_digests`), checked on resume (empty in checkpoints written before tfstyle
+            0.2 recorded them: not checked).
     """
 
     step: int
@@ -57,10 +60,12 @@ class TrainCheckpoint:
     versions: dict
     history: dict
     seconds: float = 0.0
+    inputs: dict = dataclasses.field(default_factory=dict)
 
     def to_arrays(self):
         """A flat `{name: array}` dict (no pickles) for `image_io.save_npz`."""
-        meta = {k: getattr(self, k) for k in ("step", "config", "versions", "history", "seconds")}
+        names = ("step", "config", "versions", "history", "seconds", "inputs")
+        meta = {k: getattr(self, k) for k in names}
         arrays = {"meta": np.array(json.dumps({"format": FORMAT_VERSION, **meta}))}
         arrays.update({f"model/{k}": v for k, v in self.model.items()})
         arrays.update({f"optimizer/{k}": v for k, v in self.optimizer.items()})
@@ -147,6 +152,9 @@ def train_stylizer(
     """
     start = time.perf_counter()
     source = data.training_source(photos)
+    inputs = input_digests(style, source)
+    if resume is not None:  # before the network is built: a refusal costs nothing
+        _check_inputs(resume, inputs)
     model = _compiled_model(style, config)
     history = {"loss": []}
     if resume is not None:
@@ -157,7 +165,9 @@ def train_stylizer(
         source, size=config.size, batch_size=config.batch_size, seed=config.seed, start_step=first
     ).map(lambda x: (x, x))
     clock = _Clock(start, earlier=resume.seconds if resume is not None else 0.0)
-    recorder = _Recorder(model, config, history, on_checkpoint, on_preview, source, stop, clock)
+    recorder = _Recorder(
+        model, config, history, on_checkpoint, on_preview, source, stop, clock, inputs=inputs
+    )
     try:
         if first < config.steps:
             model.fit(
@@ -236,6 +246,26 @@ def _state(variables):
     return {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in variables}
 
 
+def input_digests(style, source):
+    """`{"style", "photos"}`: digests of the style image (its pixels) and of the training
+    photos (`data.source_digest`), which a resumed training must share."""
+    from tfstyle.optimize.checkpoint import digest_images
+
+    return {"style": digest_images(pp.as_float_image(style)), "photos": data.source_digest(source)}
+
+
+def _check_inputs(checkpoint, inputs):
+    """CheckpointError if the checkpoint was trained on another style image or other photos
+    (the settings alone do not tell: the same flags can name other files)."""
+    what = {"style": "another style image", "photos": "other training photos"}
+    changed = [what[k] for k in what if checkpoint.inputs.get(k, inputs[k]) != inputs[k]]
+    if changed:
+        raise CheckpointError(
+            f"the checkpoint was trained on {' and '.join(changed)}; resume with the same style "
+            "image and photos, or start again"
+        )
+
+
 def _restore(model, checkpoint, config):
     versions = _versions()
     if checkpoint.versions.get("backend") != versions["backend"]:
@@ -285,7 +315,9 @@ def _versions():
 class _Recorder(keras.callbacks.Callback):
     """Keeps the per-step history and hands out checkpoints and previews."""
 
-    def __init__(self, model, config, history, on_checkpoint, on_preview, source, stop, clock):
+    def __init__(
+        self, model, config, history, on_checkpoint, on_preview, source, stop, clock, *, inputs
+    ):
         super().__init__()
         self._stop = stop
         self._clock = clock
@@ -297,6 +329,7 @@ class _Recorder(keras.callbacks.Callback):
         self._preview = data.preview_crop(source, size=config.size) if on_preview else None
         self._step = None
         self._iterations = int(model.optimizer.iterations)
+        self._inputs = inputs  # `input_digests`, recorded in every checkpoint
 
     def on_epoch_end(self, epoch, logs=None):
         self._step = epoch + 1
@@ -338,4 +371,5 @@ class _Recorder(keras.callbacks.Callback):
             versions=_versions(),
             history={k: list(v) for k, v in self._history.items()},
             seconds=self._clock.total(),
+            inputs=self._inputs,
         )

@@ -130,22 +130,42 @@ def write_directory(
             # Moved aside, not deleted, until the new directory is in place.
             old = tempfile.mkdtemp(prefix=hidden + "old.", dir=parent)
             os.replace(target, os.path.join(old, "previous"))
-        try:
-            os.replace(temporary, target)
-        except OSError:
-            if old is not None:
-                os.replace(os.path.join(old, "previous"), target)
-            raise
+        os.replace(temporary, target)
     except BaseException as exc:
+        # Whatever stopped it (a failed rename, or Ctrl-C between the two renames), the
+        # previous directory goes back, and is never deleted unless the new one is in place.
         shutil.rmtree(temporary, ignore_errors=True)
+        stranded = _put_back(old, target)
+        if stranded is not None:
+            raise OutputError(
+                f"cannot write {quote(target)}: {detail(exc)}; the previous directory could "
+                f"not be put back and is kept in {quote(stranded)}"
+            ) from exc
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {quote(target)}: {reason(exc)}") from exc
         raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     _fsync_directory(parent)
     return target
+
+
+def _put_back(old, target):
+    """After a failed replacement: move the previous directory, kept in `old`, back to
+    `target` unless the new one got there. Returns None when nothing is left to keep in `old`,
+    or the previous directory's path there when it could not be moved back."""
+    if old is None:
+        return None
+    previous = os.path.join(old, "previous")
+    if not os.path.exists(previous) or os.path.exists(target):
+        return None  # never moved aside, or the new directory is complete and in place
+    try:
+        os.replace(previous, target)
+    except OSError:
+        return previous
+    return None
 
 
 def check_new_directory(path: str | os.PathLike, *, overwrite: bool = False) -> str:
@@ -292,11 +312,20 @@ def _new_file_mode(target: str) -> int:
         return stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
         pass
-    # mkstemp creates files readable by the owner only; there is no way to read the umask
-    # without setting it.
-    umask = os.umask(0)
+    # mkstemp creates files readable by the owner only.
+    return 0o666 & ~_UMASK
+
+
+def _read_umask() -> int:
+    """The process umask. There is no way to read it without setting it, and setting it is
+    process-wide (a thread creating a file meanwhile would get umask 0): read once, at import,
+    which happens before any of tfstyle's threads or Beam's workers write files."""
+    umask = os.umask(0o077)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+_UMASK = _read_umask()
 
 
 def _fsync_directory(directory: str) -> None:

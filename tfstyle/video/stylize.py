@@ -23,6 +23,7 @@ command, atomically) before the next one starts.
 
 import dataclasses
 import time
+import warnings
 
 import numpy as np
 
@@ -113,6 +114,7 @@ def stylize_video(
     on_frame=None,
     extractor=None,
     runners=None,
+    masks=None,
 ):
     """Stylize a sequence of frames (see the module docstring for the modes).
 
@@ -130,6 +132,10 @@ def stylize_video(
         previous_output: with `start > 0`, output frame `start - 1` (as written).
         on_frame: called with each `FrameRecord` as soon as the frame is done.
         extractor, runners: to reuse a feature extractor and compiled steps across calls.
+        masks: `{"style_masks", "content_mask", "style_image_masks"}`, the keywords of
+            `stylize` (see docs/masks.md), applied to every optimised frame (each mask
+            resized to the frame); None for none. Not with `stylizer`, which paints every
+            pixel in one pass.
 
     Returns:
         A `VideoResult` with the records of frames `start` onwards.
@@ -145,6 +151,9 @@ def stylize_video(
     if stylizer is None and video.mode == "temporal" and config.preserve_colors == "luminance":
         # The warped previous output is in colour, the optimised image a grey luminance one.
         raise ConfigError("temporal mode does not support preserve_colors='luminance' yet")
+    masks = {k: v for k, v in (masks or {}).items() if v is not None}
+    if stylizer is not None and masks:
+        raise ConfigError("masks need optimised frames: a trained stylizer cannot apply them")
     make = _fast_frame if stylizer is not None else _optimised_frame
     context = {
         "config": config,
@@ -153,6 +162,7 @@ def stylize_video(
         "stylizer": stylizer,
         "extractor": None if stylizer is not None else extractor or feature_extractor_for(config),
         "runners": runners if runners is not None else RunnerCache(),
+        "masks": masks,
     }
     records = []
     previous_input = None
@@ -213,15 +223,21 @@ def _optimised_frame(context, current, previous, motion):
             init = mask * warped + (1.0 - mask) * current
             temporal = {"image": warped, "mask": motion.mask, "weight": video.temporal_weight}
             config = config.replace(init="image", scales=1, iterations=video.frame_iterations)
-    result = stylize(
-        current,
-        context["style"],
-        config=config.replace(max_size=max(current.shape[:2])),
-        init_image=init,
-        extractor=context["extractor"],
-        runners=context["runners"],
-        temporal=temporal,
-    )
+    with warnings.catch_warnings():
+        if context.get("masks_seen"):
+            # The same masks on frames of one size: the first frame said it once already.
+            warnings.filterwarnings("ignore", message=r".*the mask is stretched to fit")
+        result = stylize(
+            current,
+            context["style"],
+            config=config.replace(max_size=max(current.shape[:2])),
+            init_image=init,
+            extractor=context["extractor"],
+            runners=context["runners"],
+            temporal=temporal,
+            **context["masks"],
+        )
+    context["masks_seen"] = True
     return result.image, result.final_losses(), len(result.history.get("total", ()))
 
 
