@@ -103,6 +103,25 @@ def test_bad_training_folders_get_one_line(tmp_path, capfd):
         assert not os.path.exists(output.parent)  # nothing made before the refusal
 
 
+def test_a_truncated_first_photo_is_skipped_before_training(tmp_path, photos, capfd):
+    # A JPEG cut after its header: PIL's verify() accepts it, tf.io.decode_image does not (it
+    # was a 35-line TensorFlow traceback from inside tf.data, and an empty previews folder).
+    rng = np.random.default_rng(1)
+    whole = tmp_path / "whole.jpg"
+    image_io.save_image(rng.random((40, 48, 3)).astype("float32"), whole)
+    data = whole.read_bytes()
+    (photos / "a_truncated.jpg").write_bytes(data[: len(data) // 2])
+    output, result = _train(tmp_path, photos, capfd, "--steps=2", "--preview_every=0")
+    assert result.code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads((output / "training.json").read_text())
+    assert [(os.path.basename(s["path"]), s["reason"]) for s in report["skipped"]] == [
+        ("a_truncated.jpg", "does not decode (truncated or corrupt)")
+    ]
+    assert report["steps"] == 2
+    assert not os.path.exists(f"{output}.previews")
+
+
 def test_a_missing_model_gets_one_line(tmp_path, photos, capfd):
     output = tmp_path / "out.png"
     result = run_inprocess(

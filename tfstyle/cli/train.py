@@ -114,7 +114,7 @@ def command():
     if source.skipped and not FLAGS.quiet:
         first = source.skipped[0]
         display.say(f"skipping {len(source.skipped)} file(s) (first: {first[0]}: {first[1]})")
-    return _train(config, style, output, resume)
+    return _train(config, style, output, resume, source)
 
 
 def config_from_flags():
@@ -182,7 +182,7 @@ def _checkpoint_to_resume(output, config):
     return checkpoint
 
 
-def _train(config, style, output, resume):
+def _train(config, style, output, resume, source):
     from tfstyle.io import make_directories, remove_file, save_image, save_npz
 
     with native_logs.quiet_native_logs():
@@ -197,18 +197,23 @@ def _train(config, style, output, resume):
         callbacks.append(keras.callbacks.TensorBoard(FLAGS.tensorboard_dir, update_freq="epoch"))
     checkpoint_file = checkpoint_path(output)
     make_directories(os.path.dirname(checkpoint_file))
-    if config.preview_every:
-        make_directories(os.path.dirname(preview_path(output, 0)))
+
+    def save_preview(step, image):
+        # The folder is made with the first preview: a run that fails before one leaves none.
+        path = preview_path(output, step)
+        make_directories(os.path.dirname(path))
+        save_image(image, path)
+
     try:
         # Ctrl-C and SIGTERM end the training at the next step boundary (a second one at once).
         with shell.stop_after_step() as stop:
             result = train_stylizer(
                 style,
-                FLAGS.content_dir,
+                source,  # checked and decoded once, in command()
                 config=config,
                 resume=resume,
                 on_checkpoint=lambda c: save_npz(c.to_arrays(), checkpoint_file),
-                on_preview=lambda step, image: save_image(image, preview_path(output, step)),
+                on_preview=save_preview,
                 callbacks=callbacks,
                 stop=stop,
             )

@@ -34,8 +34,8 @@ class TrainingSource:
     Attributes:
         items: file paths (`files` true) or encoded PNG images.
         files: whether `items` are paths.
-        skipped: files left out because they are unreadable or in a format the pipeline cannot
-            decode, as `(path, reason)` pairs.
+        skipped: files left out because they are unreadable, in a format the pipeline cannot
+            read, or fail to decode (a truncated JPEG), as `(path, reason)` pairs.
     """
 
     items: tuple[bytes | str, ...]
@@ -50,9 +50,16 @@ def training_source(photos):
         photos: a directory (its image files, not recursive), a glob pattern, a sequence of
             paths, or a sequence of `[H, W, 3]` images (float in [0, 1] or uint8).
 
+    Every file is decoded once here, as the pipeline will decode it: a photo the pipeline
+    could not read is skipped with a reason before training starts, not found by `tf.data`
+    mid-run (a TensorFlow traceback, or batches shifted by `ignore_errors`, which would make a
+    resumed run differ from an uninterrupted one).
+
     Raises:
         ImageError: the folder does not exist or holds no usable image, or the list is empty.
     """
+    if isinstance(photos, TrainingSource):
+        return photos
     if isinstance(photos, str | os.PathLike):
         folder = os.fsdecode(photos)
         if not os.path.isdir(folder) and not any(char in folder for char in "*?["):
@@ -84,8 +91,9 @@ def _file_source(paths):
 
 
 def _unusable(path):
-    """Why `path` cannot be a training photo, or None. Checks the header and the format only:
-    a file corrupt further in is dropped by the pipeline (`ignore_errors`)."""
+    """Why `path` cannot be a training photo, or None: the header first (cheap, and a clear
+    reason), then a full decode by the same op as the pipeline's (a JPEG truncated after its
+    header passes PIL's `verify` but fails `tf.io.decode_image`)."""
     if os.path.splitext(path)[1].lower() not in TRAINING_EXTENSIONS:
         return "not a PNG, JPEG, BMP or GIF file"
     try:
@@ -93,7 +101,15 @@ def _unusable(path):
             im.verify()
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         return f"unreadable ({exc.__class__.__name__})"
+    try:
+        _decode(tf.io.read_file(path))
+    except (tf.errors.OpError, ValueError):
+        return "does not decode (truncated or corrupt)"
     return None
+
+
+def _decode(data):
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
 
 
 def training_batches(source, *, size, batch_size, seed, start_step=0):
@@ -118,14 +134,15 @@ def training_batches(source, *, size, batch_size, seed, start_step=0):
         data = items[order]
         if source.files:
             data = tf.io.read_file(data)
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = _decode(data)
         return _augment(image, index, size=size, seed=seed)
 
     start = start_step * batch_size
     return (
         tf.data.Dataset.range(start, _LAST_INDEX)
+        # No ignore_errors: every photo was decoded once by `training_source`, and a dropped
+        # element would shift every later batch (a resumed run would see other batches).
         .map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .ignore_errors()
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
@@ -155,6 +172,5 @@ def preview_crop(source, *, size):
     data = source.items[0]
     if source.files:
         data = tf.io.read_file(data)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize_with_crop_or_pad(_shorter_side_to(image, size), size, size)
+    image = tf.image.resize_with_crop_or_pad(_shorter_side_to(_decode(data), size), size, size)
     return np.clip(image.numpy(), 0.0, 1.0)
