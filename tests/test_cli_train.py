@@ -203,6 +203,37 @@ def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, 
     assert report["seconds"] > report["this_run_seconds"] + 0.5
 
 
+def test_a_photo_too_small_for_the_stylizer_gets_one_line(tmp_path, capfd):
+    # The shipped stylizer (the network's padding is the same at any width): a 1x1 photo was a
+    # 36-line MirrorPad traceback; 4 px is the largest side the network cannot take.
+    model = os.path.join(
+        os.path.dirname(os.path.dirname(__file__)), "saved_models", "starry_night", "1"
+    )
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image_io.save_image(np.full((1, 1, 3), 0.5, "float32"), photos / "dot.png")
+    image_io.save_image(np.full((4, 9, 3), 0.5, "float32"), photos / "thin.png")
+    image_io.save_image(np.full((5, 9, 3), 0.5, "float32"), photos / "fine.png")
+    output = tmp_path / "dot_out.png"
+    result = run_inprocess(
+        ["--model", model, "--content", photos / "dot.png", "--output", output], capfd
+    )
+    assert_clean_failure(result, output=output, match="1x1 px image is too small for a stylizer")
+    painted = tmp_path / "painted"
+    result = run_inprocess(
+        ["--model", model, "--content", photos, "--output_dir", painted, "--quiet"], capfd
+    )
+    assert result.code == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.lines == [
+        "tfstyle: error: a 1x1 px image is too small for a stylizer: it needs at least 5 px on "
+        "each side",
+        "tfstyle: error: a 9x4 px image is too small for a stylizer: it needs at least 5 px on "
+        "each side",
+        "tfstyle: error: 2 of 3 photos could not be read or painted",
+    ]
+    assert os.listdir(painted) == ["fine__starry_night.png"]
+
+
 def test_image_runs_refuse_training_flags(tmp_path, photos, capfd):
     output = tmp_path / "out.png"
     image = ["--style", STYLE, "--content", photos / "p0.png", "--output", output]
