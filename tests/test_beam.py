@@ -3,6 +3,7 @@ with dead letters, skipped finished outputs and per-row manifest settings."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -124,6 +125,30 @@ def test_bad_manifests_name_the_row(tmp_path, text, match):
     manifest = tmp_path / "jobs.csv"
     manifest.write_text(text)
     with pytest.raises(ConfigError, match=match):
+        beam_module.read_manifest(manifest)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        # Were a JSONDecodeError, an AttributeError and a TypeError traceback.
+        (
+            "jobs.jsonl",
+            '{"content": "c.png", "style": "s.png"}\n\n{"content": "c.png",\n',
+            "row 2 is not valid JSON",
+        ),
+        ("jobs.jsonl", '["c.png", "s.png"]\n', "row 1 is not a JSON object"),
+        (
+            "jobs.csv",
+            "content,style\nc.png,s.png\nc.png,s.png,7,8\n",
+            "row 2 has 2 more cell(s) than the header's 2 columns",
+        ),
+    ],
+)
+def test_malformed_manifest_rows_are_named(tmp_path, name, text, match):
+    manifest = tmp_path / name
+    manifest.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{manifest} {match}")):
         beam_module.read_manifest(manifest)
 
 
