@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from cli_runner import assert_clean_failure, finish, run_inprocess, start
+from cli_runner import ROOT, assert_clean_failure, finish, run_inprocess, start
 
 from tfstyle import io as image_io
 
@@ -232,6 +232,27 @@ def test_a_photo_too_small_for_the_stylizer_gets_one_line(tmp_path, capfd):
         "tfstyle: error: 2 of 3 photos could not be read or painted",
     ]
     assert os.listdir(painted) == ["fine__starry_night.png"]
+
+
+def test_train_and_export_model_refuse_the_jax_backend_before_any_work(tmp_path, photos):
+    # A SavedModel is a TensorFlow graph: on JAX, training ran to its end and then failed to
+    # export with a traceback (and --resume repeated it).
+    pytest.importorskip("jax")
+    output = tmp_path / "models" / "tiny" / "1"
+    model = os.path.join(ROOT, "saved_models", "starry_night", "1")
+    tflite = tmp_path / "small.tflite"
+    train = ["train", f"--style={STYLE}", f"--content_dir={photos}", f"--output={output}", *TINY]
+    export = ["export", "--model", model, "--tflite_size=32", "--output", tflite]
+    processes = [start(args, env={"KERAS_BACKEND": "jax"}) for args in (train, export)]
+    whats = ("train (its model is exported as a SavedModel)", "export --model")
+    for process, what in zip(processes, whats, strict=True):
+        result = finish(process)
+        assert result.code == 1, result.stderr
+        assert result.lines == [
+            f"tfstyle: error: {what} needs the TensorFlow backend (a SavedModel is a TensorFlow "
+            "graph); this is KERAS_BACKEND=jax: run it with KERAS_BACKEND=tensorflow"
+        ], result.stderr
+    assert os.listdir(tmp_path) == ["photos"]  # no folder, checkpoint, previews or file
 
 
 def test_image_runs_refuse_training_flags(tmp_path, photos, capfd):

@@ -52,8 +52,11 @@ def _tflite():
         raise TfstyleError("export --model writes a TFLite model: give --tflite_size, e.g. 512x384")
     width, height = parse_size(FLAGS.tflite_size)
     with native_logs.quiet_native_logs():
+        from tfstyle.export.stylizer import check_backend
         from tfstyle.export.tflite import export_tflite
         from tfstyle.fast.stylizer import FastStylizer
+
+    check_backend("export --model")  # before loading the model
 
     model = FastStylizer.load(FLAGS.model).model
     path = export_tflite(model, FLAGS.output, height=height, width=width, overwrite=FLAGS.overwrite)

@@ -101,6 +101,12 @@ def command():
     if len(FLAGS.style) != 1:
         raise TfstyleError(f"train takes one --style image; got {len(FLAGS.style)}")
     config = config_from_flags()
+    with native_logs.quiet_native_logs():
+        from tfstyle.export.stylizer import check_backend
+
+    # Before any work: the model is exported at the end, as a TensorFlow graph (on JAX,
+    # training ran to the end and then the export failed, again on every --resume).
+    check_backend("train (its model is exported as a SavedModel)")
     check_optional_packages()
     if FLAGS.tensorboard_dir:
         check_directory(FLAGS.tensorboard_dir, create=True)
