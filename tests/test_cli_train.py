@@ -203,6 +203,29 @@ def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, 
     assert report["seconds"] > report["this_run_seconds"] + 0.5
 
 
+def test_an_interrupt_while_the_model_is_written_waits_for_it(tmp_path, photos, capfd, monkeypatch):
+    """Ctrl-C landing in the export: it was raised inside TensorFlow's saving code ("Exception
+    ignored ... SignalInterrupt", exit 0, or the export lost). Now the model is written whole,
+    the checkpoint removed, and one line says what happened."""
+    import signal
+
+    from tfstyle.export import stylizer
+
+    real = stylizer.export_stylizer
+
+    def interrupted_export(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the handler runs here, in the middle of the export
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stylizer, "export_stylizer", interrupted_export)
+    output, result = _train(tmp_path, photos, capfd, "--steps=1")
+    assert result.code == 0, result.stderr
+    assert result.lines == [f"tfstyle: interrupted while writing {output}: it was written whole"]
+    assert json.loads((output / "training.json").read_text())["steps"] == 1
+    assert not os.path.exists(f"{output}.ckpt.npz")
+
+
 def test_a_photo_too_small_for_the_stylizer_gets_one_line(tmp_path, capfd):
     # The shipped stylizer (the network's padding is the same at any width): a 1x1 photo was a
     # 36-line MirrorPad traceback; 4 px is the largest side the network cannot take.

@@ -123,6 +123,30 @@ def test_interrupted_run_resumes_at_the_first_missing_frame(tmp_path, clip, capf
     assert int(np.argmin(differences)) == 1, differences
 
 
+def test_an_interrupt_while_the_video_is_written_waits_for_it(tmp_path, clip, capfd, monkeypatch):
+    """Ctrl-C after the last frame, while the video is encoded: the run ended with 130 and
+    "nothing was saved" (the handler raised inside the writer). Now the video and report are
+    written whole, the frames folder removed, and one line says what happened."""
+    import signal
+    import time
+
+    real = vio.write_video
+
+    def interrupted_write(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the handler runs here, in the middle of the write
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vio, "write_video", interrupted_write)
+    output = tmp_path / "out.mp4"
+    result = video(capfd, clip, output)
+    assert result.code == 0, result.stderr
+    assert result.lines == [f"tfstyle: interrupted while writing {output}: it was written whole"]
+    assert vio.probe_video(output).frame_count == FRAMES
+    assert len(json.loads((tmp_path / "out.json").read_text())["per_frame"]) == FRAMES
+    assert not (tmp_path / "out.frames").exists()
+
+
 def test_resume_with_other_settings_is_refused(tmp_path, clip, capfd, monkeypatch):
     import tfstyle.video.stylize
 

@@ -233,8 +233,15 @@ def _train(config, style, output, resume, source):
         )
         return shell.exit_status(exc.__cause__ or stop)
     report = _report(result, config)
-    export_stylizer(result.model, output, overwrite=FLAGS.overwrite, report=report)
-    remove_file(checkpoint_file)
+    # A signal while the model is written only sets a flag: raised from the handler, it landed
+    # inside TensorFlow's saving code ("Exception ignored ... SignalInterrupt" and exit 0). The
+    # write takes seconds and every step is done, so it finishes (a second signal stops it:
+    # the checkpoint is still there for --resume).
+    with shell.stop_after_step() as late:
+        export_stylizer(result.model, output, overwrite=FLAGS.overwrite, report=report)
+        remove_file(checkpoint_file)
+    if late.is_set():
+        display.say(f"{shell.PREFIX}: interrupted while writing {output}: it was written whole")
     if not FLAGS.quiet:
         loss = result.history["loss"]
         print(

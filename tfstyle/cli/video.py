@@ -300,7 +300,7 @@ def _run(
     start,
     previous_records,
 ):
-    from tfstyle.io import load_image, make_directories, remove_file, save_image, save_json
+    from tfstyle.io import load_image, make_directories, save_image, save_json
     from tfstyle.io import video as vio
 
     with native_logs.quiet_native_logs():
@@ -353,6 +353,24 @@ def _run(
             f"frame(s) are in {work}: continue with --resume"
         )
         return shell.exit_status(getattr(exc, "__cause__", None) or exc)
+    # Every frame is done: a signal while the video and report are written only sets a flag
+    # (raised from the handler, it landed inside PyAV or TensorFlow, and a finished run ended
+    # with 130 and "nothing was saved"); the frames folder stays until both are written, so a
+    # second signal loses nothing.
+    with shell.stop_after_step() as late:
+        _finish(source, records, run_settings, output, work, to_video, size, began)
+    if late.is_set():
+        display.say(f"{shell.PREFIX}: interrupted while writing {output}: it was written whole")
+    return 0
+
+
+def _finish(source, records, run_settings, output, work, to_video, size, began):
+    """Write the video (or keep the frames) and the report, then remove the work files."""
+    from tfstyle.io import remove_file, save_json
+    from tfstyle.io import video as vio
+
+    total = source.count
+    progress_file = os.path.join(work, PROGRESS_FILE)
     if to_video:
         paths = [vio.frame_path(work, i) for i in range(total)]
         audio = source.path if source.has_audio else None
@@ -378,7 +396,6 @@ def _run(
         error = report["mean_warping_error"]
         stability = "" if error is None else f", mean warping error {error:.3g}"
         print(f"wrote {output} ({total} frames at {source.rate} fps{stability})", file=sys.stderr)
-    return 0
 
 
 def _mean_warping_error(records):
