@@ -330,3 +330,7 @@ class StyleConfig(Settings):
 
 
 DEFAULTS = StyleConfig()
+# The defaults of `tfstyle export` and `export_optimization`: one scale, since the exported
+# graph runs no pyramid (with "auto", the default max_size is three scales and the export was
+# refused).
+EXPORT_DEFAULTS = DEFAULTS.replace(scales=1)
