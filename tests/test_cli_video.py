@@ -147,6 +147,33 @@ def test_an_interrupt_while_the_video_is_written_waits_for_it(tmp_path, clip, ca
     assert not (tmp_path / "out.frames").exists()
 
 
+@pytest.mark.parametrize("module", ["av", "cv2"])
+def test_without_the_video_extra_one_line_names_it(tmp_path, clip, capfd, monkeypatch, module):
+    # av and opencv-python-headless are the `video` extra; missing, a video command was an
+    # ImportError traceback (and `import tfstyle.video` failed).
+    import sys
+
+    from tfstyle.errors import MissingPackageError
+    from tfstyle.ops import flow
+
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
+    output = tmp_path / "out.mp4"
+    package = {"av": "av", "cv2": "opencv-python-headless"}[module]
+    result = video(capfd, clip, output)
+    line = assert_clean_failure(result, output=output)
+    assert line == (
+        f"tfstyle: error: tfstyle video needs the {package} package, which is not installed: "
+        'pip install "tfstyle[video]"'
+    )
+    assert not (tmp_path / "out.frames").exists()
+    frame = np.zeros((16, 16, 3), np.float32)
+    with pytest.raises(MissingPackageError, match=r"pip install \"tfstyle\[video\]\""):
+        if module == "av":
+            vio.probe_video(clip)
+        else:
+            flow.optical_flow(frame, frame)
+
+
 def test_resume_with_other_settings_is_refused(tmp_path, clip, capfd, monkeypatch):
     import tfstyle.video.stylize
 

@@ -26,6 +26,7 @@ def command(pipeline_args):
         "again skips the finished segments",
     )
     refuse_flags(("manifest",), "--{name} is for a batch of images on Apache Beam")
+    video_cli.require_video_extra()
     content, styles, config, video = video_cli.settings_from_flags()
     segmenting = SegmentConfig(frames=FLAGS.segment_frames, overlap=FLAGS.segment_overlap)
     _check_output(content, styles)

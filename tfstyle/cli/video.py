@@ -103,12 +103,21 @@ _NOT_FOR_VIDEO = (
 PROGRESS_FILE = "progress.json"
 
 
+def require_video_extra():
+    """Refuse, before any work, a video command without the `video` extra (PyAV and OpenCV)."""
+    from tfstyle.errors import import_optional
+
+    import_optional("av", package="av", extra="video", purpose="tfstyle video")
+    import_optional("cv2", package="opencv-python-headless", extra="video", purpose="tfstyle video")
+
+
 def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
     from tfstyle.io import check_directory
     from tfstyle.io import video as vio
 
     refuse_flags(SEGMENT_FLAGS, "--{name} is for a video on Apache Beam (--runner)")
+    require_video_extra()
     content, styles, config, video = settings_from_flags()
     # The output, checked before anything is read or made.
     to_video = vio.is_video_path(FLAGS.output)
