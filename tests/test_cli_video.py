@@ -185,9 +185,16 @@ def test_resume_with_other_settings_is_refused(tmp_path, clip, capfd, monkeypatc
     monkeypatch.setattr(tfstyle.video.stylize, "stylize", interrupted)
     assert video(capfd, clip, output).code == 130
     monkeypatch.undo()
-    result = video(capfd, clip, output, "--resume", "--temporal_weight=5")
-    line = assert_clean_failure(result, output=output, match="other video")
-    assert "--resume" in line and work.exists()
+    result = video(capfd, clip, output, "--resume", "--frame_iterations=5")
+    # The setting is named with both values (it said "other video").
+    line = assert_clean_failure(result, output=output)
+    assert line == (
+        f"tfstyle: error: --resume: {work} was made with other --frame_iterations 2, now 5; "
+        "use the same flags, or delete it to start again"
+    )
+    result = video(capfd, clip, output, "--resume", "--style_weight=3", style=STYLE)
+    assert "other --style_weight " in assert_clean_failure(result, output=output)
+    assert work.exists()
 
 
 def test_fast_mode_with_a_model(tmp_path, clip, capfd):

@@ -277,15 +277,33 @@ def _resume_point(work, source, config, video):
             saved = json.load(file)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"--resume: cannot read {progress}: {exc}") from None
-    expected = _settings(source, config, video)
-    changed = sorted(k for k in expected if saved.get("run", {}).get(k) != expected[k])
+    changed = _changed(saved.get("run", {}), _settings(source, config, video))
     if changed:
         raise CheckpointError(
-            f"--resume: {work} was made with other {', '.join(changed)}; use the same flags, or "
-            "delete it to start again"
+            f"--resume: {work} was made with other {'; '.join(changed)}; use the same flags, "
+            "or delete it to start again"
         )
     records = [r for r in saved.get("per_frame", []) if r["index"] < done]
     return done, records
+
+
+def _changed(saved, expected):
+    """What differs between a saved run's `_settings` and this one's, each named: a setting as
+    its flag with both values (`--frame_iterations 2, now 5`), not as "other video"."""
+    changed = []
+    for key in sorted(expected):
+        old, new = saved.get(key), expected[key]
+        if old == new:
+            continue
+        if isinstance(new, dict) and isinstance(old, dict):
+            changed += [
+                f"--{name} {old.get(name)!r}, now {new.get(name)!r}"
+                for name in sorted(set(old) | set(new))
+                if old.get(name) != new.get(name)
+            ]
+        else:
+            changed.append(key)
+    return changed
 
 
 def load_stylizer():
