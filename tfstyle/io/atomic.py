@@ -97,7 +97,8 @@ def write_directory(
     """Create a directory whole or not at all: `write` fills a hidden temporary directory beside
     it, which is then renamed into place (a SavedModel export, for instance).
 
-    Missing parent directories are created. With `overwrite`, an existing directory is replaced
+    Missing parent directories are created, and the directory gets the permissions `mkdir`
+    would give it (not `mkdtemp`'s 700). With `overwrite`, an existing directory is replaced
     only after the new one is complete.
 
     Args:
@@ -122,6 +123,9 @@ def write_directory(
     old = None
     try:
         write(temporary)
+        # mkdtemp makes the folder 700: give it what `mkdir` would (755 under umask 022), as
+        # the shipped model has; a served model is read by other users.
+        os.chmod(temporary, 0o777 & ~_process_umask())
         if os.path.exists(target):
             # Moved aside, not deleted, until the new directory is in place.
             old = tempfile.mkdtemp(prefix=hidden + "old.", dir=parent)
@@ -278,11 +282,15 @@ def _new_file_mode(target: str) -> int:
         return stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
         pass
-    # mkstemp creates files readable by the owner only; there is no way to read the umask
-    # without setting it.
+    # mkstemp creates files readable by the owner only.
+    return 0o666 & ~_process_umask()
+
+
+def _process_umask() -> int:
+    # There is no way to read the umask without setting it.
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
 def _fsync_directory(directory: str) -> None:
