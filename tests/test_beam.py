@@ -167,6 +167,31 @@ def test_the_cli_runs_the_batch_on_beam(tmp_path, files, capfd):
     assert "unexpected arguments" in result.stderr
 
 
+def test_beam_worker_start_up_lines_are_dropped_and_the_rest_kept(capfd):
+    # Each --runner direct worker process printed about eight lines of Beam's own start-up
+    # warnings into the command's output. Written here by a child process, as workers do.
+    from tfstyle.io import native_logs
+
+    noise = (
+        "WARNING:root:apitools not found, and bigquery client libraries are not available "
+        "despite the import not raising an ImportError.\n"
+        "INFO:__main__:Logging handler created.\n"
+        "WARNING:__main__:No semi_persistent_directory found:  User registered objects\n"
+        "WARNING:apache_beam.options.pipeline_options:Discarding unparseable args: "
+        "['--pipeline_type_check', '--direct_runner_use_stacked_bundle']\n"
+    )
+    keep = (
+        "tfstyle: error: kept\n"
+        "WARNING:apache_beam.options.pipeline_options:Discarding unparseable args: ['--mine']\n"
+    )
+    code = f"import sys; sys.stderr.write({noise + keep!r})"
+    capfd.readouterr()
+    with native_logs.dropped_lines(native_logs.BEAM_WORKER_NOISE):
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+        os.write(2, b"parent line\n")
+    assert capfd.readouterr().err == keep + "parent line\n"
+
+
 def test_without_beam_the_import_names_the_extra():
     code = "import sys; sys.modules['apache_beam'] = None\nimport tfstyle.beam"
     result = subprocess.run(

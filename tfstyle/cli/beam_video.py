@@ -12,7 +12,7 @@ import sys
 
 from tfstyle.cli import shell
 from tfstyle.cli import video as video_cli
-from tfstyle.cli.beam_batch import import_beam, pipeline_options
+from tfstyle.cli.beam_batch import import_beam, pipeline_options, quiet_workers
 from tfstyle.cli.flags import FLAGS, loader, refuse_flags
 from tfstyle.errors import TfstyleError
 from tfstyle.settings.video import SegmentConfig
@@ -36,19 +36,20 @@ def command(pipeline_args):
     if FLAGS.model:
         video_cli.load_stylizer()
     beam = import_beam()
-    summary = beam.run_video(
-        content,
-        output=FLAGS.output,
-        styles=styles,
-        model=FLAGS.model,
-        config=config,
-        video=video,
-        segmenting=segmenting,
-        frame_rate=FLAGS.frame_rate,
-        tile_size=FLAGS.tile_size,
-        overwrite=FLAGS.overwrite,
-        options=pipeline_options(FLAGS.runner, pipeline_args),
-    )
+    with quiet_workers():
+        summary = beam.run_video(
+            content,
+            output=FLAGS.output,
+            styles=styles,
+            model=FLAGS.model,
+            config=config,
+            video=video,
+            segmenting=segmenting,
+            frame_rate=FLAGS.frame_rate,
+            tile_size=FLAGS.tile_size,
+            overwrite=FLAGS.overwrite,
+            options=pipeline_options(FLAGS.runner, pipeline_args),
+        )
     counts = f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed"
     if summary.finished_before:
         if not FLAGS.quiet:
