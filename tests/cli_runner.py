@@ -36,12 +36,13 @@ def subprocess_env():
     return env
 
 
-def start(args, *, cwd=None):
-    """Start `python -m tfstyle.cli ARGS` without waiting; returns the Popen."""
+def start(args, *, cwd=None, env=None):
+    """Start `python -m tfstyle.cli ARGS` without waiting (`env`: variables to add, such as
+    KERAS_BACKEND); returns the Popen."""
     return subprocess.Popen(
         [sys.executable, "-m", "tfstyle.cli", *map(str, args)],
         cwd=cwd or ROOT,
-        env=subprocess_env(),
+        env={**subprocess_env(), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

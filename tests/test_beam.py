@@ -3,6 +3,7 @@ with dead letters, skipped finished outputs and per-row manifest settings."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -146,6 +147,30 @@ def test_bad_manifests_name_the_row(tmp_path, text, match):
         beam_module.read_manifest(manifest)
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        # Were a JSONDecodeError, an AttributeError and a TypeError traceback.
+        (
+            "jobs.jsonl",
+            '{"content": "c.png", "style": "s.png"}\n\n{"content": "c.png",\n',
+            "row 2 is not valid JSON",
+        ),
+        ("jobs.jsonl", '["c.png", "s.png"]\n', "row 1 is not a JSON object"),
+        (
+            "jobs.csv",
+            "content,style\nc.png,s.png\nc.png,s.png,7,8\n",
+            "row 2 has 2 more cell(s) than the header's 2 columns",
+        ),
+    ],
+)
+def test_malformed_manifest_rows_are_named(tmp_path, name, text, match):
+    manifest = tmp_path / name
+    manifest.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{manifest} {match}")):
+        beam_module.read_manifest(manifest)
+
+
 def test_the_cli_runs_the_batch_on_beam(tmp_path, files, capfd):
     contents, styles = files
     out = tmp_path / "out"
@@ -159,6 +184,31 @@ def test_the_cli_runs_the_batch_on_beam(tmp_path, files, capfd):
     result = run_inprocess([*args, *tiny, "--", "--direct_num_workers=2"], capfd)
     assert result.code == 1 and result.stderr.count("\n") == 1
     assert "unexpected arguments" in result.stderr
+
+
+def test_beam_worker_start_up_lines_are_dropped_and_the_rest_kept(capfd):
+    # Each --runner direct worker process printed about eight lines of Beam's own start-up
+    # warnings into the command's output. Written here by a child process, as workers do.
+    from tfstyle.io import native_logs
+
+    noise = (
+        "WARNING:root:apitools not found, and bigquery client libraries are not available "
+        "despite the import not raising an ImportError.\n"
+        "INFO:__main__:Logging handler created.\n"
+        "WARNING:__main__:No semi_persistent_directory found:  User registered objects\n"
+        "WARNING:apache_beam.options.pipeline_options:Discarding unparseable args: "
+        "['--pipeline_type_check', '--direct_runner_use_stacked_bundle']\n"
+    )
+    keep = (
+        "tfstyle: error: kept\n"
+        "WARNING:apache_beam.options.pipeline_options:Discarding unparseable args: ['--mine']\n"
+    )
+    code = f"import sys; sys.stderr.write({noise + keep!r})"
+    capfd.readouterr()
+    with native_logs.dropped_lines(native_logs.BEAM_WORKER_NOISE):
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+        os.write(2, b"parent line\n")
+    assert capfd.readouterr().err == keep + "parent line\n"
 
 
 def test_without_beam_the_import_names_the_extra():

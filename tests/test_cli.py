@@ -64,6 +64,22 @@ def test_save_every_writes_snapshots(images, tmp_path, capsys):
     assert (tmp_path / "out_step00002.jpg").exists() and (tmp_path / "out_step00004.jpg").exists()
 
 
+def test_save_every_that_slows_the_run_says_so(images, tmp_path, capsys):
+    # --save_every 13 forced one compiled call per step without a word.
+    content, style = images
+    output = tmp_path / "out.png"
+    args = ["--content", content, "--style", style, "--output", str(output), *FAST]
+    status, err = run_cli([*args, "--iterations", "2", "--save_every", "13"], capsys)
+    assert status == 0, err
+    assert err == [
+        "tfstyle: warning: --save_every 13 runs 1 step(s) per compiled call instead of 10 "
+        "(calls end on the snapshots), which is slower: a multiple of 10 keeps full speed"
+    ]
+    for every in ("20", "5"):  # calls of 10, and of 5: no warning
+        status, err = run_cli([*args, "--save_every", every, "--overwrite"], capsys)
+        assert status == 0 and err == [], err
+
+
 def _bad_file(tmp_path, kind):
     path = tmp_path / f"bad_{kind}.png"
     if kind == "empty":

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from cli_runner import assert_clean_failure, finish, run_inprocess, start
+from cli_runner import ROOT, assert_clean_failure, finish, run_inprocess, start
 
 from tfstyle import io as image_io
 
@@ -103,6 +103,25 @@ def test_bad_training_folders_get_one_line(tmp_path, capfd):
         assert not os.path.exists(output.parent)  # nothing made before the refusal
 
 
+def test_a_truncated_first_photo_is_skipped_before_training(tmp_path, photos, capfd):
+    # A JPEG cut after its header: PIL's verify() accepts it, tf.io.decode_image does not (it
+    # was a 35-line TensorFlow traceback from inside tf.data, and an empty previews folder).
+    rng = np.random.default_rng(1)
+    whole = tmp_path / "whole.jpg"
+    image_io.save_image(rng.random((40, 48, 3)).astype("float32"), whole)
+    data = whole.read_bytes()
+    (photos / "a_truncated.jpg").write_bytes(data[: len(data) // 2])
+    output, result = _train(tmp_path, photos, capfd, "--steps=2", "--preview_every=0")
+    assert result.code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads((output / "training.json").read_text())
+    assert [(os.path.basename(s["path"]), s["reason"]) for s in report["skipped"]] == [
+        ("a_truncated.jpg", "does not decode (truncated or corrupt)")
+    ]
+    assert report["steps"] == 2
+    assert not os.path.exists(f"{output}.previews")
+
+
 def test_a_missing_model_gets_one_line(tmp_path, photos, capfd):
     output = tmp_path / "out.png"
     result = run_inprocess(
@@ -182,6 +201,81 @@ def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, 
     assert not os.path.exists(f"{output}.ckpt.npz")
     # The training time is the first run's (its three steps), not only the export's.
     assert report["seconds"] > report["this_run_seconds"] + 0.5
+
+
+def test_an_interrupt_while_the_model_is_written_waits_for_it(tmp_path, photos, capfd, monkeypatch):
+    """Ctrl-C landing in the export: it was raised inside TensorFlow's saving code ("Exception
+    ignored ... SignalInterrupt", exit 0, or the export lost). Now the model is written whole,
+    the checkpoint removed, and one line says what happened."""
+    import signal
+
+    from tfstyle.export import stylizer
+
+    real = stylizer.export_stylizer
+
+    def interrupted_export(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the handler runs here, in the middle of the export
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stylizer, "export_stylizer", interrupted_export)
+    output, result = _train(tmp_path, photos, capfd, "--steps=1")
+    assert result.code == 0, result.stderr
+    assert result.lines == [f"tfstyle: interrupted while writing {output}: it was written whole"]
+    assert json.loads((output / "training.json").read_text())["steps"] == 1
+    assert not os.path.exists(f"{output}.ckpt.npz")
+
+
+def test_a_photo_too_small_for_the_stylizer_gets_one_line(tmp_path, capfd):
+    # The shipped stylizer (the network's padding is the same at any width): a 1x1 photo was a
+    # 36-line MirrorPad traceback; 4 px is the largest side the network cannot take.
+    model = os.path.join(
+        os.path.dirname(os.path.dirname(__file__)), "saved_models", "starry_night", "1"
+    )
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image_io.save_image(np.full((1, 1, 3), 0.5, "float32"), photos / "dot.png")
+    image_io.save_image(np.full((4, 9, 3), 0.5, "float32"), photos / "thin.png")
+    image_io.save_image(np.full((5, 9, 3), 0.5, "float32"), photos / "fine.png")
+    output = tmp_path / "dot_out.png"
+    result = run_inprocess(
+        ["--model", model, "--content", photos / "dot.png", "--output", output], capfd
+    )
+    assert_clean_failure(result, output=output, match="1x1 px image is too small for a stylizer")
+    painted = tmp_path / "painted"
+    result = run_inprocess(
+        ["--model", model, "--content", photos, "--output_dir", painted, "--quiet"], capfd
+    )
+    assert result.code == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.lines == [
+        "tfstyle: error: a 1x1 px image is too small for a stylizer: it needs at least 5 px on "
+        "each side",
+        "tfstyle: error: a 9x4 px image is too small for a stylizer: it needs at least 5 px on "
+        "each side",
+        "tfstyle: error: 2 of 3 photos could not be read or painted",
+    ]
+    assert os.listdir(painted) == ["fine__starry_night.png"]
+
+
+def test_train_and_export_model_refuse_the_jax_backend_before_any_work(tmp_path, photos):
+    # A SavedModel is a TensorFlow graph: on JAX, training ran to its end and then failed to
+    # export with a traceback (and --resume repeated it).
+    pytest.importorskip("jax")
+    output = tmp_path / "models" / "tiny" / "1"
+    model = os.path.join(ROOT, "saved_models", "starry_night", "1")
+    tflite = tmp_path / "small.tflite"
+    train = ["train", f"--style={STYLE}", f"--content_dir={photos}", f"--output={output}", *TINY]
+    export = ["export", "--model", model, "--tflite_size=32", "--output", tflite]
+    processes = [start(args, env={"KERAS_BACKEND": "jax"}) for args in (train, export)]
+    whats = ("train (its model is exported as a SavedModel)", "export --model")
+    for process, what in zip(processes, whats, strict=True):
+        result = finish(process)
+        assert result.code == 1, result.stderr
+        assert result.lines == [
+            f"tfstyle: error: {what} needs the TensorFlow backend (a SavedModel is a TensorFlow "
+            "graph); this is KERAS_BACKEND=jax: run it with KERAS_BACKEND=tensorflow"
+        ], result.stderr
+    assert os.listdir(tmp_path) == ["photos"]  # no folder, checkpoint, previews or file
 
 
 def test_image_runs_refuse_training_flags(tmp_path, photos, capfd):

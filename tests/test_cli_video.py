@@ -167,6 +167,55 @@ def test_an_interrupt_between_a_frame_and_its_record_loses_no_record(
     report = json.loads((tmp_path / "out.json").read_text())
     assert [r["index"] for r in report["per_frame"]] == list(range(FRAMES))
     assert vio.probe_video(output).frame_count == FRAMES
+def test_an_interrupt_while_the_video_is_written_waits_for_it(tmp_path, clip, capfd, monkeypatch):
+    """Ctrl-C after the last frame, while the video is encoded: the run ended with 130 and
+    "nothing was saved" (the handler raised inside the writer). Now the video and report are
+    written whole, the frames folder removed, and one line says what happened."""
+    import signal
+    import time
+
+    real = vio.write_video
+
+    def interrupted_write(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the handler runs here, in the middle of the write
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vio, "write_video", interrupted_write)
+    output = tmp_path / "out.mp4"
+    result = video(capfd, clip, output)
+    assert result.code == 0, result.stderr
+    assert result.lines == [f"tfstyle: interrupted while writing {output}: it was written whole"]
+    assert vio.probe_video(output).frame_count == FRAMES
+    assert len(json.loads((tmp_path / "out.json").read_text())["per_frame"]) == FRAMES
+    assert not (tmp_path / "out.frames").exists()
+
+
+@pytest.mark.parametrize("module", ["av", "cv2"])
+def test_without_the_video_extra_one_line_names_it(tmp_path, clip, capfd, monkeypatch, module):
+    # av and opencv-python-headless are the `video` extra; missing, a video command was an
+    # ImportError traceback (and `import tfstyle.video` failed).
+    import sys
+
+    from tfstyle.errors import MissingPackageError
+    from tfstyle.ops import flow
+
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
+    output = tmp_path / "out.mp4"
+    package = {"av": "av", "cv2": "opencv-python-headless"}[module]
+    result = video(capfd, clip, output)
+    line = assert_clean_failure(result, output=output)
+    assert line == (
+        f"tfstyle: error: tfstyle video needs the {package} package, which is not installed: "
+        'pip install "tfstyle[video]"'
+    )
+    assert not (tmp_path / "out.frames").exists()
+    frame = np.zeros((16, 16, 3), np.float32)
+    with pytest.raises(MissingPackageError, match=r"pip install \"tfstyle\[video\]\""):
+        if module == "av":
+            vio.probe_video(clip)
+        else:
+            flow.optical_flow(frame, frame)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, clip, capfd, monkeypatch):
@@ -180,9 +229,16 @@ def test_resume_with_other_settings_is_refused(tmp_path, clip, capfd, monkeypatc
     monkeypatch.setattr(tfstyle.video.stylize, "stylize", interrupted)
     assert video(capfd, clip, output).code == 130
     monkeypatch.undo()
-    result = video(capfd, clip, output, "--resume", "--temporal_weight=5")
-    line = assert_clean_failure(result, output=output, match="other video")
-    assert "--resume" in line and work.exists()
+    result = video(capfd, clip, output, "--resume", "--frame_iterations=5")
+    # The setting is named with both values (it said "other video").
+    line = assert_clean_failure(result, output=output)
+    assert line == (
+        f"tfstyle: error: --resume: {work} was made with other --frame_iterations 2, now 5; "
+        "use the same flags, or delete it to start again"
+    )
+    result = video(capfd, clip, output, "--resume", "--style_weight=3", style=STYLE)
+    assert "other --style_weight " in assert_clean_failure(result, output=output)
+    assert work.exists()
 
 
 def test_fast_mode_with_a_model(tmp_path, clip, capfd):

@@ -176,6 +176,27 @@ def test_cli_export_loads_without_tfstyle(tmp_path, capsys):
     assert err.count("\n") == 1 and "already exists" in err and "--overwrite" in err
 
 
+def test_cli_export_with_default_settings_works(tmp_path, capsys):
+    # The default --scales auto is three scales at the default --max_size 512, which the graph
+    # does not run: export refused its own defaults. It now exports one scale and says so.
+    from tfstyle.export.optimization import check_exportable
+    from tfstyle.settings.style import DEFAULTS, EXPORT_DEFAULTS
+
+    check_exportable(EXPORT_DEFAULTS)
+    assert DEFAULTS.replace(scales=1) == EXPORT_DEFAULTS
+    target = tmp_path / "m"
+    # Only what random weights and a quick trace need; max_size and scales are the defaults.
+    args = ("export", "--output", target, "--weights", "none", "--iterations", "1")
+    assert run_cli(*args) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.endswith("after 1 steps at one scale (export runs no pyramid)\n"), err
+    assert (target / "saved_model.pb").is_file()
+    # --scales given is the user's: refused as before (before the target is made).
+    other = ("export", "--output", tmp_path / "n", "--weights", "none", "--scales", "auto")
+    assert run_cli(*other) == 1
+    assert "does not support scales=auto" in capsys.readouterr().err
+
+
 def test_cli_export_refuses_images(tmp_path, capsys):
     status = run_cli(
         "export", "--output", tmp_path / "m", "--content", "a.png", "--weights", "none"

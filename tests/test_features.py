@@ -1,5 +1,7 @@
 """Feature extractor: keys, shapes, truncation, preprocessing, pooling, weights errors."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -132,6 +134,24 @@ def test_local_weights_file_is_loaded(tmp_path):
         model.get_layer("block1_conv1").get_weights()[0],
         base.get_layer("block1_conv1").get_weights()[0],
     )
+
+
+def test_a_weights_file_of_the_other_network_is_named(tmp_path):
+    # A VGG16 file with the default vgg19: five "Skipping nested container" warnings, then an
+    # error cut off at a colon. Both directions, from files Keras wrote.
+    for saved, asked in (("vgg16", "vgg19"), ("vgg19", "vgg16")):
+        factory = getattr(keras.applications, saved.upper())
+        path = str(tmp_path / f"{saved}.weights.h5")
+        factory(include_top=False, weights=None, input_shape=(None, None, 3)).save_weights(path)
+        convs = {"vgg16": 13, "vgg19": 16}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # and no Keras warning on the way
+            with pytest.raises(WeightsError) as info:
+                build_feature_extractor(layers=("block1_conv1",), weights=path, network=asked)
+        assert str(info.value) == (
+            f"{path} looks like a {saved} weights file ({convs[saved]} convolutions; {asked} "
+            f"has {convs[asked]}): pass --network {saved} (network='{saved}' in Python)"
+        )
 
 
 def test_imagenet_download_failure_is_one_clear_error(monkeypatch):

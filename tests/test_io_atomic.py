@@ -17,6 +17,7 @@ from tfstyle.io import (
     atomic_write_bytes,
     save_image,
     save_json,
+    write_directory,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -123,6 +124,15 @@ def test_write_directory_that_cannot_put_the_previous_back_says_where_it_is(tmp_
     kept = message.rsplit("is kept in ", 1)[1].strip("'")
     with open(os.path.join(kept, "file")) as file:
         assert file.read() == "previous"  # not deleted
+def test_new_directory_gets_ordinary_permissions(tmp_path):
+    # train and export wrote their folders with mkdtemp's 700 (the shipped model is 755).
+    old_umask = os.umask(0o022)
+    try:
+        write_directory(tmp_path / "model", lambda d: open(os.path.join(d, "f"), "w").close())
+    finally:
+        os.umask(old_umask)
+    assert os.stat(tmp_path / "model").st_mode & 0o777 == 0o755
+    assert os.umask(old_umask) == old_umask  # the process's umask is left as it was
 
 
 @pytest.mark.parametrize("failing", ["replace", "fsync"])

@@ -82,6 +82,22 @@ def test_keras_requirement_is_new_enough_for_remat_scope():
     assert keras.replace(" ", "") == "keras>=3.9.2"
 
 
+def test_only_named_warnings_are_ignored():
+    # `ignore::DeprecationWarning` hid every deprecation, tfstyle's own and its dependencies'.
+    for entry in _pyproject()["tool"]["pytest"]["ini_options"]["filterwarnings"]:
+        action, message, *_ = entry.split(":")
+        assert action != "ignore" or message.strip(), f"{entry!r} ignores a whole category"
+
+
+def test_video_packages_are_the_video_extra():
+    # Only video needs PyAV and OpenCV: an extra, and in dev so that the tests have them.
+    project = _pyproject()["project"]
+    video = {"av>=12", "opencv-python-headless>=4.8"}
+    assert set(project["optional-dependencies"]["video"]) == video
+    assert video <= set(project["optional-dependencies"]["dev"])
+    assert not {d.split(">")[0] for d in project["dependencies"]} & {"av", "opencv-python-headless"}
+
+
 def test_every_public_name_resolves():
     import tfstyle
 

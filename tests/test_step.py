@@ -18,13 +18,13 @@ def setup(tiny_config, content_image, style_image):
     extractor = feature_extractor_for(config)
     targets = compute_targets(extractor, content_image, [style_image], blend=[1.0], config=config)
 
-    def runner(chunk):
+    def runner(chunk, average="ema"):
         return make_runner(
             extractor=extractor,
             loss_fn=make_loss_fn(config),
             optimizer=make_optimizer(name="adam", learning_rate=0.02, total_steps=20),
             image=content_image,
-            average="ema",
+            average=average,
             chunk=chunk,
         )
 
@@ -48,6 +48,17 @@ def test_one_trace_for_every_step_count(setup):
     assert [len(h) for h in losses] == counts
     assert masked.trace_count() == 1
     assert int(masked.state()["steps"]) == sum(counts)
+
+
+@pytest.mark.parametrize(("average", "ema_steps"), [("ema", 5), ("none", 0), ("best", 0)])
+def test_ema_steps_count_only_with_ema(setup, average, ema_steps):
+    # The JAX runner counted EMA steps whatever the averaging (TensorFlow's only with "ema"), so
+    # the two backends' checkpoints of one run disagreed.
+    runner, targets = setup
+    steps = runner(chunk=4, average=average)
+    steps.run(targets, 5)
+    assert float(steps.state()["ema_steps"]) == ema_steps
+    assert int(steps.state()["steps"]) == 5
 
 
 def test_masked_tail_changes_nothing(setup):

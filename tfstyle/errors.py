@@ -71,3 +71,22 @@ class Interrupted(KeyboardInterrupt):
 class VideoError(ImageError):
     """A video file is missing, not a video, has no video stream or no frames, or cannot be
     decoded."""
+
+
+class MissingPackageError(TfstyleError, ImportError):
+    """An optional package a feature needs is not installed; the message names the extra that
+    installs it."""
+
+
+def import_optional(module, *, package, extra, purpose):
+    """`importlib.import_module(module)`, or `MissingPackageError` with one line naming the
+    pip `package` and the tfstyle `extra` that installs it (`purpose`: what needs it)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingPackageError(
+            f"{purpose} needs the {package} package, which is not installed: "
+            f'pip install "tfstyle[{extra}]"'
+        ) from None

@@ -58,17 +58,12 @@ def read_manifest(path, *, config=DEFAULTS):
 
     Raises:
         ConfigError: a row lacks a column, names an unknown setting or one `config` refuses,
-            or a file that does not exist (the row's number says which), before any work.
+            a file that does not exist, a JSON Lines line that is not a JSON object, or a CSV row
+            with more cells than the header (the row's number says which), before any work.
     """
     text = fs.read_bytes(path).decode("utf-8-sig")
     name = os.fsdecode(path)
-    if name.endswith(".jsonl"):
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    else:
-        rows = [
-            {k: _csv_value(v) for k, v in row.items() if v not in ("", None)}
-            for row in csv.DictReader(io.StringIO(text))
-        ]
+    rows = _jsonl_rows(text, name) if name.endswith(".jsonl") else _csv_rows(text, name)
     result = []
     base = _folder(name)
     for number, row in enumerate(rows, start=1):
@@ -114,6 +109,33 @@ def _check_exist(found, name):
     if missing:
         more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
         raise ConfigError(f"{missing[0]}{more}; relative paths start from the manifest's folder")
+def _jsonl_rows(text, name):
+    rows = []
+    # Numbered as rows, as in the other messages: blank lines do not count.
+    for number, line in enumerate((line for line in text.splitlines() if line.strip()), 1):
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"{name} row {number} is not valid JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise ConfigError(
+                f'{name} row {number} is not a JSON object ({{"content": ..., "style": ...}})'
+            )
+        rows.append(row)
+    return rows
+
+
+def _csv_rows(text, name):
+    rows = []
+    for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=1):
+        # DictReader files the cells beyond the header under the key None.
+        if None in row:
+            raise ConfigError(
+                f"{name} row {number} has {len(row[None])} more cell(s) than the header's "
+                f"{len(row) - 1} columns"
+            )
+        rows.append({k: _csv_value(v) for k, v in row.items() if v not in ("", None)})
+    return rows
 
 
 def _manifest_pair(row, *, number, name, config):

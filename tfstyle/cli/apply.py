@@ -98,22 +98,23 @@ def _paint(stylizer, jobs):
     load = loader()
     failed = 0
     for content_path, output in jobs:
+        start = time.perf_counter()
         try:
             content = load(content_path)
+            if FLAGS["max_size"].present:  # else the photo's own size: one pass costs little
+                content = pp.fit_to_max_size(content, FLAGS.max_size)
+            painted = stylizer(content)  # refuses a photo too small for the network
         except TfstyleError as exc:  # one bad photo of many: say so, paint the others
             if len(jobs) == 1:
                 raise
             print(shell.error_line(exc), file=sys.stderr)
             failed += 1
             continue
-        if FLAGS["max_size"].present:  # else the photo's own size: one pass costs little
-            content = pp.fit_to_max_size(content, FLAGS.max_size)
-        start = time.perf_counter()
-        image = pp.keep_content_colors(stylizer(content), content, mode=FLAGS.preserve_colors)
+        image = pp.keep_content_colors(painted, content, mode=FLAGS.preserve_colors)
         make_directories(os.path.dirname(output))
         save_image(image, output)
         if not FLAGS.quiet:
             print(f"saved {output} ({time.perf_counter() - start:.2f} s)", file=sys.stderr)
     if failed:
-        raise TfstyleError(f"{failed} of {len(jobs)} photos could not be read")
+        raise TfstyleError(f"{failed} of {len(jobs)} photos could not be read or painted")
     return 0

@@ -6,6 +6,7 @@ Dataflow, Flink or Spark. Beam pipeline options follow a `--` at the end of the 
 `RunInference` (`tfstyle.beam.run_stylizer`).
 """
 
+import contextlib
 import os
 import sys
 
@@ -49,13 +50,14 @@ def command(pipeline_args):
         found = beam.read_manifest(FLAGS.manifest, config=config)
     else:
         found = beam.pairs(FLAGS.content, FLAGS.style)
-    summary = beam.run(
-        found,
-        output_dir=FLAGS.output_dir,
-        config=config,
-        overwrite=FLAGS.overwrite,
-        options=pipeline_options(FLAGS.runner, pipeline_args),
-    )
+    with quiet_workers():
+        summary = beam.run(
+            found,
+            output_dir=FLAGS.output_dir,
+            config=config,
+            overwrite=FLAGS.overwrite,
+            options=pipeline_options(FLAGS.runner, pipeline_args),
+        )
     return _report(summary)
 
 
@@ -70,18 +72,27 @@ def _paint(pipeline_args):
         raise TfstyleError("--content is required")
     beam = import_beam()
     settings = {"batch_size": FLAGS.batch_size} if FLAGS["batch_size"].present else {}
-    summary = beam.run_stylizer(
-        FLAGS.content,
-        model=FLAGS.model,
-        output_dir=FLAGS.output_dir,
-        max_size=FLAGS.max_size if FLAGS["max_size"].present else None,
-        preserve_colors=FLAGS.preserve_colors,
-        tile_size=FLAGS.tile_size,
-        overwrite=FLAGS.overwrite,
-        options=pipeline_options(FLAGS.runner, pipeline_args),
-        **settings,
-    )
+    with quiet_workers():
+        summary = beam.run_stylizer(
+            FLAGS.content,
+            model=FLAGS.model,
+            output_dir=FLAGS.output_dir,
+            max_size=FLAGS.max_size if FLAGS["max_size"].present else None,
+            preserve_colors=FLAGS.preserve_colors,
+            tile_size=FLAGS.tile_size,
+            overwrite=FLAGS.overwrite,
+            options=pipeline_options(FLAGS.runner, pipeline_args),
+            **settings,
+        )
     return _report(summary)
+
+
+def quiet_workers():
+    """Around a pipeline's run: Beam's worker processes' start-up lines kept out of the
+    command's output, unless --verbosity is given (then everything is shown)."""
+    if FLAGS["verbosity"].present:
+        return contextlib.nullcontext()
+    return native_logs.dropped_lines(native_logs.BEAM_WORKER_NOISE)
 
 
 def import_beam():

@@ -12,7 +12,7 @@ import sys
 
 from tfstyle.cli import shell
 from tfstyle.cli import video as video_cli
-from tfstyle.cli.beam_batch import import_beam, pipeline_options
+from tfstyle.cli.beam_batch import import_beam, pipeline_options, quiet_workers
 from tfstyle.cli.flags import FLAGS, MASK_FLAGS, loader, nothing_left, refuse_flags
 from tfstyle.errors import TfstyleError
 from tfstyle.settings.video import SegmentConfig
@@ -31,6 +31,7 @@ def command(pipeline_args):
         "--{name} is for the in-process video command: the segments on Apache Beam do not "
         "read masks",
     )
+    video_cli.require_video_extra()
     content, styles, config, video = video_cli.settings_from_flags()
     segmenting = SegmentConfig(frames=FLAGS.segment_frames, overlap=FLAGS.segment_overlap)
     _check_output(content, styles)
@@ -40,19 +41,20 @@ def command(pipeline_args):
     if FLAGS.model:
         video_cli.load_stylizer()
     beam = import_beam()
-    summary = beam.run_video(
-        content,
-        output=FLAGS.output,
-        styles=styles,
-        model=FLAGS.model,
-        config=config,
-        video=video,
-        segmenting=segmenting,
-        frame_rate=FLAGS.frame_rate,
-        tile_size=FLAGS.tile_size,
-        overwrite=FLAGS.overwrite,
-        options=pipeline_options(FLAGS.runner, pipeline_args),
-    )
+    with quiet_workers():
+        summary = beam.run_video(
+            content,
+            output=FLAGS.output,
+            styles=styles,
+            model=FLAGS.model,
+            config=config,
+            video=video,
+            segmenting=segmenting,
+            frame_rate=FLAGS.frame_rate,
+            tile_size=FLAGS.tile_size,
+            overwrite=FLAGS.overwrite,
+            options=pipeline_options(FLAGS.runner, pipeline_args),
+        )
     counts = f"{summary.written} written, {summary.skipped} skipped, {summary.failed} failed"
     if summary.finished_before:
         # A rerun on Beam resumes (it skips finished segments), as a batch does: a finished

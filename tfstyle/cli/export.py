@@ -11,6 +11,7 @@ from absl import flags
 from tfstyle.cli.flags import FLAGS, NOT_FOR_EXPORT, config_from_flags, refuse_flags
 from tfstyle.errors import TfstyleError
 from tfstyle.io import native_logs
+from tfstyle.settings.style import EXPORT_DEFAULTS
 
 flags.DEFINE_string(
     "tflite_size",
@@ -31,6 +32,9 @@ def command():
     if FLAGS.tflite_size:
         raise TfstyleError("--tflite_size converts a trained stylizer: give --model too")
     config = config_from_flags()
+    one_scale = not FLAGS["scales"].present
+    if one_scale:  # the graph runs no pyramid: export's default is one scale (EXPORT_DEFAULTS)
+        config = config.replace(scales=EXPORT_DEFAULTS.scales)
     with native_logs.quiet_native_logs():
         from tfstyle.export.optimization import export_optimization
 
@@ -38,7 +42,8 @@ def command():
     if not FLAGS.quiet:
         print(
             f"exported {path}: serving_default takes content and style (uint8 [H, W, 3]) and "
-            f"returns stylized_image after {config.iterations} steps",
+            f"returns stylized_image after {config.iterations} steps"
+            + (" at one scale (export runs no pyramid)" if one_scale else ""),
             file=sys.stderr,
         )
     return 0
@@ -52,8 +57,11 @@ def _tflite():
         raise TfstyleError("export --model writes a TFLite model: give --tflite_size, e.g. 512x384")
     width, height = parse_size(FLAGS.tflite_size)
     with native_logs.quiet_native_logs():
+        from tfstyle.export.stylizer import check_backend
         from tfstyle.export.tflite import export_tflite
         from tfstyle.fast.stylizer import FastStylizer
+
+    check_backend("export --model")  # before loading the model
 
     model = FastStylizer.load(FLAGS.model).model
     path = export_tflite(model, FLAGS.output, height=height, width=width, overwrite=FLAGS.overwrite)

@@ -8,6 +8,7 @@ import importlib
 import os
 import sys
 import typing
+import warnings
 
 from absl import flags
 
@@ -456,7 +457,16 @@ def _steps_per_call(save_every):
     calls (which end on multiples of it over the whole run) line up with the snapshots."""
     if save_every <= 0:
         return _D.steps_per_call
-    return max(d for d in range(1, min(save_every, _D.steps_per_call) + 1) if save_every % d == 0)
+    steps = max(d for d in range(1, min(save_every, _D.steps_per_call) + 1) if save_every % d == 0)
+    if steps < min(save_every, _D.steps_per_call):
+        # Said, not done silently: a prime over 10 ran every step as its own compiled call.
+        warnings.warn(
+            f"--save_every {save_every} runs {steps} step(s) per compiled call instead of "
+            f"{_D.steps_per_call} (calls end on the snapshots), which is slower: a multiple of "
+            f"{_D.steps_per_call} keeps full speed",
+            stacklevel=2,
+        )
+    return steps
 
 
 def _floats(name, values):

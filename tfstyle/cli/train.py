@@ -103,6 +103,12 @@ def command():
     if len(FLAGS.style) != 1:
         raise TfstyleError(f"train takes one --style image; got {len(FLAGS.style)}")
     config = config_from_flags()
+    with native_logs.quiet_native_logs():
+        from tfstyle.export.stylizer import check_backend
+
+    # Before any work: the model is exported at the end, as a TensorFlow graph (on JAX,
+    # training ran to the end and then the export failed, again on every --resume).
+    check_backend("train (its model is exported as a SavedModel)")
     check_optional_packages()
     if FLAGS.tensorboard_dir:
         check_directory(FLAGS.tensorboard_dir, create=True)
@@ -116,7 +122,7 @@ def command():
     if source.skipped and not FLAGS.quiet:
         first = source.skipped[0]
         display.say(f"skipping {len(source.skipped)} file(s) (first: {first[0]}: {first[1]})")
-    return _train(config, style, output, resume)
+    return _train(config, style, output, resume, source)
 
 
 def config_from_flags():
@@ -184,7 +190,7 @@ def _checkpoint_to_resume(output, config):
     return checkpoint
 
 
-def _train(config, style, output, resume):
+def _train(config, style, output, resume, source):
     from tfstyle.io import make_directories, remove_file, save_image, save_npz
 
     with native_logs.quiet_native_logs():
@@ -199,18 +205,23 @@ def _train(config, style, output, resume):
         callbacks.append(keras.callbacks.TensorBoard(FLAGS.tensorboard_dir, update_freq="epoch"))
     checkpoint_file = checkpoint_path(output)
     make_directories(os.path.dirname(checkpoint_file))
-    if config.preview_every:
-        make_directories(os.path.dirname(preview_path(output, 0)))
+
+    def save_preview(step, image):
+        # The folder is made with the first preview: a run that fails before one leaves none.
+        path = preview_path(output, step)
+        make_directories(os.path.dirname(path))
+        save_image(image, path)
+
     try:
         # Ctrl-C and SIGTERM end the training at the next step boundary (a second one at once).
         with shell.stop_after_step() as stop:
             result = train_stylizer(
                 style,
-                FLAGS.content_dir,
+                source,  # checked and decoded once, in command()
                 config=config,
                 resume=resume,
                 on_checkpoint=lambda c: save_npz(c.to_arrays(), checkpoint_file),
-                on_preview=lambda step, image: save_image(image, preview_path(output, step)),
+                on_preview=save_preview,
                 callbacks=callbacks,
                 stop=stop,
             )
@@ -224,8 +235,15 @@ def _train(config, style, output, resume):
         )
         return shell.exit_status(exc.__cause__ or stop)
     report = _report(result, config)
-    export_stylizer(result.model, output, overwrite=FLAGS.overwrite, report=report)
-    remove_file(checkpoint_file)
+    # A signal while the model is written only sets a flag: raised from the handler, it landed
+    # inside TensorFlow's saving code ("Exception ignored ... SignalInterrupt" and exit 0). The
+    # write takes seconds and every step is done, so it finishes (a second signal stops it:
+    # the checkpoint is still there for --resume).
+    with shell.stop_after_step() as late:
+        export_stylizer(result.model, output, overwrite=FLAGS.overwrite, report=report)
+        remove_file(checkpoint_file)
+    if late.is_set():
+        display.say(f"{shell.PREFIX}: interrupted while writing {output}: it was written whole")
     if not FLAGS.quiet:
         loss = result.history["loss"]
         print(

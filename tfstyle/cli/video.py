@@ -112,12 +112,21 @@ _NOT_FOR_VIDEO = (
 PROGRESS_FILE = "progress.json"
 
 
+def require_video_extra():
+    """Refuse, before any work, a video command without the `video` extra (PyAV and OpenCV)."""
+    from tfstyle.errors import import_optional
+
+    import_optional("av", package="av", extra="video", purpose="tfstyle video")
+    import_optional("cv2", package="opencv-python-headless", extra="video", purpose="tfstyle video")
+
+
 def command():
     """Run the command; returns the exit status (raises TfstyleError for a user's mistake)."""
     from tfstyle.io import check_directory
     from tfstyle.io import video as vio
 
     refuse_flags(SEGMENT_FLAGS, "--{name} is for a video on Apache Beam (--runner)")
+    require_video_extra()
     content, styles, config, video = settings_from_flags()
     # The output, checked before anything is read or made.
     to_video = vio.is_video_path(FLAGS.output)
@@ -323,12 +332,11 @@ def _resume_point(work, source, config, video):
             saved = json.load(file)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"--resume: cannot read {progress}: {exc}") from None
-    expected = _settings(source, config, video)
-    changed = sorted(k for k in expected if saved.get("run", {}).get(k) != expected[k])
+    changed = _changed(saved.get("run", {}), _settings(source, config, video))
     if changed:
         raise CheckpointError(
-            f"--resume: {work} was made with other {', '.join(changed)}; use the same flags, or "
-            "delete it to start again"
+            f"--resume: {work} was made with other {'; '.join(changed)}; use the same flags, "
+            "or delete it to start again"
         )
     records = [r for r in saved.get("per_frame", []) if r["index"] < done]
     # A frame written without its record (by a run before the record came first): redo it
@@ -337,6 +345,25 @@ def _resume_point(work, source, config, video):
     while listed < len(records) and records[listed]["index"] == listed:
         listed += 1
     return listed, records[:listed]
+
+
+def _changed(saved, expected):
+    """What differs between a saved run's `_settings` and this one's, each named: a setting as
+    its flag with both values (`--frame_iterations 2, now 5`), not as "other video"."""
+    changed = []
+    for key in sorted(expected):
+        old, new = saved.get(key), expected[key]
+        if old == new:
+            continue
+        if isinstance(new, dict) and isinstance(old, dict):
+            changed += [
+                f"--{name} {old.get(name)!r}, now {new.get(name)!r}"
+                for name in sorted(set(old) | set(new))
+                if old.get(name) != new.get(name)
+            ]
+        else:
+            changed.append(key)
+    return changed
 
 
 def load_stylizer():
@@ -361,7 +388,7 @@ def _run(
     start,
     previous_records,
 ):
-    from tfstyle.io import load_image, make_directories, remove_file, save_image, save_json
+    from tfstyle.io import load_image, make_directories, save_image, save_json
     from tfstyle.io import video as vio
 
     with native_logs.quiet_native_logs():
@@ -418,6 +445,24 @@ def _run(
             f"frame(s) are in {work}: continue with --resume"
         )
         return shell.exit_status(getattr(exc, "__cause__", None) or exc)
+    # Every frame is done: a signal while the video and report are written only sets a flag
+    # (raised from the handler, it landed inside PyAV or TensorFlow, and a finished run ended
+    # with 130 and "nothing was saved"); the frames folder stays until both are written, so a
+    # second signal loses nothing.
+    with shell.stop_after_step() as late:
+        _finish(source, records, run_settings, output, work, to_video, size, began)
+    if late.is_set():
+        display.say(f"{shell.PREFIX}: interrupted while writing {output}: it was written whole")
+    return 0
+
+
+def _finish(source, records, run_settings, output, work, to_video, size, began):
+    """Write the video (or keep the frames) and the report, then remove the work files."""
+    from tfstyle.io import remove_file, save_json
+    from tfstyle.io import video as vio
+
+    total = source.count
+    progress_file = os.path.join(work, PROGRESS_FILE)
     if to_video:
         paths = [vio.frame_path(work, i) for i in range(total)]
         audio = source.path if source.has_audio else None
@@ -443,7 +488,6 @@ def _run(
         error = report["mean_warping_error"]
         stability = "" if error is None else f", mean warping error {error:.3g}"
         print(f"wrote {output} ({total} frames at {source.rate} fps{stability})", file=sys.stderr)
-    return 0
 
 
 def _mean_warping_error(records):

@@ -30,7 +30,7 @@ from tfstyle.models.vgg import min_input_size
 from tfstyle.ops.losses import gram_matrix
 from tfstyle.optimize.objective import feature_extractor_for, make_loss_fn
 from tfstyle.optimize.optimizers import make_schedule
-from tfstyle.settings.style import SGD_GRADIENT_CLIP_RMS, StyleConfig
+from tfstyle.settings.style import EXPORT_DEFAULTS, SGD_GRADIENT_CLIP_RMS
 
 MAX_INPUT_SIDE = 8192  # longest input side the signature accepts (a 8192^2 RGB image is 200 MB)
 STYLE_MIN_SIDE = 16  # the style image's longest side is never below this (as `scale_style`)
@@ -38,7 +38,8 @@ SIGNATURE_INPUTS = ("content", "style")
 
 
 def export_optimization(path, *, config=None, overwrite=False):
-    """Write a SavedModel of the optimisation with `config` to the directory `path`.
+    """Write a SavedModel of the optimisation with `config` (default: `EXPORT_DEFAULTS`, the
+    image defaults at one scale) to the directory `path`.
 
     The directory is written whole or not at all (see `write_directory`); missing
     parent directories are created. For TF Serving, export to `MODELS/NAME/1` (a version
@@ -58,7 +59,7 @@ def export_optimization(path, *, config=None, overwrite=False):
         WeightsError: the network weights cannot be loaded.
     """
     check_new_directory(path, overwrite=overwrite)  # before the weights are loaded
-    module = OptimizationModule(config or StyleConfig())
+    module = OptimizationModule(config or EXPORT_DEFAULTS)
     signatures = {"serving_default": module.serve}
     return write_directory(
         path,

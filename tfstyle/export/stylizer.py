@@ -13,8 +13,22 @@ Uint8 in and out, rounded (not truncated) to the nearest level, any size.
 
 import os
 
+import keras
+
 from tfstyle import io as image_io
+from tfstyle.errors import ConfigError
 from tfstyle.fast.stylizer import KERAS_FILE, REPORT_FILE
+
+
+def check_backend(what):
+    """Raise `ConfigError` unless Keras runs on TensorFlow: a SavedModel and a TFLite model are
+    traced TensorFlow graphs. `what` names the step that needs it, for the message."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ConfigError(
+            f"{what} needs the TensorFlow backend (a SavedModel is a TensorFlow graph); this is "
+            f"KERAS_BACKEND={backend}: run it with KERAS_BACKEND=tensorflow"
+        )
 
 
 def export_stylizer(model, path, *, overwrite=False, report=None):
@@ -34,7 +48,9 @@ def export_stylizer(model, path, *, overwrite=False, report=None):
 
     Raises:
         OutputError: `path` exists (without `overwrite`) or cannot be written.
+        ConfigError: not the TensorFlow backend.
     """
+    check_backend("exporting a stylizer")
     import tensorflow as tf
 
     model = _network_only(model)

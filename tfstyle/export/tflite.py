@@ -19,6 +19,7 @@ import os
 
 from tfstyle import io as image_io
 from tfstyle.errors import ConfigError, OutputError
+from tfstyle.export.stylizer import check_backend
 from tfstyle.settings.checks import check_int
 
 TFLITE_EXTENSION = ".tflite"
@@ -40,10 +41,11 @@ def export_tflite(model, path, *, height, width, overwrite=False):
         The absolute path written (whole or not at all).
 
     Raises:
-        ConfigError: a side under 16 px, over `MAX_TFLITE_PIXELS` in all, or a path that does not
-            end in `.tflite`.
+        ConfigError: not the TensorFlow backend, a side under 16 px, over `MAX_TFLITE_PIXELS`
+            in all, or a path that does not end in `.tflite`.
         OutputError: `path` exists (without `overwrite`) or cannot be written.
     """
+    check_backend("exporting a TFLite model")
     check_int("height", height, low=16)
     check_int("width", width, low=16)
     if height * width > MAX_TFLITE_PIXELS:

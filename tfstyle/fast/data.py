@@ -35,8 +35,8 @@ class TrainingSource:
     Attributes:
         items: file paths (`files` true) or encoded PNG images.
         files: whether `items` are paths.
-        skipped: files left out because they are unreadable or in a format the pipeline cannot
-            decode, as `(path, reason)` pairs.
+        skipped: files left out because they are unreadable, in a format the pipeline cannot
+            read, or fail to decode (a truncated JPEG), as `(path, reason)` pairs.
     """
 
     items: tuple[bytes | str, ...]
@@ -65,9 +65,16 @@ def training_source(photos):
         photos: a directory (its image files, not recursive), a glob pattern, a sequence of
             paths, or a sequence of `[H, W, 3]` images (float in [0, 1] or uint8).
 
+    Every file is decoded once here, as the pipeline will decode it: a photo the pipeline
+    could not read is skipped with a reason before training starts, not found by `tf.data`
+    mid-run (a TensorFlow traceback, or batches shifted by `ignore_errors`, which would make a
+    resumed run differ from an uninterrupted one).
+
     Raises:
         ImageError: the folder does not exist or holds no usable image, or the list is empty.
     """
+    if isinstance(photos, TrainingSource):
+        return photos
     others = []
     if isinstance(photos, str | os.PathLike):
         folder = os.fsdecode(photos)
@@ -115,10 +122,10 @@ def _file_source(paths, *, others=()):
 
 
 def _unusable(path):
-    """Why `path` cannot be a training photo, or None. Checks the header and the format (and
-    a PNG's chunks, a JPEG's end marker: the usual truncation), not a full decode, which would
-    take minutes for a large set: a file corrupt further in is dropped by the pipeline
-    (`ignore_errors`)."""
+    """Why `path` cannot be a training photo, or None: the header and format first (cheap,
+    and a clear reason; a JPEG without its end marker is the usual truncation), then a full
+    decode by the same op as the pipeline's, so that no photo fails inside `tf.data` (a
+    traceback, or batches shifted by `ignore_errors`, which would break an exact resume)."""
     if os.path.splitext(path)[1].lower() not in TRAINING_EXTENSIONS:
         return "not a PNG, JPEG, BMP or GIF file"
     try:
@@ -129,6 +136,10 @@ def _unusable(path):
         return f"unreadable ({exc.__class__.__name__})"
     if kind == "JPEG" and not _has_jpeg_end(path):
         return "truncated (a JPEG without its end marker)"
+    try:
+        _decode(tf.io.read_file(path))
+    except (tf.errors.OpError, ValueError):
+        return "does not decode (truncated or corrupt)"
     return None
 
 
@@ -138,6 +149,10 @@ def _has_jpeg_end(path):
     with open(path, "rb") as file:
         file.seek(max(0, os.path.getsize(path) - 4096))
         return b"\xff\xd9" in file.read()
+
+
+def _decode(data):
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
 
 
 def training_batches(source, *, size, batch_size, seed, start_step=0):
@@ -162,14 +177,15 @@ def training_batches(source, *, size, batch_size, seed, start_step=0):
         data = items[order]
         if source.files:
             data = tf.io.read_file(data)
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = _decode(data)
         return _augment(image, index, size=size, seed=seed)
 
     start = start_step * batch_size
     return (
         tf.data.Dataset.range(start, _LAST_INDEX)
+        # No ignore_errors: every photo was decoded once by `training_source`, and a dropped
+        # element would shift every later batch (a resumed run would see other batches).
         .map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .ignore_errors()
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
@@ -199,6 +215,5 @@ def preview_crop(source, *, size):
     data = source.items[0]
     if source.files:
         data = tf.io.read_file(data)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize_with_crop_or_pad(_shorter_side_to(image, size), size, size)
+    image = tf.image.resize_with_crop_or_pad(_shorter_side_to(_decode(data), size), size, size)
     return np.clip(image.numpy(), 0.0, 1.0)

@@ -13,7 +13,8 @@ import os
 import keras
 import numpy as np
 
-from tfstyle.errors import ConfigError, WeightsError
+from tfstyle.errors import ConfigError, ImageError, WeightsError
+from tfstyle.models.transformer import MIN_SIDE
 from tfstyle.ops import preprocessing as pp
 from tfstyle.settings.checks import check_int as _check_int
 from tfstyle.settings.train import TILE_OVERLAP, TILE_SIZE
@@ -71,7 +72,11 @@ class FastStylizer:
         return cls(model, **options)
 
     def __call__(self, image):
-        """Stylise one `[H, W, 3]` image (float in [0, 1] or uint8); float32 in [0, 1] out."""
+        """Stylise one `[H, W, 3]` image (float in [0, 1] or uint8); float32 in [0, 1] out.
+
+        Raises:
+            ImageError: a side is under `MIN_SIDE` pixels.
+        """
         image = pp.as_float_image(image)
         height, width = image.shape[:2]
         if not self.tile_size or max(height, width) <= self.tile_size:
@@ -100,6 +105,13 @@ class FastStylizer:
         return self._forward_numpy(image[None])[0]
 
     def _forward_numpy(self, batch):
+        if min(batch.shape[1:3]) < MIN_SIDE:
+            # Said here in one line: the network's reflection padding would fail inside
+            # TensorFlow (a MirrorPad traceback) or JAX.
+            raise ImageError(
+                f"a {batch.shape[2]}x{batch.shape[1]} px image is too small for a stylizer: "
+                f"it needs at least {MIN_SIDE} px on each side"
+            )
         out = self._forward(batch)
         return np.clip(np.asarray(keras.ops.convert_to_numpy(out), np.float32), 0.0, 1.0)
 

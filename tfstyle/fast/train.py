@@ -129,8 +129,8 @@ def train_stylizer(
 
     Args:
         style: the style image, `[H, W, 3]` float in [0, 1] or uint8.
-        photos: training photos: a folder, a list of paths or a list of images (see
-            `tfstyle.fast.data.training_source`).
+        photos: training photos: a folder, a list of paths, a list of images or a
+            `TrainingSource` already made (see `tfstyle.fast.data.training_source`).
         config: a `TrainConfig`.
         resume: a `TrainCheckpoint` of an interrupted run with the same settings.
         on_checkpoint: called with a `TrainCheckpoint` every `config.checkpoint_every` steps

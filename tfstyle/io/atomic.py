@@ -101,7 +101,8 @@ def write_directory(
     """Create a directory whole or not at all: `write` fills a hidden temporary directory beside
     it, which is then renamed into place (a SavedModel export, for instance).
 
-    Missing parent directories are created. With `overwrite`, an existing directory is replaced
+    Missing parent directories are created, and the directory gets the permissions `mkdir`
+    would give it (not `mkdtemp`'s 700). With `overwrite`, an existing directory is replaced
     only after the new one is complete.
 
     Args:
@@ -126,6 +127,9 @@ def write_directory(
     old = None
     try:
         write(temporary)
+        # mkdtemp makes the folder 700: give it what `mkdir` would (755 under umask 022), as
+        # the shipped model has; a served model is read by other users.
+        os.chmod(temporary, 0o777 & ~_UMASK)
         if os.path.exists(target):
             # Moved aside, not deleted, until the new directory is in place.
             old = tempfile.mkdtemp(prefix=hidden + "old.", dir=parent)

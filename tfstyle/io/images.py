@@ -46,9 +46,10 @@ def load_image(
 ) -> np.ndarray:
     """Load an image file as float32 RGB in [0, 1], upright as its EXIF orientation says.
 
-    Transparent areas are composited onto white, greyscale is repeated into three channels and
-    16-bit images keep their full range. Of an animated image only the first frame is used,
-    with a `UserWarning`.
+    Transparent areas are composited onto white, greyscale is repeated into three channels, and
+    16-bit greyscale images and 16- and 32-bit TIFFs keep their full range; a 16-bit RGB PNG is
+    read with 8 bits per channel (Pillow decodes it so). Of an animated image only the first
+    frame is used, with a `UserWarning`.
 
     Args:
         path: the image file.

@@ -5,6 +5,8 @@ descriptor 2 through a temporary file, which is why it lives in the I/O room.
 
 * `set_tf_log_level()`: ask TensorFlow for errors only, unless the user chose a level.
 * `quiet_native_logs()`: within the block, drop native log lines below that level.
+* `dropped_lines(patterns)`: within the block, drop lines matching `patterns` from file
+  descriptor 2 as they come (`BEAM_WORKER_NOISE`: what Beam's worker processes print on start).
 """
 
 import contextlib
@@ -12,6 +14,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 
 # The default the CLI sets; a user who sets TF_CPP_MIN_LOG_LEVEL themselves gets their level.
 TF_LOG_LEVEL = "3"
@@ -26,6 +29,20 @@ _NOISE = (
     "To enable the following instructions:",
 )
 _SEVERITIES = "IWEF"
+
+# What each of Beam's DirectRunner worker processes (--direct_running_mode=multi_processing)
+# writes to the stderr it inherits as it starts, before any log level reaches it: about eight
+# lines on every `--runner direct` run, none about tfstyle's work (Beam 2.6x).
+BEAM_WORKER_NOISE = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"^WARNING:root:apitools not found, and bigquery client libraries are not available",
+        r"^INFO:__main__:Logging handler created\.$",
+        r"^WARNING:__main__:No semi_persistent_directory found",
+        r"^WARNING:apache_beam\.options\.pipeline_options:Discarding unparseable args: "
+        r"\['--pipeline_type_check', '--direct_runner_use_stacked_bundle'\]$",
+    )
+)
 
 
 def set_tf_log_level():
@@ -64,6 +81,49 @@ def quiet_native_logs():
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def dropped_lines(patterns):
+    """Within the block, lines written to file descriptor 2 (by this process or by the child
+    processes it starts, which inherit it) that match one of the compiled `patterns` are
+    dropped; every other line is copied through as it comes, by a thread reading a pipe."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield  # no usable stderr: nothing to filter
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def keep(line):
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        return not any(pattern.search(text) for pattern in patterns)
+
+    def copy():
+        pending = b""
+        while chunk := os.read(read_end, 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            os.write(saved, b"".join(line + b"\n" for line in lines if keep(line)))
+        if pending and keep(pending):
+            os.write(saved, pending)
+
+    thread = threading.Thread(target=copy, name="tfstyle-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)  # closes this process's write end of the pipe
+        # The copy ends when every writer has closed the pipe; a child process still running
+        # holds it open, and its lines then go on through the thread, so its ends are left open.
+        thread.join(timeout=10)
+        if not thread.is_alive():
+            os.close(read_end)
+            os.close(saved)
 
 
 def _min_level():

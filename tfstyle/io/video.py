@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from tfstyle.errors import OutputError, VideoError
+from tfstyle.errors import OutputError, VideoError, import_optional
 from tfstyle.io.atomic import write_file
 from tfstyle.io.images import load_image
 from tfstyle.io.paths import check_name_length, check_not_input, check_parent, detail, quote
@@ -54,9 +54,8 @@ class VideoInfo:
 
 
 def _av():
-    import av
-
-    return av
+    # PyAV is in the `video` extra: a missing one is one line naming it.
+    return import_optional("av", package="av", extra="video", purpose="reading and writing videos")
 
 
 def _open(path):

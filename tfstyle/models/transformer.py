@@ -26,6 +26,10 @@ from tfstyle.settings.checks import check_int as _check_int
 
 # Stride-2 convolutions on the way down (and upsamplings on the way up), as in the paper.
 DOWNSAMPLINGS = 2
+# The smallest side the network takes: reflection padding needs more pixels than it adds, and
+# a side under 5 is either padded by more than itself to a multiple of 4 (1-3 px) or is 4 px,
+# too few for the first 9x9 convolution's 4 px of reflection (found by trying 1-9 px).
+MIN_SIDE = 5
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")

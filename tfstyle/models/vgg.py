@@ -201,8 +201,10 @@ def _normalise_weights(weights):
 
 def _load_base(network, weights):
     factory = getattr(keras.applications, _APPLICATIONS[network])
-    if weights is not None and weights != "imagenet" and not os.path.isfile(weights):
-        raise WeightsError(f"weights file not found: {weights}")
+    if weights is not None and weights != "imagenet":
+        if not os.path.isfile(weights):
+            raise WeightsError(f"weights file not found: {weights}")
+        _check_network_of_file(network, weights)
     try:
         base = factory(include_top=False, weights=weights, input_shape=(None, None, 3))
     except Exception as exc:  # download and h5 failures come in many types
@@ -210,6 +212,37 @@ def _load_base(network, weights):
     if weights is None:
         _seed_random_weights(base)
     return base
+
+
+def _check_network_of_file(network, path):
+    """Raise WeightsError when the weights file at `path` holds the other VGG's convolutions.
+
+    Given a VGG16 file, Keras's VGG19 printed five "Skipping nested container" warnings, then
+    an error cut off at a colon. The number of 4-D arrays (convolution kernels) tells the two
+    apart, whatever the file's layer names: 13 in VGG16, 16 in VGG19. A file h5py cannot read
+    is left to Keras, whose failure is reported as before. (This only peeks at the file Keras
+    is about to read.)"""
+    try:
+        import h5py
+
+        kernels = []
+        with h5py.File(path, "r") as file:
+            file.visititems(
+                lambda name, item: (
+                    kernels.append(name)
+                    if isinstance(item, h5py.Dataset) and item.ndim == 4
+                    else None
+                )
+            )
+    except (ImportError, OSError):
+        return
+    found = {len(layer_names(net)): net for net in _APPLICATIONS}.get(len(kernels))
+    if found is not None and found != network:
+        raise WeightsError(
+            f"{path} looks like a {found} weights file ({len(kernels)} convolutions; {network} "
+            f"has {len(layer_names(network))}): pass --network {found} (network={found!r} in "
+            "Python)"
+        )
 
 
 def _seed_random_weights(model, seed=0):

@@ -7,17 +7,27 @@ Conventions: images are float32 `[H, W, 3]` in [0, 1]; a flow is float32 `[H, W,
 t - 1, the *backward* flow `optical_flow(frame_t, frame_t-1)` warps the previous output into
 frame t, and the *forward* flow `optical_flow(frame_t-1, frame_t)` checks it.
 
-OpenCV (`opencv-python-headless`) computes the flow: DIS (Kroeger et al. 2016, fast, the
-default) or Farneback. Ruder et al. (2016) used DeepFlow and EpicFlow; DIS is much faster and
-good enough for the consistency mask to catch where it fails.
+OpenCV (`opencv-python-headless`, in the `video` extra; imported on first use) computes the
+flow: DIS (Kroeger et al. 2016, fast, the default) or Farneback. Ruder et al. (2016) used
+DeepFlow and EpicFlow; DIS is much faster and good enough for the consistency mask to catch
+where it fails.
 """
 
 import dataclasses
 
-import cv2
 import numpy as np
 
+from tfstyle.errors import import_optional
 from tfstyle.settings.video import FLOW_METHODS
+
+
+def _cv2():
+    # Imported on first use: `import tfstyle.video` works without the video extra, and a
+    # missing OpenCV is one line naming the extra.
+    return import_optional(
+        "cv2", package="opencv-python-headless", extra="video", purpose="optical flow for video"
+    )
+
 
 # Ruder et al. (2016), section 3.2: a pixel is disoccluded when the forward flow, sampled where
 # the backward flow points, does not cancel the backward flow:
@@ -49,6 +59,7 @@ def optical_flow(source, target, *, method="dis"):
     """
     if method not in FLOW_METHODS:
         raise ValueError(f"flow method must be one of {', '.join(FLOW_METHODS)}; got {method!r}")
+    cv2 = _cv2()
     a, b = _gray(source), _gray(target)
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -79,6 +90,7 @@ def warp(image, flow):
     Returns:
         float32 of `image`'s shape.
     """
+    cv2 = _cv2()
     map_x, map_y = _sample_grid(flow)
     image = np.asarray(image, np.float32)
     out = cv2.remap(

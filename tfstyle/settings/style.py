@@ -103,8 +103,10 @@ class StyleConfig(Settings):
         weights: "imagenet", None (random, for tests), or a path to a local weights file.
         pooling: "max" or "avg".
         content_layers, style_layers: VGG conv layer names (their ReLU outputs).
-        style_layer_weights: "equal", "decreasing" (1/1, 1/2, 1/4... by depth, as crowsonkb's
-            style-transfer-pytorch weights shallow layers more) or one weight per style layer.
+        style_layer_weights: "equal", "decreasing" (1/1, 1/2, 1/4... in the order of
+            `style_layers` as given, not sorted by depth: list shallow layers first to weight
+            them more, as crowsonkb's style-transfer-pytorch does) or one weight per style
+            layer.
     Loss weights (see `losses.py` for the normalisation that makes them size-independent):
         content_weight, style_weight, tv_weight.
         mask_content_weight: with a content mask (`stylize(..., content_mask=...)`), the
@@ -352,3 +354,7 @@ class StyleConfig(Settings):
 
 
 DEFAULTS = StyleConfig()
+# The defaults of `tfstyle export` and `export_optimization`: one scale, since the exported
+# graph runs no pyramid (with "auto", the default max_size is three scales and the export was
+# refused).
+EXPORT_DEFAULTS = DEFAULTS.replace(scales=1)

@@ -357,7 +357,10 @@ def _run_steps(spec, state, weights, targets, steps, *, chunk):
             spec, image, updated, losses["total"], averaged, best_loss
         )
         history = {k: history[k].at[i].set(losses[k].astype(jnp.float32)) for k in LOSS_NAMES}
-        state = (updated, optimizer_state, averaged, best_loss, ema_steps + 1, count + 1)
+        # Counted only with "ema", as the TensorFlow runner does: a checkpoint holds the same
+        # state on either backend.
+        ema_steps = ema_steps + 1 if spec.average == "ema" else ema_steps
+        state = (updated, optimizer_state, averaged, best_loss, ema_steps, count + 1)
         return state, history
 
     history = {k: jnp.zeros((chunk,), jnp.float32) for k in LOSS_NAMES}
