@@ -1,0 +1,233 @@
+"""The web app (tfstyle.app) without a browser: its job logic, the page through gradio_client
+(the same calls the page makes), and `tfstyle app`'s command line."""
+
+import json
+import os
+import socket
+import sys
+
+import numpy as np
+import pytest
+from cli_runner import ROOT, run_inprocess
+
+from tfstyle.errors import ConfigError, ImageError, TfstyleError
+from tfstyle.io import load_image
+from tfstyle.io.paths import find_stylizers
+from tfstyle.settings import app as app_settings
+from tfstyle.settings.style import StyleConfig
+
+gradio = pytest.importorskip("gradio", reason="the app extra is not installed")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from tfstyle.app import jobs  # noqa: E402
+
+IMAGES = os.path.join(ROOT, "examples", "images")
+PHOTO = os.path.join(IMAGES, "content_coffee.png")
+PAINTING = os.path.join(IMAGES, "style_the_scream.jpg")
+MODELS = os.path.join(ROOT, "saved_models")
+# One 8-bit level, plus rounding: the page's PNG and the CLI's come from the same library call.
+ONE_LEVEL = 1.01 / 255
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_presets_scale_the_command_lines_iterations():
+    assert app_settings.preset_settings("draft", iterations=200, scales="auto") == {
+        "iterations": 50,
+        "scales": 1,
+    }
+    assert app_settings.preset_settings("standard", iterations=30, scales=2) == {
+        "iterations": 30,
+        "scales": 2,
+    }
+    assert app_settings.preset_settings("fine", iterations=30, scales="auto") == {
+        "iterations": 60,
+        "scales": "auto",
+    }
+    assert app_settings.preset_settings("draft", iterations=2, scales=1)["iterations"] == 1
+    with pytest.raises(ConfigError, match="preset must be one of draft, standard, fine"):
+        app_settings.preset_settings("best", iterations=10, scales=1)
+
+
+def test_find_stylizers_takes_the_highest_version(tmp_path):
+    for folder in ("a/1", "a/2", "b", "c/1"):
+        (tmp_path / folder).mkdir(parents=True)
+    for folder in ("a/1", "a/2", "b"):
+        (tmp_path / folder / "stylizer.keras").write_bytes(b"x")
+    assert find_stylizers(tmp_path, marker="stylizer.keras") == {
+        "a": str(tmp_path / "a" / "2"),
+        "b": str(tmp_path / "b"),
+    }
+    assert find_stylizers(tmp_path / "missing", marker="stylizer.keras") == {}
+
+
+def test_an_upload_error_names_the_file_not_the_servers_folder(tmp_path):
+    secret = tmp_path / "server-folder"
+    secret.mkdir()
+    (secret / "notes.png").write_text("not a picture")
+    with pytest.raises(ImageError) as info:
+        jobs.load_upload(str(secret / "notes.png"))
+    message = str(info.value)
+    assert message.startswith("'notes.png' is not an image"), message
+    assert str(tmp_path) not in message and "\n" not in message
+    with pytest.raises(ImageError, match="no photo given"):
+        jobs.load_upload(None, what="photo")
+
+
+def test_stop_ends_at_a_step_boundary_and_keeps_the_picture(tmp_path, fixed_random_weights):
+    config = StyleConfig(
+        weights=fixed_random_weights, max_size=48, iterations=60, scales=1, steps_per_call=5
+    )
+    stop = jobs.Stop()
+    updates = []
+    for update in jobs.paint(PHOTO, [PAINTING], config=config, stop=stop, folder=str(tmp_path)):
+        updates.append(update)
+        if update.image is not None:
+            stop.set()  # at the first preview: step 5
+    last = updates[-1]
+    assert last.done and last.stopped
+    # Stop was seen while step 6 was reported, after the compiled call of steps 6-10 ran.
+    assert last.step == 10 and last.total_steps == 60
+    png, report = last.files
+    kept = load_image(png)
+    assert kept.shape == (32, 48, 3)
+    np.testing.assert_allclose(kept, last.image, atol=ONE_LEVEL)
+    with open(report, encoding="utf-8") as file:
+        data = json.load(file)
+    assert data["stopped"] is True and data["steps"] == 10
+    assert data["content"] == "content_coffee.png" and data["style"] == ["style_the_scream.jpg"]
+
+
+@pytest.fixture(scope="module")
+def served(fixed_random_weights):
+    """The page on a free port of 127.0.0.1 and a gradio_client for it."""
+    import tfstyle.app
+
+    config = StyleConfig(weights=fixed_random_weights, iterations=10, scales=1)
+    page = tfstyle.app.build(config=config, examples_dir=IMAGES, models_dir=MODELS)
+    port = free_port()
+    tfstyle.app.launch(page, port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False), config
+    finally:
+        page.close()
+
+
+def paint_args(photo, painting, *, size=64, preset="standard"):
+    return (handle_file(photo), [handle_file(painting)], [], size, 10, 1, 1.0, "none", preset)
+
+
+def test_a_run_from_the_page_gives_the_clis_picture(served, fixed_random_weights, tmp_path, capfd):
+    client, _ = served
+    _, progress, files = client.predict(*paint_args(PHOTO, PAINTING), api_name="/run_paint")
+    assert "done after step 10 of 10" in progress
+    png, report = sorted(files, key=lambda p: p.endswith(".json"))
+    assert os.path.basename(png) == "content_coffee__style_the_scream.png"
+    with open(report, encoding="utf-8") as file:
+        data = json.load(file)
+    # The report names files as the user named them, never by the server's folders.
+    assert (data["content"], data["style"]) == ("content_coffee.png", ["style_the_scream.jpg"])
+    assert data["output"] == "content_coffee__style_the_scream.png"
+    assert data["settings"]["max_size"] == 64 and data["steps"] == 10
+
+    output = tmp_path / "cli.png"
+    result = run_inprocess(
+        [
+            "--content", PHOTO, "--style", PAINTING, "--output", output,
+            "--weights", fixed_random_weights, "--max_size", "64", "--iterations", "10",
+            "--scales", "1", "--style_weight", "10", "--content_weight", "1", "--quiet",
+        ],
+        capfd,
+    )  # fmt: skip
+    assert result.code == 0, result
+    cli, page = load_image(output), load_image(png)
+    assert cli.shape == page.shape == (43, 64, 3)
+    np.testing.assert_allclose(page, cli, atol=ONE_LEVEL)
+    # And the run did paint: the picture moved away from the photo.
+    assert np.abs(page - load_image(PHOTO, max_size=64)).mean() > 0.003
+
+
+def test_a_bad_upload_gets_one_line_and_the_server_keeps_serving(served, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    client, _ = served
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(AppError) as info:
+        client.predict(*paint_args(str(notes), PAINTING), api_name="/run_paint")
+    assert str(info.value) == (
+        "'notes.txt' is not an image Pillow can read (expected PNG, JPEG, BMP, GIF, TIFF, WebP...)"
+    )
+    with pytest.raises(AppError, match=r"^'notes.txt' is not an image"):
+        client.predict(*paint_args(PHOTO, str(notes)), api_name="/run_paint")
+    # Still serving: the fast stylizer paints the photo.
+    painted = client.predict(handle_file(PHOTO), "starry_night", "none", 64, api_name="/run_fast")
+    assert load_image(painted).shape == (43, 64, 3)
+
+
+def test_the_fast_tab_paints_as_tfstyle_model_does(served):
+    from tfstyle.fast.stylizer import FastStylizer
+    from tfstyle.ops import preprocessing as pp
+
+    client, _ = served
+    painted = client.predict(handle_file(PHOTO), "starry_night", "none", 64, api_name="/run_fast")
+    stylizer = FastStylizer.load(os.path.join(MODELS, "starry_night", "1"))
+    expected = stylizer(pp.fit_to_max_size(load_image(PHOTO), 64))
+    np.testing.assert_allclose(load_image(painted), expected, atol=ONE_LEVEL)
+
+
+def test_a_webcam_frame_is_painted(tmp_path):
+    painter = jobs.FastPainter(MODELS)
+    assert list(painter.models) == ["starry_night"]
+    frame = np.full((120, 160, 3), 128, np.uint8)
+    painted = painter.paint(frame, "starry_night", max_size=64)
+    assert painted.shape == (48, 64, 3) and painted.dtype == np.float32
+    with pytest.raises(TfstyleError, match="no trained stylizer called 'nope'"):
+        painter.paint(frame, "nope")
+
+
+def test_without_gradio_the_error_names_the_extra(monkeypatch, capfd):
+    import tfstyle.app
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails
+    with pytest.raises(TfstyleError, match=r'pip install "tfstyle\[app\]"'):
+        tfstyle.app.build()
+    result = run_inprocess(["app", "--weights", "none"], capfd)
+    assert result.code == 1
+    assert result.lines == [
+        "tfstyle: error: the web app needs the app extra, which is not installed: "
+        'pip install "tfstyle[app]"'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["app", "--content", PHOTO],
+            "app takes no --content: the page takes its images from the browser",
+        ),
+        (["app", "--init", PHOTO], "app takes --init as one of content, noise, blurred_noise"),
+        (["--port", "8000"], "--port is for the web app: tfstyle app --port ..."),
+        (["app", "--port", "70000"], "--port must be at most 65535; got 70000"),
+    ],
+)
+def test_flags_the_app_cannot_honour_are_refused(args, line, capfd):
+    result = run_inprocess(args, capfd)
+    assert result.code == 1
+    assert len(result.lines) == 1 and result.lines[0].startswith(f"tfstyle: error: {line}")
+
+
+def test_a_taken_port_is_one_line(capfd):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_inprocess(["app", "--weights", "none", "--port", port, "--quiet"], capfd)
+    assert result.code == 1
+    assert len(result.lines) == 1, result.stderr
+    assert result.lines[0].startswith(f"tfstyle: error: cannot serve on 127.0.0.1:{port}: ")
