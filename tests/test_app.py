@@ -10,16 +10,20 @@ import numpy as np
 import pytest
 from cli_runner import ROOT, run_inprocess
 
+from tfstyle.app import jobs
 from tfstyle.errors import ConfigError, ImageError, TfstyleError
 from tfstyle.io import load_image
+from tfstyle.io.atomic import scratch_directory
 from tfstyle.io.paths import find_stylizers
 from tfstyle.settings import app as app_settings
 from tfstyle.settings.style import StyleConfig
 
-gradio = pytest.importorskip("gradio", reason="the app extra is not installed")
-from gradio_client import Client, handle_file  # noqa: E402
-
-from tfstyle.app import jobs  # noqa: E402
+try:
+    import gradio  # noqa: F401
+    from gradio_client import Client, handle_file
+except ImportError:  # the tests of the command line and of jobs (no Gradio in them) still run
+    Client = handle_file = None
+needs_gradio = pytest.mark.skipif(Client is None, reason="the app extra is not installed")
 
 IMAGES = os.path.join(ROOT, "examples", "images")
 PHOTO = os.path.join(IMAGES, "content_coffee.png")
@@ -78,6 +82,24 @@ def test_an_upload_error_names_the_file_not_the_servers_folder(tmp_path):
         jobs.load_upload(None, what="photo")
 
 
+def test_too_many_pixels_is_refused_as_by_the_cli():
+    with pytest.raises(ImageError) as info:
+        jobs.load_upload(PHOTO, max_pixels=1000)
+    assert str(info.value) == (
+        "'content_coffee.png' is 600x400 = 240,000 pixels, more than the limit of 1,000 that "
+        "guards against decompression bombs; if you trust the file, raise it with --max_pixels"
+    )
+
+
+def test_the_scratch_folder_goes_however_the_job_ends():
+    with scratch_directory() as folder, open(os.path.join(folder, "a.png"), "wb") as file:
+        file.write(b"x")
+    assert not os.path.exists(folder)
+    with pytest.raises(RuntimeError), scratch_directory() as folder:
+        raise RuntimeError
+    assert not os.path.exists(folder)
+
+
 def test_stop_ends_at_a_step_boundary_and_keeps_the_picture(tmp_path, fixed_random_weights):
     config = StyleConfig(
         weights=fixed_random_weights, max_size=48, iterations=60, scales=1, steps_per_call=5
@@ -121,6 +143,7 @@ def paint_args(photo, painting, *, size=64, preset="standard"):
     return (handle_file(photo), [handle_file(painting)], [], size, 10, 1, 1.0, "none", preset)
 
 
+@needs_gradio
 def test_a_run_from_the_page_gives_the_clis_picture(served, fixed_random_weights, tmp_path, capfd):
     client, _ = served
     _, progress, files = client.predict(*paint_args(PHOTO, PAINTING), api_name="/run_paint")
@@ -151,6 +174,7 @@ def test_a_run_from_the_page_gives_the_clis_picture(served, fixed_random_weights
     assert np.abs(page - load_image(PHOTO, max_size=64)).mean() > 0.003
 
 
+@needs_gradio
 def test_a_bad_upload_gets_one_line_and_the_server_keeps_serving(served, tmp_path):
     from gradio_client.exceptions import AppError
 
@@ -169,6 +193,7 @@ def test_a_bad_upload_gets_one_line_and_the_server_keeps_serving(served, tmp_pat
     assert load_image(painted).shape == (43, 64, 3)
 
 
+@needs_gradio
 def test_the_fast_tab_paints_as_tfstyle_model_does(served):
     from tfstyle.fast.stylizer import FastStylizer
     from tfstyle.ops import preprocessing as pp
@@ -222,6 +247,7 @@ def test_flags_the_app_cannot_honour_are_refused(args, line, capfd):
     assert len(result.lines) == 1 and result.lines[0].startswith(f"tfstyle: error: {line}")
 
 
+@needs_gradio
 def test_a_taken_port_is_one_line(capfd):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -231,3 +257,16 @@ def test_a_taken_port_is_one_line(capfd):
     assert result.code == 1
     assert len(result.lines) == 1, result.stderr
     assert result.lines[0].startswith(f"tfstyle: error: cannot serve on 127.0.0.1:{port}: ")
+
+
+@needs_gradio
+def test_an_upload_over_the_size_limit_is_refused(served, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    client, _ = served
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (20 * 1024 * 1024 + 1))  # MAX_UPLOAD is 20 MB
+    # gradio_client refuses it from the limit the page announces (the server refuses a
+    # browser's upload over it with HTTP 413).
+    with pytest.raises((AppError, ValueError), match="maximum file size of 20971520 bytes"):
+        client.predict(*paint_args(str(big), PAINTING), api_name="/run_paint")
