@@ -215,10 +215,16 @@ def test_a_webcam_frame_is_painted(tmp_path):
         painter.paint(frame, "nope")
 
 
-def test_without_gradio_the_error_names_the_extra(monkeypatch, capfd):
+@pytest.mark.parametrize("stand_in", ["missing", "folder"])
+def test_without_gradio_the_error_names_the_extra(stand_in, monkeypatch, capfd):
+    import types
+
     import tfstyle.app
 
-    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails
+    # None: `import gradio` fails; an empty module: what a folder named gradio in the working
+    # directory imports as (Gradio's own cache folder is /tmp/gradio).
+    module = None if stand_in == "missing" else types.ModuleType("gradio")
+    monkeypatch.setitem(sys.modules, "gradio", module)
     with pytest.raises(TfstyleError, match=r'pip install "tfstyle\[app\]"'):
         tfstyle.app.build()
     result = run_inprocess(["app", "--weights", "none"], capfd)

@@ -16,8 +16,10 @@ INSTALL = 'the web app needs the app extra, which is not installed: pip install 
 
 def _page():
     try:
-        import gradio  # noqa: F401
-    except ImportError:
+        import gradio
+
+        gradio.Blocks  # noqa: B018 - a folder named gradio in the working directory imports too
+    except (ImportError, AttributeError):
         raise TfstyleError(INSTALL) from None
     from tfstyle.app import page
 
