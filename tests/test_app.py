@@ -276,3 +276,27 @@ def test_an_upload_over_the_size_limit_is_refused(served, tmp_path):
     # browser's upload over it with HTTP 413).
     with pytest.raises((AppError, ValueError), match="maximum file size of 20971520 bytes"):
         client.predict(*paint_args(str(big), PAINTING), api_name="/run_paint")
+
+
+@needs_gradio
+def test_tfstyle_app_serves_until_sigterm():
+    import signal
+    import urllib.request
+
+    from cli_runner import start
+
+    port = free_port()
+    process = start(["app", "--weights", "none", "--port", port, "--models_dir", MODELS])
+    try:
+        line = process.stderr.readline()  # blocks until the page is up (or the command failed)
+        assert line == f"serving on http://127.0.0.1:{port}/ (Ctrl-C stops)\n", (
+            line + process.stderr.read()
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            assert response.status == 200 and b"tfstyle" in response.read()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -8,6 +8,7 @@ files, outputs and other commands are refused: the page takes its images from th
 """
 
 import os
+import sys
 
 from absl import flags
 
@@ -80,7 +81,15 @@ def command():
             tile_size=FLAGS.tile_size,
         )
     try:
-        app.launch(page, host=FLAGS.host, port=FLAGS.port, share=FLAGS.share, quiet=FLAGS.quiet)
+        # Gradio's own lines would tell a CLI user to "set share=True in launch()".
+        app.launch(
+            page, host=FLAGS.host, port=FLAGS.port, share=FLAGS.share, quiet=True,
+            prevent_thread_lock=True,
+        )  # fmt: skip
     except OSError as exc:  # the port is taken, the address is not this machine's
         raise TfstyleError(f"cannot serve on {FLAGS.host}:{FLAGS.port}: {exc}") from None
+    if not FLAGS.quiet:
+        public = f" and {page.share_url}" if page.share_url else ""
+        print(f"serving on {page.local_url}{public} (Ctrl-C stops)", file=sys.stderr)
+    page.block_thread()  # until Ctrl-C or SIGTERM, which close the server
     return 0
