@@ -145,8 +145,14 @@ def paint_args(photo, painting, *, size=64, preset="standard"):
 
 @needs_gradio
 def test_a_run_from_the_page_gives_the_clis_picture(served, fixed_random_weights, tmp_path, capfd):
+    import tempfile
+
     client, _ = served
+    scratch = set(os.listdir(tempfile.gettempdir()))
     _, progress, files = client.predict(*paint_args(PHOTO, PAINTING), api_name="/run_paint")
+    # The run's own folder is gone once Gradio has copied its files into its cache.
+    new = {n for n in set(os.listdir(tempfile.gettempdir())) - scratch if n.startswith("tfstyle-")}
+    assert new == set() and os.path.isfile(files[0])
     assert "done after step 10 of 10" in progress
     png, report = sorted(files, key=lambda p: p.endswith(".json"))
     assert os.path.basename(png) == "content_coffee__style_the_scream.png"
@@ -300,3 +306,14 @@ def test_tfstyle_app_serves_until_sigterm():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@needs_gradio
+def test_jobs_share_one_queue_slot_and_stop_waits_for_none():
+    import tfstyle.app
+    from tfstyle.app.page import JOB
+
+    page = tfstyle.app.build(config=StyleConfig(weights=None), models_dir=MODELS)
+    slots = {f.name: (f.concurrency_id, f.concurrency_limit, f.queue) for f in page.fns.values()}
+    assert slots.pop("stop_paint")[2] is False  # outside the queue: never behind a run
+    assert slots == {name: (JOB, 1, True) for name in ("run_paint", "run_fast", "run_webcam")}
