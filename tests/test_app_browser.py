@@ -25,6 +25,7 @@ pytestmark = pytest.mark.browser
 IMAGES = os.path.join(ROOT, "examples", "images")
 PHOTO = os.path.join(IMAGES, "content_coffee.png")
 PAINTING = os.path.join(IMAGES, "style_the_scream.jpg")
+MODELS = os.path.join(ROOT, "saved_models")
 CHROMIUM_FLAGS = [
     "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
     "--disable-gpu",
@@ -33,6 +34,9 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A synthetic camera (a moving test pattern), allowed without asking: the webcam test.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 TIMEOUT_MS = 120_000
 
@@ -59,7 +63,7 @@ def serve(config, **options):
     """The page on a free port; returns (page, url)."""
     import tfstyle.app
 
-    page = tfstyle.app.build(config=config, examples_dir=IMAGES, **options)
+    page = tfstyle.app.build(config=config, examples_dir=IMAGES, models_dir=MODELS, **options)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -80,6 +84,7 @@ def browser(tmp_path_factory):
             headless=True,
             args=CHROMIUM_FLAGS,
             viewport={"width": 1280, "height": 900},
+            permissions=["camera"],
         )
         context.set_default_timeout(TIMEOUT_MS)
         try:
@@ -178,6 +183,43 @@ def test_a_text_file_gets_one_clear_message(browser, url, tmp_path):
     message = tab.get_by_text("'notes.txt' is not an image Pillow can read")
     message.first.wait_for()
     assert str(tmp_path) not in tab.content()
+
+
+def test_an_example_a_bundled_painting_the_fast_tab_and_the_webcam(browser, url):
+    tab = browser
+    tab.goto(url)
+    tab.locator("button.gallery-item img[src$='/content_coffee.png']").click()
+    tab.locator("#photo img").first.wait_for()
+    tab.locator("#bundled").get_by_label("the_scream").check()
+    size = tab.locator("#size input[type=number]")
+    size.fill("64")
+    size.press("Enter")
+    tab.get_by_label("draft").check()
+    tab.locator("#paint").click()
+    tab.get_by_text("done after step 50 of 50").wait_for()
+    tab.locator("#files a[href$='/content_coffee__style_the_scream.png']").wait_for()
+
+    tab.get_by_role("tab", name="Fast").click()
+    tab.locator("#fast_photo input[type=file]").set_input_files(PHOTO)
+    tab.locator("#fast_photo img").first.wait_for()
+    tab.locator("#fast_paint").click()
+    painted = tab.locator("#fast_out img").first
+    painted.wait_for()
+    body = tab.request.get(painted.get_attribute("src")).body()
+    assert Image.open(io.BytesIO(body)).size == (384, 256)  # the page's 384 px default
+
+    # The webcam, live: the fake camera's frames stream through the stylizer.
+    tab.get_by_text("Webcam, live").click()
+    tab.get_by_text("Click to Access Webcam").click()
+    tab.locator("#webcam button[aria-label='capture photo']").click()
+    frames = set()
+    deadline = time.monotonic() + 60
+    while len(frames) < 2:
+        assert time.monotonic() < deadline, frames
+        image = tab.locator("#webcam_out img")
+        if image.count():
+            frames.add(image.first.get_attribute("src"))
+        time.sleep(0.1)
 
 
 @pytest.mark.weights

@@ -273,11 +273,17 @@ def build(
                         step=16,
                         label="Size (longest side, px)",
                     )
-                    fast_photo = upload(label="Photo", elem_id="fast_photo")
+                    fast_photo = upload(
+                        label="Photo", sources=["upload", "clipboard"], elem_id="fast_photo"
+                    )
                     fast_button = gr.Button("Paint", variant="primary", elem_id="fast_paint")
                 with gr.Column():
                     fast_out = gr.Image(
-                        label="Painted", type="numpy", format="png", interactive=False
+                        label="Painted",
+                        type="numpy",
+                        format="png",
+                        interactive=False,
+                        elem_id="fast_out",
                     )
             fast_button.click(
                 run_fast,
@@ -287,8 +293,10 @@ def build(
                 concurrency_id=JOB,
             )
             with gr.Accordion("Webcam, live", open=False), gr.Row():
-                webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True)
-                webcam_out = gr.Image(label="Painted", interactive=False)
+                webcam = gr.Image(
+                    label="Webcam", sources=["webcam"], streaming=True, elem_id="webcam"
+                )
+                webcam_out = gr.Image(label="Painted", interactive=False, elem_id="webcam_out")
             webcam.stream(
                 run_webcam,
                 [webcam, model, fast_colours, fast_size],
