@@ -124,6 +124,26 @@ def test_stop_ends_at_a_step_boundary_and_keeps_the_picture(tmp_path, fixed_rand
     assert data["content"] == "content_coffee.png" and data["style"] == ["style_the_scream.jpg"]
 
 
+def test_a_loss_that_became_nan_keeps_the_last_finite_picture(tmp_path, monkeypatch):
+    from tfstyle.errors import NonFiniteLossError
+    from tfstyle.optimize import stylize as engine
+
+    last = np.full((8, 12, 3), 0.25, np.float32)
+
+    def diverging(*args, **kwargs):
+        raise NonFiniteLossError("the loss became NaN at step 7", image=last, step=6)
+
+    monkeypatch.setattr(engine, "stylize", diverging)
+    config = StyleConfig(weights=None, max_size=32, iterations=10, scales=1)
+    *_, update = jobs.paint(PHOTO, [PAINTING], config=config, folder=str(tmp_path))
+    assert update.done and update.step == 6
+    assert update.note == (
+        "the loss became NaN at step 7; the last finite image (after step 6) was kept"
+    )
+    (png,) = update.files
+    np.testing.assert_allclose(load_image(png), last, atol=ONE_LEVEL)
+
+
 @pytest.fixture(scope="module")
 def served(fixed_random_weights):
     """The page on a free port of 127.0.0.1 and a gradio_client for it."""

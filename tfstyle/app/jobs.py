@@ -64,7 +64,8 @@ class Update:
         image: a new preview (float32 `[H, W, 3]` in [0, 1]) or None (progress only); on the
             last update, the result.
         done: the last update of the job; then `files` is (PNG, JSON report) and `stopped`
-            says whether Stop ended it early.
+            says whether Stop ended it early; `note`, if not empty, why it ended (a loss that
+            became NaN: then `files` is the last finite image alone).
     """
 
     step: int
@@ -74,6 +75,7 @@ class Update:
     done: bool = False
     stopped: bool = False
     files: tuple[str, ...] = ()
+    note: str = ""
 
     @property
     def seconds_left(self):
@@ -160,9 +162,22 @@ def _finish(outcome, content_path, style_paths, folder, start, total):
 
     error = outcome.get("error")
     stopped = isinstance(error, Interrupted) and isinstance(error.__cause__, StopRequested)
+    names = [os.path.basename(os.fsdecode(p)) for p in style_paths]
+    output = os.path.join(folder, output_name(content_path, file_stem(names[0])))
+    if isinstance(error, NonFiniteLossError) and error.image is not None:
+        # As the CLI does: the last finite image is kept (there is no history for a report).
+        save_image(error.image, output)
+        which = f"after step {error.step}" if error.step else "the starting image"
+        return Update(
+            error.step,
+            total,
+            time.perf_counter() - start,
+            error.image,
+            done=True,
+            files=(output,),
+            note=f"{error}; the last finite image ({which}) was kept",
+        )
     if error is not None and not stopped:
-        if isinstance(error, NonFiniteLossError):
-            raise TfstyleError(f"{error}; no picture was kept") from None
         raise error
     if stopped:
         if error.checkpoint is None:
@@ -177,8 +192,6 @@ def _finish(outcome, content_path, style_paths, folder, start, total):
         )
     else:
         result = outcome["result"]
-    names = [os.path.basename(os.fsdecode(p)) for p in style_paths]
-    output = os.path.join(folder, output_name(content_path, file_stem(names[0])))
     save_image(result.image, output)
     data = outputs.report(result, output=output)
     # Names as the user gave them: the report never shows the server's folders.

@@ -75,6 +75,8 @@ def progress_html(update):
     if update.done:
         what = "stopped" if update.stopped else "done"
         line = f"{what} after step {update.step} of {update.total_steps} · {update.elapsed_s:.1f} s"
+        if update.note:
+            line = update.note
         value = update.step
     else:
         left = update.seconds_left
