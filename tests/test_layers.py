@@ -21,7 +21,7 @@ LAYERS = (
     ("integrations",),
     ("fast", "video"),
     ("export",),
-    ("beam",),
+    ("beam", "app"),
     ("cli",),
     ("__main__",),
 )

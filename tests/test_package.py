@@ -12,6 +12,7 @@ from cli_runner import ROOT, subprocess_env
 
 # The rooms (subpackages), attributes of the package on first use (`tfstyle.io`, `tfstyle.ops`...).
 DOCUMENTED_SUBMODULES = (
+    "app",
     "beam",
     "cli",
     "export",

@@ -43,6 +43,7 @@ _EXPORTS = {
 # The rooms (subpackages), imported on first use as attributes (`tfstyle.ops.losses` still needs
 # `import tfstyle.ops.losses` or `from tfstyle.ops import losses`: rooms import no modules).
 _SUBMODULES = (
+    "app",
     "beam",
     "cli",
     "export",

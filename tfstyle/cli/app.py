@@ -13,7 +13,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from tfstyle import __version__
-from tfstyle.cli import apply, batch, export, shell, stylize, train, video
+from tfstyle.cli import app_command, apply, batch, export, shell, stylize, train, video
 from tfstyle.cli import beam_batch as scale
 from tfstyle.cli import beam_video as video_beam
 from tfstyle.cli.flags import FLAGS, refuse_flags
@@ -22,6 +22,7 @@ from tfstyle.errors import TfstyleError
 # Each takes no arguments (it reads FLAGS), returns the exit status and raises TfstyleError for
 # a user's mistake. New commands (train, video) add a module and a row here.
 COMMANDS = {
+    "app": app_command.command,
     "export": export.command,
     "train": train.command,
     "video": video.command,
@@ -67,6 +68,8 @@ def refuse_foreign_flags(name):
         )
     if name != "export" and FLAGS.tflite_size:
         raise TfstyleError("--tflite_size is for tfstyle export --model")
+    if name != "app":
+        refuse_flags(app_command.APP_FLAGS, "--{name} is for the web app: tfstyle app --{name} ...")
 
 
 def main(argv):
@@ -112,6 +115,7 @@ _FLAG_MODULES = (
     "tfstyle.cli.train",
     "tfstyle.cli.video",
     "tfstyle.cli.export",
+    "tfstyle.cli.app_command",
 )
 # absl's help flags (`-?` is --help's short name); they print the usage and exit.
 _HELP_FLAGS = ("help", "helpshort", "helpfull", "helpxml", "?")

@@ -350,3 +350,15 @@ def _remove_quietly(path: str) -> None:
     """Delete a file if it exists, ignoring failures (used while handling another error)."""
     with contextlib.suppress(OSError):
         os.remove(path)
+
+
+@contextlib.contextmanager
+def scratch_directory(prefix: str = "tfstyle-"):
+    """A new private folder (mode 0700) for the files of one job, removed with everything in
+    it when the block ends, however it ends (the web app's results, once Gradio has copied
+    them into its own cache)."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

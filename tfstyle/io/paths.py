@@ -70,6 +70,40 @@ def expand_image_paths(specs: list[str | os.PathLike]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """The image files (by extension) directly in `folder`, sorted; [] when it is not a folder
+    (the web app's bundled examples, present in a source checkout but not in a wheel)."""
+    folder = os.fsdecode(folder)
+    if not os.path.isdir(folder):
+        return []
+    names = sorted(n for n in os.listdir(folder) if is_image_file(n))
+    return [p for p in (os.path.join(folder, n) for n in names) if os.path.isfile(p)]
+
+
+def find_stylizers(root: str | os.PathLike, *, marker: str) -> dict[str, str]:
+    """`{name: folder}` of the trained stylizers under `root`, a folder holding the file
+    `marker` (`stylizer.keras`): `root` itself, `root/NAME` or `root/NAME/VERSION` (the
+    highest numbered version of each NAME), named as `model_name` names them, sorted by name;
+    {} when `root` is not a folder."""
+    root = os.fsdecode(root)
+    if not os.path.isdir(root):
+        return {}
+    found = {}
+    if os.path.isfile(os.path.join(root, marker)):
+        found[model_name(root)] = root
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            continue
+        versions = sorted((int(v) for v in os.listdir(folder) if v.isdigit()), reverse=True)
+        candidates = [os.path.join(folder, str(v)) for v in versions] + [folder]
+        for candidate in candidates:
+            if os.path.isfile(os.path.join(candidate, marker)):
+                found[name] = candidate
+                break
+    return dict(sorted(found.items()))
+
+
 def split_path_list(text: str) -> list[str]:
     """Split a command-line list of paths: an existing path is taken whole (commas and all),
     anything else is split at commas as one CSV row, so `"a, b.png",c.png` names two files.
