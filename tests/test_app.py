@@ -124,6 +124,19 @@ def test_stop_ends_at_a_step_boundary_and_keeps_the_picture(tmp_path, fixed_rand
     assert data["content"] == "content_coffee.png" and data["style"] == ["style_the_scream.jpg"]
 
 
+def test_a_job_left_early_stops_its_run(tmp_path, fixed_random_weights):
+    import threading
+
+    config = StyleConfig(
+        weights=fixed_random_weights, max_size=48, iterations=400, scales=1, steps_per_call=5
+    )
+    updates = jobs.paint(PHOTO, [PAINTING], config=config, folder=str(tmp_path))
+    first = next(updates)
+    assert first.step < 400
+    updates.close()  # what Gradio does when the page goes away
+    assert [t for t in threading.enumerate() if t.name == "tfstyle-paint"] == []
+
+
 def test_a_loss_that_became_nan_keeps_the_last_finite_picture(tmp_path, monkeypatch):
     from tfstyle.errors import NonFiniteLossError
     from tfstyle.optimize import stylize as engine
@@ -214,6 +227,10 @@ def test_a_bad_upload_gets_one_line_and_the_server_keeps_serving(served, tmp_pat
     )
     with pytest.raises(AppError, match=r"^'notes.txt' is not an image"):
         client.predict(*paint_args(PHOTO, str(notes)), api_name="/run_paint")
+    args = list(paint_args(PHOTO, PAINTING))
+    args[2] = ["nope"]  # the bundled paintings: the_scream, shipwreck, starry_night
+    with pytest.raises(AppError, match=r"^Value: 'nope' .* is not in the list of choices"):
+        client.predict(*args, api_name="/run_paint")
     # Still serving: the fast stylizer paints the photo.
     painted = client.predict(handle_file(PHOTO), "starry_night", "none", 64, api_name="/run_fast")
     assert load_image(painted).shape == (43, 64, 3)

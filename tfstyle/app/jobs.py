@@ -146,13 +146,18 @@ def paint(content_path, style_paths, *, config, stop=None, folder, max_pixels=MA
     worker.start()
     total = config.most_steps()
     last_sent = 0.0
-    while (record := records.get()) is not None:
-        total = record.total_steps
-        now = time.perf_counter()
-        if record.image is not None or now - last_sent >= PROGRESS_EVERY_S:
-            last_sent = now
-            yield Update(record.step, total, now - start, record.image)
-    worker.join()
+    try:
+        while (record := records.get()) is not None:
+            total = record.total_steps
+            now = time.perf_counter()
+            if record.image is not None or now - last_sent >= PROGRESS_EVERY_S:
+                last_sent = now
+                yield Update(record.step, total, now - start, record.image)
+    finally:
+        # Closed early (the page was left, the job cancelled): the run stops at its next step
+        # instead of holding the one job slot's CPU to the end. After a finished run, a no-op.
+        stop.set()
+        worker.join()
     yield _finish(outcome, content_path, style_paths, folder, start, total)
 
 

@@ -118,10 +118,13 @@ def build(
     painter = jobs.FastPainter(models_dir, tile_size=tile_size)
     bundled = list_images(examples_dir) if examples_dir else []
     photos = [p for p in bundled if file_stem(p).startswith("content_")]
-    paintings = {file_stem(p).removeprefix("style_"): p for p in bundled if "style_" in p}
+    paintings = {
+        file_stem(p).removeprefix("style_"): p for p in bundled if file_stem(p).startswith("style_")
+    }
 
     def run_paint(photo, uploads, chosen, size, strength, content_weight, scale, colours,
                   preset, request: gr.Request):  # fmt: skip
+        # Gradio refuses a name that is not one of the choices before this runs.
         style_paths = [*(uploads or []), *(paintings[name] for name in chosen or [])]
         try:
             config = base.replace(
