@@ -116,7 +116,7 @@ def test_a_truncated_first_photo_is_skipped_before_training(tmp_path, photos, ca
     assert "Traceback" not in result.stderr
     report = json.loads((output / "training.json").read_text())
     assert [(os.path.basename(s["path"]), s["reason"]) for s in report["skipped"]] == [
-        ("a_truncated.jpg", "does not decode (truncated or corrupt)")
+        ("a_truncated.jpg", "truncated (a JPEG without its end marker)")
     ]
     assert report["steps"] == 2
     assert not os.path.exists(f"{output}.previews")

@@ -167,6 +167,8 @@ def test_an_interrupt_between_a_frame_and_its_record_loses_no_record(
     report = json.loads((tmp_path / "out.json").read_text())
     assert [r["index"] for r in report["per_frame"]] == list(range(FRAMES))
     assert vio.probe_video(output).frame_count == FRAMES
+
+
 def test_an_interrupt_while_the_video_is_written_waits_for_it(tmp_path, clip, capfd, monkeypatch):
     """Ctrl-C after the last frame, while the video is encoded: the run ended with 130 and
     "nothing was saved" (the handler raised inside the writer). Now the video and report are

@@ -124,6 +124,8 @@ def test_write_directory_that_cannot_put_the_previous_back_says_where_it_is(tmp_
     kept = message.rsplit("is kept in ", 1)[1].strip("'")
     with open(os.path.join(kept, "file")) as file:
         assert file.read() == "previous"  # not deleted
+
+
 def test_new_directory_gets_ordinary_permissions(tmp_path):
     # train and export wrote their folders with mkdtemp's 700 (the shipped model is 755).
     old_umask = os.umask(0o022)

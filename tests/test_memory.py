@@ -306,7 +306,7 @@ def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, monkeypatch):
     settings = json.loads((tmp_path / "out.json").read_text())["settings"]
     assert settings["remat"] is True and settings["precision"] == "mixed_bfloat16"
     assert Image.open(output).size == (32, 26)
-    assert run_cli(*args, "--precision", "mixed_float16") == 0
+    assert run_cli(*args, "--precision", "mixed_float16", "--overwrite") == 0
     runs = {}
     for kwargs in built:  # one runner per scale
         features = kwargs["extractor"](np.zeros((1, 16, 16, 3), np.float32))

@@ -109,6 +109,8 @@ def _check_exist(found, name):
     if missing:
         more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
         raise ConfigError(f"{missing[0]}{more}; relative paths start from the manifest's folder")
+
+
 def _jsonl_rows(text, name):
     rows = []
     # Numbered as rows, as in the other messages: blank lines do not count.
