@@ -7,11 +7,20 @@ import signal
 import threading
 import time
 
+import keras
 import numpy as np
 import pytest
 from cli_runner import ROOT, assert_clean_failure, finish, run_inprocess, start
 
 from tfstyle import io as image_io
+
+# `train` exports a SavedModel, a TensorFlow graph: under KERAS_BACKEND=jax it is refused before
+# any work (test_train_and_export_model_refuse_the_jax_backend_before_any_work, which runs on
+# both), so the tests that train run on TensorFlow only.
+TRAINS = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="train runs on the TensorFlow backend only (its model is a SavedModel)",
+)
 
 STYLE = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "examples", "images", "style_the_scream.jpg"
@@ -47,6 +56,7 @@ def _train(tmp_path, photos, capfd, *extra):
     return output, run_inprocess([*args, *extra], capfd)
 
 
+@TRAINS
 def test_train_writes_the_model_and_report_then_paints(tmp_path, photos, capfd):
     (photos / "broken.jpg").write_bytes(b"junk")
     output, result = _train(tmp_path, photos, capfd, "--steps=3", "--preview_every=2")
@@ -75,6 +85,7 @@ def test_train_writes_the_model_and_report_then_paints(tmp_path, photos, capfd):
     assert image_io.load_image(painted / "p0__tiny.png").shape == (40, 48, 3)
 
 
+@TRAINS
 @pytest.mark.parametrize(
     ("args", "match"),
     [
@@ -93,6 +104,7 @@ def test_bad_train_command_lines_get_one_line(tmp_path, photos, capfd, args, mat
     assert not os.path.exists(output)
 
 
+@TRAINS
 def test_bad_training_folders_get_one_line(tmp_path, capfd):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -103,6 +115,7 @@ def test_bad_training_folders_get_one_line(tmp_path, capfd):
         assert not os.path.exists(output.parent)  # nothing made before the refusal
 
 
+@TRAINS
 def test_a_truncated_first_photo_is_skipped_before_training(tmp_path, photos, capfd):
     # A JPEG cut after its header: PIL's verify() accepts it, tf.io.decode_image does not (it
     # was a 35-line TensorFlow traceback from inside tf.data, and an empty previews folder).
@@ -141,6 +154,7 @@ def test_a_missing_model_gets_one_line(tmp_path, photos, capfd):
     assert_clean_failure(result, output=output, match="--tile_size is for painting")
 
 
+@TRAINS
 def test_a_killed_training_resumes_to_the_uninterrupted_losses(tmp_path, photos, capfd):
     """SIGTERM once the first checkpoint exists; --resume then finishes with the same losses
     as an uninterrupted run of the same command."""
@@ -177,6 +191,7 @@ def test_a_killed_training_resumes_to_the_uninterrupted_losses(tmp_path, photos,
     np.testing.assert_allclose(np.array(ours)[done], np.array(theirs)[done], rtol=1e-4)
 
 
+@TRAINS
 def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, capfd, monkeypatch):
     """Every step done, then the export failed (a full disk): the checkpoint of the last step
     stays, and --resume writes the model from it without training again."""
@@ -203,6 +218,7 @@ def test_a_training_whose_export_failed_is_exported_by_resume(tmp_path, photos, 
     assert report["seconds"] > report["this_run_seconds"] + 0.5
 
 
+@TRAINS
 def test_an_interrupt_while_the_model_is_written_waits_for_it(tmp_path, photos, capfd, monkeypatch):
     """Ctrl-C landing in the export: it was raised inside TensorFlow's saving code ("Exception
     ignored ... SignalInterrupt", exit 0, or the export lost). Now the model is written whole,

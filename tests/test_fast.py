@@ -337,9 +337,15 @@ def test_exported_savedmodel_runs_without_tfstyle_and_matches_keras(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env)
     one, batched = np.load(tmp_path / "out.npy")
     assert one.dtype == np.uint8 and one.shape == image.shape
-    expected = FastStylizer.load(target)(image)
-    np.testing.assert_array_equal(one, np.round(expected * 255).astype(np.uint8))
-    np.testing.assert_array_equal(batched, one)
+    expected = np.round(FastStylizer.load(target)(image) * 255)
+    # Within one level of 255, not bit for bit: the SavedModel's graph (another process) and
+    # Keras's call, or a batch of two and one image, may order the float sums differently,
+    # and one value near .5 then rounds the other way (144 vs 143 broke the shipped model's
+    # twin of this test on a 2-core EPYC).
+    assert np.abs(one.astype(np.float32) - expected).max() <= 1
+    assert np.mean(one != expected) < 0.01  # rounding, not truncation (half the values)
+    assert np.abs(batched.astype(np.int16) - one.astype(np.int16)).max() <= 1
+    assert one.std() > 1  # a picture, not a constant
 
 
 def _pointwise_model():

@@ -59,9 +59,31 @@ def test_check_output_path_failures(tmp_path, monkeypatch):
     raises_one_line(
         OutputError, "does not exist", check_output_path, tmp_path / "missing" / "out.png"
     )
-    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
-    raises_one_line(OutputError, "is not writable", check_output_path, tmp_path / "out.png")
-    assert sorted(os.listdir(tmp_path)) == ["dir.png"]
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tempfile, "mkstemp", refused)
+        raises_one_line(OutputError, "is not writable", check_output_path, tmp_path / "out.png")
+    assert sorted(os.listdir(tmp_path)) == ["dir.png"]  # the probe left nothing
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_an_unwritable_directory_is_found_by_trying(tmp_path):
+    # Found by creating a file, not by permission bits: as root, os.access allowed /proc, and
+    # the run failed only when it wrote its output at the end.
+    raises_one_line(OutputError, "is not writable", check_output_path, "/proc/out.png")
+    raises_one_line(
+        OutputError,
+        "is not writable, so no folder can be made",
+        check_output_path,
+        "/proc/new/out.png",
+        create_directory=True,
+    )
+    assert check_output_path(tmp_path / "out.png") == str(tmp_path / "out.png")
+    assert os.listdir(tmp_path) == []
 
 
 def test_supported_extensions_are_saved(tmp_path):

@@ -60,11 +60,34 @@ def test_cosine_restarts_restarts():
     assert math.isclose(values[0], 1.0, rel_tol=1e-5)
 
 
+# Hand-computed rates at learning rate 0.1 over 50 steps: {schedule: {step: rate}}.
+SCHEDULE_RATES = {
+    "constant": {0: 0.1, 49: 0.1},
+    "exponential": {0: 0.1, 50: 0.1 * 0.96**0.5},  # x0.96 per 100 steps
+    "piecewise": {0: 0.1, 30: 0.1 / 3, 49: 0.01},  # bounds at steps 25 and 37
+    "polynomial": {0: 0.1, 25: (0.1 + 0.001) / 2, 50: 0.001},  # linear to lr / 100
+    "cosine": {0: 0.1, 25: 0.1 * (0.01 + 0.99 * 0.5), 50: 0.001},  # alpha 0.01
+    # Periods of 50 // 4 steps, each restart x0.7 above the alpha floor (0.01 of the rate).
+    "cosine_restarts": {0: 0.1, 12: 0.1 * (0.7 * 0.99 + 0.01)},
+    "one_cycle": {0: 0.1 / 25, 15: 0.1, 50: 0.1 / 1e4},  # warm-up over 30% of the steps
+}
+
+
 def test_every_configured_schedule_is_built():
-    for name in SCHEDULES:
+    # It checked isinstance only; now each schedule's rate at hand-computed steps, and the
+    # optimizer built with it starts at its step-0 rate.
+    assert sorted(SCHEDULE_RATES) == sorted(SCHEDULES)
+    for name, rates in SCHEDULE_RATES.items():
+        schedule = make_schedule(name, 0.1, 50)
+        for step, rate in rates.items():
+            value = schedule if isinstance(schedule, float) else schedule(step)
+            np.testing.assert_allclose(float(value), rate, rtol=1e-5, err_msg=f"{name} {step}")
         for optimizer in ("sgd", "adam"):
             built = make_optimizer(name=optimizer, learning_rate=0.1, schedule=name, total_steps=50)
             assert isinstance(built, keras.optimizers.Optimizer)
+            np.testing.assert_allclose(
+                float(ops.convert_to_numpy(built.learning_rate)), rates[0], rtol=1e-5
+            )
 
 
 def test_plain_sgd_step_follows_the_schedule():

@@ -100,7 +100,17 @@ def test_video_packages_are_the_video_extra():
 
 
 def test_every_public_name_resolves():
+    # It checked each name's __name__ only: now each is the very object of the module the
+    # table names (not a same-named copy), that module is tfstyle's, and dir() lists them.
+    import importlib
+
     import tfstyle
 
-    for name in tfstyle.__all__:
-        assert getattr(tfstyle, name).__name__ == name
+    assert tfstyle.__all__ == sorted(tfstyle._EXPORTS)
+    assert set(tfstyle.__all__) <= set(dir(tfstyle))
+    for name, module in tfstyle._EXPORTS.items():
+        value = getattr(tfstyle, name)
+        assert value is getattr(importlib.import_module(module), name), name
+        assert value.__name__ == name and module.startswith("tfstyle."), name
+        # Defined there or in a lower tfstyle module, never a third-party object.
+        assert value.__module__.startswith("tfstyle."), (name, value.__module__)

@@ -8,9 +8,11 @@ overwritten. Nothing here writes a file; `make_directories` is the one function 
 anything. Also the quoting every `tfstyle.io` message uses for paths.
 """
 
+import contextlib
 import csv
 import glob
 import os
+import tempfile
 
 from tfstyle.errors import ConfigError, ImageError, OutputError
 
@@ -389,14 +391,28 @@ def _directory_problem(directory: str, *, create: bool, writable: bool) -> str |
             existing = os.path.dirname(existing)
         if not os.path.isdir(existing):
             return f"{quote(existing)} is not a directory"
-        if not os.access(existing, os.W_OK | os.X_OK):
+        if not _can_create_in(existing):
             return f"directory {quote(existing)} is not writable, so no folder can be made in it"
         return None
     if not os.path.isdir(directory):
         return f"{quote(directory)} is not a directory"
-    if writable and not os.access(directory, os.W_OK | os.X_OK):
+    if writable and not _can_create_in(directory):
         return f"directory {quote(directory)} is not writable"
     return None
+
+
+def _can_create_in(directory: str) -> bool:
+    """Whether a file can be created in `directory`, found by creating (and removing) one.
+    Permission bits and `os.access` say yes to root everywhere, /proc included, and know
+    nothing of read-only mounts: an unwritable output was found only after the run."""
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=".tfstyle-probe.", dir=directory)
+    except OSError:
+        return False
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.remove(probe)
+    return True
 
 
 def _same_file(target: str, other: str | os.PathLike) -> bool:
