@@ -246,6 +246,8 @@ def test_cli_tile_size_reaches_the_step(tmp_path, capfd, monkeypatch):
     assert result.code == 0, result.stderr
     settings = json.loads((tmp_path / "out.json").read_text())["settings"]
     assert settings["tile_size"] == 32
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["tiles"] == 4 and report["peak_memory_mb"] > 0  # 2 x 2 cores of 32 px
     largest = [kw for kw in built if kw["image"].shape[:2] == (48, 64)]
     assert largest and all(len(kw["tiles"]) == 4 for kw in largest)
     assert tfstyle.StyleConfig().tile_size is None
