@@ -98,8 +98,13 @@ def test_tiled_stylize_follows_the_untiled_run():
     content, style = (rng.uniform(size=(96, 128, 3)).astype(np.float32) for _ in "cs")
     settings = {"weights": None, "max_size": 128, "iterations": 4, "scales": 1, **SHALLOW}
     plain = stylize(content, style, config=StyleConfig(**settings))
-    tiled = stylize(content, style, config=StyleConfig(**settings, tile_size=32))
+    seen = []
+    tiled = stylize(
+        content, style, config=StyleConfig(**settings, tile_size=32), callbacks=[seen.append]
+    )
     assert tiled.image.shape == plain.image.shape == (96, 128, 3)
+    # Each tiled step is reported as it ends, with its image (untiled: every steps_per_call).
+    assert [p.step for p in seen if p.image is not None] == [1, 2, 3, 4]
     np.testing.assert_allclose(tiled.history["total"], plain.history["total"], rtol=1e-4)
     change = np.abs(plain.image - content).max()
     assert change > 5e-3  # the run did change the image...

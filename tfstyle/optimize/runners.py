@@ -141,7 +141,9 @@ def _optimise_keras(config, runner, targets, run):
     while done < iterations:
         # Calls end on multiples of steps_per_call counted over the whole run, so images (and
         # the CLI's snapshots) come at the same steps whatever the number of scales.
-        until_boundary = config.steps_per_call - clock.step % config.steps_per_call
+        # A tiled step (minutes at print sizes) is reported one at a time, with its image.
+        per_call = 1 if getattr(runner, "one_step_calls", False) else config.steps_per_call
+        until_boundary = per_call - clock.step % per_call
         steps = min(until_boundary, iterations - done)
         chunk = runner.run(targets, steps)
         current = runner.image(averaged=done + steps == iterations)

@@ -38,6 +38,10 @@ class TiledRunner(TensorFlowRunner):
     (a compiled function per tile shape for each pass), so an interruption loses at most the
     step in progress."""
 
+    # `optimise` reports each step as it ends (`Progress` with the image), not every
+    # `steps_per_call`: at print sizes one tiled step takes minutes.
+    one_step_calls = True
+
     def __init__(self, *, tiles, weights, **kwargs):
         super().__init__(**kwargs)
         self._tiles = list(tiles)
