@@ -185,30 +185,30 @@ def test_largest_fitting_tile_fits_and_the_next_does_not():
 
 
 def test_a_size_that_does_not_fit_the_host_is_refused_before_any_work(monkeypatch):
-    monkeypatch.setattr(host, "available_memory", lambda: 200 * 2**20)
+    # Shallow layers (halo 16) keep the tiled run below small: the estimate at 192x256 is about
+    # 104 MiB, and 50 MiB leaves room for about 153 px untiled or 96 px tiles.
+    monkeypatch.setattr(host, "available_memory", lambda: 50 * 2**20)
     seen = []
-    image = np.zeros((384, 512, 3), np.float32)
-    config = StyleConfig(weights=None, max_size=512, iterations=1, scales=1)
+    image = np.zeros((192, 256, 3), np.float32)
+    settings = {"weights": None, "iterations": 1, "scales": 1, **SHALLOW}
     with pytest.raises(ConfigError) as caught:
-        stylize(image, image, config=config, callbacks=[seen.append])
+        stylize(image, image, config=StyleConfig(max_size=256, **settings), callbacks=[seen.append])
     message = str(caught.value)
-    assert "a 512x384 image needs about" in message and "200 MiB is available" in message
+    assert "a 256x192 image needs about" in message and "50 MiB is available" in message
     assert "max_size=" in message and "tile_size=" in message
     assert "\n" not in message and seen == []
     # The size it names fits: a run at that size passes the check.
     longest = int(message.split("max_size=")[1].split()[0])
-    assert 16 < longest < 512
+    assert 16 < longest < 256
     small = np.zeros((longest * 3 // 4, longest, 3), np.float32)
-    stylize(
-        small, small, config=StyleConfig(weights=None, max_size=longest, iterations=1, scales=1)
-    )
+    stylize(small, small, config=StyleConfig(max_size=longest, **settings))
     # The tile size it names fits too, for the full size.
     tile = int(message.split("tile_size=")[1].split()[0])
-    tiled = StyleConfig(weights=None, max_size=512, iterations=1, scales=1, tile_size=tile)
-    assert stylize(image, image, config=tiled).image.shape == (384, 512, 3)
+    tiled = StyleConfig(max_size=256, tile_size=tile, **settings)
+    assert stylize(image, image, config=tiled).image.shape == (192, 256, 3)
     # memory_check=False runs anyway.
-    unchecked = StyleConfig(weights=None, max_size=64, iterations=1, scales=1, memory_check=False)
     monkeypatch.setattr(host, "available_memory", lambda: 1)
+    unchecked = StyleConfig(max_size=64, memory_check=False, **settings)
     stylize(image[:48, :64], image[:48, :64], config=unchecked)
 
 
