@@ -101,18 +101,13 @@ def _tiled_features(extractor, image, *, config, content_layers=(), gram_layers=
         )
         for name in (*content_layers, *gram_layers):
             stride = layer_stride(name)
-            core = ops.convert_to_numpy(
-                ops.cast(
-                    features[name][
-                        :,
-                        (tile.core_top - tile.top) // stride : (tile.core_bottom - tile.top)
-                        // stride,
-                        (tile.core_left - tile.left) // stride : (tile.core_right - tile.left)
-                        // stride,
-                    ],
-                    "float32",
-                )
+            rows = slice(
+                (tile.core_top - tile.top) // stride, (tile.core_bottom - tile.top) // stride
             )
+            cols = slice(
+                (tile.core_left - tile.left) // stride, (tile.core_right - tile.left) // stride
+            )
+            core = ops.convert_to_numpy(ops.cast(features[name][:, rows, cols], "float32"))
             if name in content_layers:
                 if name not in out:
                     shape = (1, height // stride, width // stride, core.shape[3])
