@@ -256,3 +256,12 @@ def test_cli_tile_size_reaches_the_step(tmp_path, capfd, monkeypatch):
     largest = [kw for kw in built if kw["image"].shape[:2] == (48, 64)]
     assert largest and all(len(kw["tiles"]) == 4 for kw in largest)
     assert tfstyle.StyleConfig().tile_size is None
+
+
+def test_cli_video_refuses_tile_size_without_model(tmp_path, capfd):
+    from cli_runner import assert_clean_failure, run_inprocess
+
+    output = tmp_path / "out.mp4"
+    args = ["video", "--content", tmp_path / "clip.mp4", "--style", tmp_path / "s.png"]
+    result = run_inprocess([*args, "--output", output, "--tile_size", "32"], capfd)
+    assert_clean_failure(result, output=output, match="--tile_size is for --model videos")
