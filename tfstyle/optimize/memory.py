@@ -52,6 +52,10 @@ _IMAGE_BUFFERS = 6
 # A tiled step's own whole-image arrays: the gradient it assembles on the host and its copy as
 # a tensor.
 _TILED_IMAGE_BUFFERS = 2
+# What a tiled step holds beyond that model, whatever the sizes (a compiled function per tile
+# shape for each pass, their kernels' caches): measured 207 and 250 MiB above it at 1024x768
+# with 256 px tiles and 2048x1536 with 512 px tiles (scripts/measure_step_memory.py).
+_TILED_OVERHEAD = 256 * 2**20
 _BYTES = {"float32": 4, "mixed_bfloat16": 2, "mixed_float16": 2}
 
 
@@ -83,12 +87,13 @@ def estimate_step_bytes(
     """
     compute = _BYTES[precision]
     tile_h, tile_w = height, width
-    buffers = _IMAGE_BUFFERS
+    buffers, overhead = _IMAGE_BUFFERS, 0
     if tile_size is not None and max(height, width) > tile_size:
         tile_h, tile_w = largest_tile(
             height, width, tile_size=tile_size, network=network, layers=layers
         )
         buffers += _TILED_IMAGE_BUFFERS
+        overhead = _TILED_OVERHEAD
     blocks = _block_shapes(network, layers, tile_h, tile_w)
     read = set(layers)
     activations = [size for block in blocks for _, size in block["convs"]]
@@ -108,7 +113,7 @@ def estimate_step_bytes(
         size for block in whole for name, size in block["convs"] if name in content_layers
     )
     image = buffers * height * width * 3 * 4
-    return int(compute * (saved + two_largest) + weights + 4 * content + image)
+    return int(compute * (saved + two_largest) + weights + 4 * content + image + overhead)
 
 
 def largest_fitting_size(*, aspect, available_bytes, **settings):
