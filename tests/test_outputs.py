@@ -25,6 +25,8 @@ REPORT_KEYS = [
     "evaluations",
     "elapsed_s",
     "final_losses",
+    "tiles",
+    "peak_memory_mb",
 ]
 
 
@@ -49,6 +51,9 @@ def run(tmp_path_factory):
 def test_report_has_the_documented_keys_and_values(run):
     folder, output, result, report = run
     assert list(report) == REPORT_KEYS
+    assert report["tiles"] == 1  # untiled
+    # This process's peak: at least its TensorFlow and VGG, well under the machine.
+    assert 100 < report["peak_memory_mb"] < 64 * 1024
     assert report["version"] == tfstyle.__version__
     assert report["backend"] == keras.backend.backend()
     assert report["content"] == str(folder / "photo.png")

@@ -44,8 +44,6 @@ def image_command(extra=()):
     if FLAGS.model:
         return apply.command
     refuse_flags(video.VIDEO_FLAGS, "--{name} is for videos: tfstyle video --content CLIP ...")
-    if FLAGS["tile_size"].present:
-        raise TfstyleError("--tile_size is for painting with a trained network (--model)")
     return batch.command if FLAGS.output_dir else stylize.command
 
 

@@ -108,7 +108,10 @@ flags.DEFINE_integer(
     "tile_size",
     fast_config.TILE_SIZE,
     "With --model: paint images with a longer side in overlapping tiles of this side, to bound "
-    "memory (0: never tile).",
+    f"memory (0: never tile). Optimising (no --model; default: untiled): run VGG on tiles of "
+    f"this side (a multiple of {config_lib.TILE_GRID}) one at a time, for pictures too large for "
+    "memory; the losses and gradient stay the whole image's (global Gram matrices). TensorFlow "
+    "backend, --style_loss gram, no masks, not for videos.",
     lower_bound=0,
 )
 flags.DEFINE_string(
@@ -187,7 +190,10 @@ flags.DEFINE_boolean(
     "remat", _D.remat, "Recompute activations in the backward pass: less memory, slower steps."
 )
 flags.DEFINE_boolean(
-    "memory_check", _D.memory_check, "Check that a step fits the accelerator's free memory."
+    "memory_check",
+    _D.memory_check,
+    "Check before any work that a step fits the memory there is: on a CPU, refuse a size that "
+    "does not fit the host's available memory; on a GPU, warn.",
 )
 flags.DEFINE_integer(
     "save_every", 0, "Also save the image every N steps (0: only at the end).", lower_bound=0
@@ -437,6 +443,10 @@ def config_from_flags():
         precision=FLAGS.precision,
         remat=FLAGS.remat,
         memory_check=FLAGS.memory_check,
+        # --tile_size's default (2048) is --model's; an optimisation is tiled only when asked.
+        tile_size=FLAGS.tile_size or None
+        if FLAGS["tile_size"].present and not FLAGS.model
+        else None,
         steps_per_call=_steps_per_call(FLAGS.save_every),
     )
 

@@ -173,6 +173,8 @@ def settings_from_flags():
         raise TfstyleError(f"video takes one --content video or folder; got {len(FLAGS.content)}")
     if FLAGS.init not in INIT_KEYWORDS:
         raise TfstyleError(f"video takes --init {', '.join(INIT_KEYWORDS)}; not an image file")
+    if FLAGS["tile_size"].present and not FLAGS.model:
+        raise TfstyleError("--tile_size is for --model videos: optimised frames are not tiled")
     config = config_from_flags()
     video = VideoConfig(
         mode=FLAGS.video_mode,

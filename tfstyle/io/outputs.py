@@ -20,6 +20,7 @@ from tfstyle import __version__
 from tfstyle.errors import OutputError, TfstyleError
 from tfstyle.io import make_directories, remove_file, save_image, save_json
 from tfstyle.io.paths import check_not_input, check_output_file
+from tfstyle.ops import tiles
 
 # The loss history files a run can write (`integrations.callbacks.HistoryLogger`).
 HISTORY_EXTENSIONS = (".json", ".csv")
@@ -171,7 +172,10 @@ def report(result, *, output, content=None, styles=(), masks=None):
     Returns:
         `version`, `backend`, `content`, `style`, `output`, `size` ([height, width]),
         `settings` (`StyleConfig.to_dict()`), `steps`, `evaluations`, `elapsed_s`,
-        `final_losses`; then `masks` (the same, files made absolute) if the run had masks.
+        `final_losses`, `tiles` (the tiles of the finest scale's step: 1 untiled),
+        `peak_memory_mb` (the process's peak resident memory so far, which includes anything
+        it ran before this run); then `masks` (the same, files made absolute) if the run had
+        masks.
     """
     import keras  # here, not at the top: the CLI imports this module before Keras
 
@@ -187,6 +191,8 @@ def report(result, *, output, content=None, styles=(), masks=None):
         "evaluations": result.evaluations,
         "elapsed_s": round(result.elapsed_s, 3),
         "final_losses": result.final_losses(),
+        "tiles": _tiles(result.config, result.image.shape[:2]),
+        "peak_memory_mb": _peak_memory_mb(),
     }
     if masks:
         data["masks"] = {
@@ -196,6 +202,24 @@ def report(result, *, output, content=None, styles=(), masks=None):
             for key, value in masks.items()
         }
     return data
+
+
+def _tiles(config, size):
+    tile = getattr(config, "tile_size", None)
+    if tile is None or max(size) <= tile:  # the step is untiled up to one tile's size
+        return 1
+    layers = config.content_layers + config.style_layers
+    return len(tiles.tile_plan(*size, tile_size=tile, network=config.network, layers=layers))
+
+
+def _peak_memory_mb():
+    """The process's peak resident memory in MiB (Linux reports ru_maxrss in KiB), or None
+    where the resource module is missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def painted_report(*, content, model, output, size, preserve_colors, batch, elapsed_s):

@@ -34,8 +34,9 @@ FORMAT_VERSION = 2
 
 # Settings that do not change the result: the CLI derives steps_per_call from --save_every, and
 # how steps are grouped into compiled calls does not change the arithmetic; the memory check
-# only decides whether a run starts.
-RESULT_NEUTRAL_SETTINGS = ("steps_per_call", "memory_check")
+# only decides whether a run starts; tiles give the untiled step's loss and gradient (within
+# float rounding), so a run stopped for memory can resume tiled.
+RESULT_NEUTRAL_SETTINGS = ("steps_per_call", "memory_check", "tile_size")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,21 +37,41 @@ conv-bias-ReLU kernels may keep one; convolution workspaces and fragmentation co
 import math
 
 from tfstyle.models.vgg import layer_names
+from tfstyle.ops.tiles import largest_tile
 
 # The estimate times this must fit: convolution workspaces and fragmentation come on top.
 HEADROOM = 1.25
 # Arrays kept per activation for the backward pass (measured with XLA on the CPU).
 ACTIVATION_COPIES = 2
+# The same for TensorFlow's own (not XLA's) CPU step, fitted to peak resident memory measured
+# with scripts/benchmark.py at 512, 1024 and 2048 px (docs/recipes.md).
+CPU_ACTIVATION_COPIES = 1.5
 # Image-sized float32 [H, W, 3] buffers of a step: image, updated image, gradient, up to two
 # optimizer moments, averaged image.
 _IMAGE_BUFFERS = 6
+# A tiled step's own whole-image arrays: the gradient it assembles on the host and its copy as
+# a tensor.
+_TILED_IMAGE_BUFFERS = 2
+# What a tiled step holds beyond that model, whatever the sizes (a compiled function per tile
+# shape for each pass, their kernels' caches): measured 207 and 250 MiB above it at 1024x768
+# with 256 px tiles and 2048x1536 with 512 px tiles (scripts/measure_step_memory.py).
+_TILED_OVERHEAD = 256 * 2**20
 _BYTES = {"float32": 4, "mixed_bfloat16": 2, "mixed_float16": 2}
 
 
 def estimate_step_bytes(
-    *, network, layers, height, width, precision="float32", remat=False, content_layers=()
+    *,
+    network,
+    layers,
+    height,
+    width,
+    precision="float32",
+    remat=False,
+    content_layers=(),
+    tile_size=None,
+    copies=ACTIVATION_COPIES,
 ):
-    """Bytes of accelerator memory one step needs (see the module docstring for the model).
+    """Bytes of memory one step needs (see the module docstring for the model).
 
     Args:
         network: "vgg19" or "vgg16".
@@ -60,52 +80,56 @@ def estimate_step_bytes(
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         remat: whether activations are recomputed per VGG block in the backward pass.
         content_layers: those of `layers` with a stored target activation (float32).
+        tile_size: a tiled step's `StyleConfig.tile_size`: VGG's activations are then those of
+            the largest tile, the image-sized buffers and content targets the whole image's.
+        copies: arrays kept per activation for the backward pass (`ACTIVATION_COPIES`, or
+            `CPU_ACTIVATION_COPIES` for TensorFlow's CPU step).
     """
     compute = _BYTES[precision]
-    blocks = _block_shapes(network, layers, height, width)
+    tile_h, tile_w = height, width
+    buffers, overhead = _IMAGE_BUFFERS, 0
+    if tile_size is not None and max(height, width) > tile_size:
+        tile_h, tile_w = largest_tile(
+            height, width, tile_size=tile_size, network=network, layers=layers
+        )
+        buffers += _TILED_IMAGE_BUFFERS
+        overhead = _TILED_OVERHEAD
+    blocks = _block_shapes(network, layers, tile_h, tile_w)
     read = set(layers)
     activations = [size for block in blocks for _, size in block["convs"]]
     pools = [block["pool"] for block in blocks if block["pool"]]
     if remat:
-        boundaries = [height * width * 3, *pools]
+        boundaries = [tile_h * tile_w * 3, *pools]
         taps = [size for block in blocks for name, size in block["convs"] if name in read]
         largest_block = max(sum(size for _, size in block["convs"]) for block in blocks)
-        saved = sum(boundaries) + sum(taps) + ACTIVATION_COPIES * largest_block
+        saved = sum(boundaries) + sum(taps) + copies * largest_block
     else:
-        saved = ACTIVATION_COPIES * (sum(activations) + sum(pools))
+        saved = copies * (sum(activations) + sum(pools))
     two_largest = sum(sorted(activations)[-2:])
     params = _parameter_count(blocks)
     weights = params * (4 + (compute if precision != "float32" else 0))
+    whole = _block_shapes(network, layers, height, width)
     content = sum(
-        size for block in blocks for name, size in block["convs"] if name in content_layers
+        size for block in whole for name, size in block["convs"] if name in content_layers
     )
-    image = _IMAGE_BUFFERS * height * width * 3 * 4
-    return int(compute * (saved + two_largest) + weights + 4 * content + image)
+    image = buffers * height * width * 3 * 4
+    return int(compute * (saved + two_largest) + weights + 4 * content + image + overhead)
 
 
-def largest_fitting_size(
-    *, network, layers, aspect, available_bytes, precision="float32", remat=False, content_layers=()
-):
+def largest_fitting_size(*, aspect, available_bytes, **settings):
     """The longest image side (pixels) whose step fits `available_bytes` with `HEADROOM`.
 
     Args:
         aspect: height / width of the image (the longer side is the one returned).
-        available_bytes: free accelerator memory.
+        available_bytes: free memory.
+        settings: `estimate_step_bytes`'s other arguments (network, layers, ...).
     Returns:
         The largest longest side, or 0 if not even a 16-pixel image fits.
     """
 
     def fits(longest):
         height, width = _shape(longest, aspect)
-        needed = estimate_step_bytes(
-            network=network,
-            layers=layers,
-            height=height,
-            width=width,
-            precision=precision,
-            remat=remat,
-            content_layers=content_layers,
-        )
+        needed = estimate_step_bytes(height=height, width=width, **settings)
         return needed * HEADROOM <= available_bytes
 
     low, high = 16, 16
@@ -121,6 +145,86 @@ def largest_fitting_size(
         middle = (low + high) // 2
         low, high = (middle, high) if fits(middle) else (low, middle)
     return low
+
+
+def largest_fitting_tile(*, height, width, available_bytes, grid, **settings):
+    """The largest `tile_size` (a multiple of `grid`, below the image's longest side) whose
+    tiled step of a `height` x `width` image fits `available_bytes` with `HEADROOM`, or 0 when
+    none does (the whole-image buffers alone are too many)."""
+
+    def fits(tile):
+        needed = estimate_step_bytes(height=height, width=width, tile_size=tile, **settings)
+        return needed * HEADROOM <= available_bytes
+
+    candidates = range(grid, max(height, width), grid)
+    low, high = 0, len(candidates)  # fits(candidates[i]) holds for i < low, fails from high
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if fits(candidates[middle]) else (low, middle)
+    return candidates[low - 1] if low else 0
+
+
+def host_refusal(
+    *,
+    copies=CPU_ACTIVATION_COPIES,
+    size,
+    available,
+    network,
+    layers,
+    precision,
+    remat,
+    content_layers,
+    tile_size,
+    grid,
+    tiles_possible,
+):
+    """The one-line refusal for a CPU step of an image of `size` (height, width) whose estimate
+    (with `HEADROOM`) exceeds `available` bytes of host memory, naming what would fit; None
+    when it fits. `tiles_possible`: whether these settings could run tiled (to suggest a
+    tile_size)."""
+    settings = {
+        "network": network,
+        "layers": layers,
+        "precision": precision,
+        "content_layers": content_layers,
+        "copies": copies,
+    }
+    height, width = size
+    needed = estimate_step_bytes(
+        height=height, width=width, remat=remat, tile_size=tile_size, **settings
+    )
+    if needed * HEADROOM <= available:
+        return None
+    ways = []
+    if tile_size is None:
+        longest = largest_fitting_size(
+            aspect=height / width, available_bytes=available, remat=remat, **settings
+        )
+        ways.append(f"max_size={longest}" if longest else "a smaller image")
+    if tiles_possible:
+        tile = largest_fitting_tile(
+            height=height,
+            width=width,
+            available_bytes=available,
+            grid=grid,
+            remat=remat,
+            **settings,
+        )
+        if tile:
+            ways.append(f"tile_size={tile} (or smaller)")
+    if not remat and (
+        estimate_step_bytes(height=height, width=width, remat=True, tile_size=tile_size, **settings)
+        * HEADROOM
+        <= available
+    ):
+        ways.append("remat=True")
+    what = f"tile_size={tile_size}" if tile_size is not None else "these settings"
+    return (
+        f"a {width}x{height} image needs about {describe_bytes(needed)} of memory per step with "
+        f"{what} (an estimate, with {HEADROOM:g}x headroom: {describe_bytes(needed * HEADROOM)}) "
+        f"but {describe_bytes(available)} is available; try {' or '.join(ways)}, or "
+        "memory_check=False to run anyway"
+    )
 
 
 def _shape(longest, aspect):
@@ -153,7 +257,9 @@ def _parameter_count(blocks):
     return count
 
 
-def estimate_warning(*, size, free, network, layers, precision, remat, content_layers):
+def estimate_warning(
+    *, size, free, network, layers, precision, remat, content_layers, tile_size=None
+):
     """The one-line warning for a step of an image of `size` (height, width) whose estimate
     (with `HEADROOM`) exceeds `free` bytes, or None when it fits.
 
@@ -173,7 +279,7 @@ def estimate_warning(*, size, free, network, layers, precision, remat, content_l
         "remat": remat,
         "content_layers": content_layers,
     }
-    needed = estimate_step_bytes(height=size[0], width=size[1], **settings)
+    needed = estimate_step_bytes(height=size[0], width=size[1], tile_size=tile_size, **settings)
     if needed * HEADROOM <= free:
         return None
     longest = largest_fitting_size(aspect=size[0] / size[1], available_bytes=free, **settings)

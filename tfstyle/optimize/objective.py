@@ -16,6 +16,7 @@ from tfstyle.ops.losses import (
     style_transfer_losses,
     temporal_loss,
 )
+from tfstyle.ops.tiles import layer_stride, tile_plan
 
 
 def feature_extractor_for(config):
@@ -71,7 +72,12 @@ def compute_targets(
         `{"content": {layer: features}, "style": {layer: target}}`, with "masks" and "seed"
         as above when they apply.
     """
-    content_features = extractor(content[None], training=False)
+    tiled = functools.partial(_tiled_features, extractor, config=config)
+    tiles = config.tile_size is not None and max(content.shape[:2]) > config.tile_size
+    if tiles:  # a tiled run (no masks, "gram"): VGG never sees the whole image at once
+        content_features = tiled(content, content_layers=config.content_layers)
+    else:
+        content_features = extractor(content[None], training=False)
     targets = {"content": {k: content_features[k] for k in config.content_layers}, "style": {}}
     if not config.style_layers:
         return targets
@@ -81,6 +87,11 @@ def compute_targets(
     image_masks = style_image_masks or [None] * len(styles)
     for style, weight, mask in zip(styles, blend, image_masks, strict=True):
         scaled = pp.scale_style(style, style_shape, config.style_scale)
+        if config.tile_size is not None and max(scaled.shape[:2]) > config.tile_size:
+            features = tiled(scaled, gram_layers=config.style_layers)
+            for k in config.style_layers:
+                statistics[k].append((features[k], weight))
+            continue
         features = extractor(scaled[None], training=False)
         for k in config.style_layers:
             statistics[k].append((_style_target(features[k], mask, kind=kind), weight))
@@ -94,6 +105,48 @@ def compute_targets(
     if kind == "sliced_wasserstein":
         targets["seed"] = np.asarray(config.seed % 2**31, np.int32)
     return targets
+
+
+def _tiled_features(extractor, image, *, config, content_layers=(), gram_layers=()):
+    """`{layer: features [1, h, w, C]}` for `content_layers` and `{layer: Gram [1, C, C]}` for
+    `gram_layers` of `image` `[H, W, 3]`, equal to the untiled ones, with VGG run one tile of
+    `config.tile_size` at a time (see `tfstyle.ops.tiles`): a forward pass never holds the
+    whole image's activations."""
+    height, width = image.shape[:2]
+    layers = config.content_layers + config.style_layers
+    plan = tile_plan(
+        height, width, tile_size=config.tile_size, network=config.network, layers=layers
+    )
+    out, sums = {}, {}
+    for tile in plan:
+        features = extractor(
+            image[None, tile.top : tile.bottom, tile.left : tile.right], training=False
+        )
+        for name in (*content_layers, *gram_layers):
+            stride = layer_stride(name)
+            rows = slice(
+                (tile.core_top - tile.top) // stride, (tile.core_bottom - tile.top) // stride
+            )
+            cols = slice(
+                (tile.core_left - tile.left) // stride, (tile.core_right - tile.left) // stride
+            )
+            core = ops.convert_to_numpy(ops.cast(features[name][:, rows, cols], "float32"))
+            if name in content_layers:
+                if name not in out:
+                    shape = (1, height // stride, width // stride, core.shape[3])
+                    out[name] = np.zeros(shape, np.float32)
+                top, left = tile.core_top // stride, tile.core_left // stride
+                out[name][:, top : top + core.shape[1], left : left + core.shape[2]] = core
+            if name in gram_layers:
+                flat = core.reshape(-1, core.shape[3]).astype(np.float64)
+                sums[name] = sums.get(name, 0.0) + flat.T @ flat
+    for name in gram_layers:
+        positions = (height // layer_stride(name)) * (width // layer_stride(name))
+        out[name] = ops.convert_to_tensor((sums[name] / positions)[None].astype(np.float32))
+    return {
+        name: ops.convert_to_tensor(value) if name in content_layers else value
+        for name, value in out.items()
+    }
 
 
 def _style_target(features, mask, *, kind):

@@ -6,6 +6,7 @@ import collections
 import numpy as np
 
 from tfstyle.errors import ConfigError, NonFiniteLossError
+from tfstyle.ops.tiles import tile_plan
 from tfstyle.optimize.lbfgs import minimize_lbfgs
 from tfstyle.optimize.memory import compiled_refusal
 from tfstyle.optimize.objective import make_loss_fn
@@ -42,6 +43,7 @@ class RunnerCache:
         "iterations",
         "average",
         "ema_decay",
+        "tile_size",
     )
 
     def __init__(self, maxsize=8):
@@ -118,7 +120,27 @@ def new_runner(config, extractor, image, *, total_steps):
         ema_decay=config.ema_decay,
         loss_scale=config.precision == "mixed_float16",
         chunk=config.steps_per_call,
+        **tiling(config, image.shape[:2]),
     )
+
+
+def tiling(config, size):
+    """`make_runner`'s tile arguments for an image of `size` (height, width): none when
+    `config.tile_size` is None or the image is one tile (an untiled step is then the same)."""
+    tile = config.tile_size
+    if tile is None or max(size) <= tile:
+        return {}
+    layers = config.content_layers + config.style_layers
+    return {
+        "tiles": tile_plan(*size, tile_size=tile, network=config.network, layers=layers),
+        "tile_weights": {
+            "style_layers": config.style_layers,
+            "style_layer_weights": config.style_layer_weight_map(),
+            "content_weight": config.content_weight,
+            "style_weight": config.style_weight,
+            "tv_weight": config.tv_weight,
+        },
+    }
 
 
 def optimise(config, extractor, targets, image, run, runners=None):
@@ -161,7 +183,9 @@ def _optimise_keras(config, runner, targets, run):
     while done < iterations:
         # Calls end on multiples of steps_per_call counted over the whole run, so images (and
         # the CLI's snapshots) come at the same steps whatever the number of scales.
-        until_boundary = config.steps_per_call - clock.step % config.steps_per_call
+        # A tiled step (minutes at print sizes) is reported one at a time, with its image.
+        per_call = 1 if getattr(runner, "one_step_calls", False) else config.steps_per_call
+        until_boundary = per_call - clock.step % per_call
         steps = min(until_boundary, iterations - done)
         chunk = runner.run(targets, steps)
         current = runner.image(averaged=done + steps == iterations)

@@ -10,13 +10,20 @@ import functools
 import time
 import warnings
 
+import keras
 import numpy as np
 
 from tfstyle.errors import ConfigError, Interrupted, NonFiniteLossError
+from tfstyle.io import host
 from tfstyle.ops import masks
 from tfstyle.ops import preprocessing as pp
 from tfstyle.optimize.checkpoint import digest_images
-from tfstyle.optimize.memory import estimate_warning
+from tfstyle.optimize.memory import (
+    ACTIVATION_COPIES,
+    CPU_ACTIVATION_COPIES,
+    estimate_warning,
+    host_refusal,
+)
 from tfstyle.optimize.objective import (
     compute_targets,
     feature_extractor_for,
@@ -28,7 +35,7 @@ from tfstyle.optimize.pyramid import check_sizes, scale_plan
 from tfstyle.optimize.run_state import Clock, RunState
 from tfstyle.optimize.runners import optimise
 from tfstyle.optimize.step import free_device_memory
-from tfstyle.settings.style import StyleConfig
+from tfstyle.settings.style import TILE_GRID, StyleConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +133,10 @@ def stylize(
     plan = scale_plan(config, content.shape)
     sizes = [size for size, _ in plan]
     check_sizes(config, sizes, content.shape, styles)
-    _check_memory(config, sizes[-1])
+    tiles_possible = _check_tiles(
+        config, masks=any(m is not None for m in given), temporal=temporal is not None
+    )
+    _check_memory(config, sizes, tiles_possible=tiles_possible)
     spatial = masks.prepare(
         config,
         style_masks=style_masks,
@@ -274,21 +284,61 @@ def _luminance(config):
     return config.preserve_colors == "luminance"
 
 
-def _check_memory(config, size):
-    """Warn, before any work, when the estimated step for `size` exceeds the accelerator's free
-    memory (a warning: the estimate has not been measured on a GPU; see
-    `tfstyle.optimize.memory`)."""
-    free = free_device_memory() if config.memory_check else None
-    if free is None:  # a CPU: the operating system's memory is not ours to predict
+def _check_tiles(config, *, masks, temporal):
+    """Refuse `config.tile_size` where the tiled step cannot honour it (see
+    `tfstyle.optimize.step.tiled`); return whether these settings and inputs could run tiled
+    (for the memory check's suggestions)."""
+    reasons = []
+    if keras.backend.backend() != "tensorflow":
+        reasons.append(f"the {keras.backend.backend()} backend (tensorflow only)")
+    if masks:
+        reasons.append("masks")
+    if temporal:
+        reasons.append("the temporal loss (video)")
+    if config.style_loss != "gram":
+        reasons.append(f"style_loss={config.style_loss!r}")
+    if config.precision == "mixed_float16":
+        reasons.append("precision='mixed_float16'")
+    if config.tile_size is not None and reasons:
+        raise ConfigError(f"tile_size does not work with {', '.join(reasons)}")
+    return not reasons
+
+
+def _check_memory(config, sizes, *, tiles_possible):
+    """Before any work: on a CPU, refuse the first scale (largest first) whose estimated step
+    exceeds the host's available memory, naming what would fit; on an accelerator, warn for the
+    largest (a warning: the estimate has not been measured on a GPU). See
+    `tfstyle.optimize.memory`."""
+    if not config.memory_check:
         return
-    message = estimate_warning(
-        size=size,
-        free=free,
-        network=config.network,
-        layers=config.content_layers + config.style_layers,
-        precision=config.precision,
-        remat=config.remat,
-        content_layers=config.content_layers,
-    )
-    if message:
-        warnings.warn(message, stacklevel=3)
+    settings = {
+        "network": config.network,
+        "layers": config.content_layers + config.style_layers,
+        "precision": config.precision,
+        "remat": config.remat,
+        "content_layers": config.content_layers,
+        "tile_size": config.tile_size,
+    }
+    free = free_device_memory()
+    if free is not None:
+        message = estimate_warning(size=sizes[-1], free=free, **settings)
+        if message:
+            warnings.warn(message, stacklevel=3)
+        return
+    available = host.available_memory()
+    if available is None:  # not Linux: nothing to compare with
+        return
+    # TensorFlow's own CPU kernels keep fewer copies of each activation than XLA (JAX) does.
+    tensorflow = keras.backend.backend() == "tensorflow"
+    copies = CPU_ACTIVATION_COPIES if tensorflow else ACTIVATION_COPIES
+    for size in sorted(sizes, key=lambda s: s[0] * s[1], reverse=True):
+        message = host_refusal(
+            size=size,
+            available=available,
+            copies=copies,
+            grid=TILE_GRID,
+            tiles_possible=tiles_possible,
+            **settings,
+        )
+        if message:
+            raise ConfigError(message)

@@ -47,6 +47,10 @@ COVARIANCE_RIDGE = 1e-4
 # bombs); the CLI raises it with --max_pixels.
 MAX_INPUT_PIXELS = 128_000_000
 
+# Tiles of a tiled step (`tile_size`) are multiples of this: VGG's deepest pooling grid (four
+# 2x2 pools before block5), so every tile's pooled positions are the whole image's.
+TILE_GRID = 16
+
 # scales="auto": the pyramid's coarsest scale is the smallest size of at least this many pixels
 # (longest side) in the halving sequence from max_size (512 -> 128, 256, 512; 384 -> 192, 384;
 # under 256, one scale), as crowsonkb's style-transfer starts near 128 px.
@@ -144,9 +148,16 @@ class StyleConfig(Settings):
         steps_per_call: optimisation steps in one compiled call (callbacks see every step).
         remat: recompute each VGG block's activations in the backward pass instead of storing
             them (less memory for large images, about a third more compute per step).
-        memory_check: check that a step fits the accelerator's free memory (see
-            `tfstyle.optimize.memory`): before any work, a warning from an estimate; on JAX, a
-            refusal from XLA's own figures when a scale's step is compiled. False skips both.
+        memory_check: check that a step fits the memory there is (see
+            `tfstyle.optimize.memory`): before any work, on a CPU a refusal when the estimated
+            step of the largest scale exceeds the host's available memory, on an accelerator a
+            warning from the estimate; on JAX, a refusal from XLA's own figures when a scale's
+            step is compiled. False skips all of these.
+        tile_size: None (untiled), or the side in pixels (a multiple of `TILE_GRID`) of the
+            tiles VGG runs on one at a time, so that a step's memory is bounded by the tile,
+            not the image; the losses and gradient are the untiled step's (global Gram
+            matrices: see `tfstyle.optimize.step.tiled`), for about one more forward pass per
+            step. TensorFlow backend, "gram" style loss, no masks, no float16.
     """
 
     network: str = "vgg19"
@@ -186,6 +197,7 @@ class StyleConfig(Settings):
     steps_per_call: int = 10
     remat: bool = False
     memory_check: bool = True
+    tile_size: int | None = None
 
     def __post_init__(self):
         for name, allowed in (
@@ -230,6 +242,7 @@ class StyleConfig(Settings):
         _check_int("seed", self.seed, low=0)
         self._check_max_size()
         self._check_layer_weights()
+        self._check_tile_size()
         if self.style_blend_weights is not None:
             weights = tuple(float(w) for w in self.style_blend_weights)
             for w in weights:
@@ -237,6 +250,27 @@ class StyleConfig(Settings):
             if not any(weights):
                 raise ConfigError("style_blend_weights must not all be 0")
             object.__setattr__(self, "style_blend_weights", weights)
+
+    def _check_tile_size(self):
+        if self.tile_size is None:
+            return
+        _check_int("tile_size", self.tile_size, low=TILE_GRID)
+        if self.tile_size % TILE_GRID:
+            raise ConfigError(
+                f"tile_size must be a multiple of {TILE_GRID} (VGG's pooling grid); "
+                f"got {self.tile_size}"
+            )
+        # The tiled step sums the Gram matrices' F^T F over tiles; the other losses' statistics
+        # (a covariance square root, sorted samples) are not such sums.
+        if self.style_loss != "gram":
+            raise ConfigError(
+                f"tile_size works with style_loss='gram' only, not {self.style_loss!r}"
+            )
+        if self.precision == "mixed_float16":
+            raise ConfigError(
+                "tile_size does not work with precision='mixed_float16' (no loss scaling in "
+                "the tiled step); use mixed_bfloat16 or float32"
+            )
 
     def scale_count(self, longest):
         """The number of scales for an output whose longest side is `longest` px.

@@ -72,6 +72,8 @@ def make_runner(
     jit_compile=None,
     loss_scale=False,
     chunk=DEFAULTS.steps_per_call,
+    tiles=None,
+    tile_weights=None,
 ):
     """Build the runner for the active Keras backend.
 
@@ -87,6 +89,10 @@ def make_runner(
         jit_compile: compile with XLA; None chooses per backend (see each backend's module).
         loss_scale: scale the loss for float16 networks (see above).
         chunk: the most steps one compiled call runs (`StyleConfig.steps_per_call`).
+        tiles: None, or the `tfstyle.ops.tiles.Tile`s of a tiled step (TensorFlow only; see
+            `tfstyle.optimize.step.tiled`), which computes the losses from `tile_weights`
+            (`{"style_layers", "style_layer_weights", "content_weight", "style_weight",
+            "tv_weight"}`) instead of `loss_fn`.
 
     Returns:
         A `TensorFlowRunner` or a `JaxRunner`, with the interface above.
@@ -95,6 +101,24 @@ def make_runner(
         NotImplementedError: another Keras backend.
     """
     backend = keras.backend.backend()
+    if tiles is not None:
+        if backend != "tensorflow":
+            raise NotImplementedError(f"tiled steps run on the tensorflow backend, not {backend}")
+        from tfstyle.optimize.step.tiled import TiledRunner
+
+        return TiledRunner(
+            tiles=tiles,
+            weights=tile_weights,
+            extractor=extractor,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            image=image,
+            average=average,
+            ema_decay=ema_decay,
+            jit_compile=jit_compile,
+            loss_scale=loss_scale,
+            chunk=chunk,
+        )
     if backend == "tensorflow":
         from tfstyle.optimize.step.tensorflow import TensorFlowRunner as runner_class
     elif backend == "jax":
