@@ -221,7 +221,7 @@ def _train(config, style, output, resume):
             f"{checkpoint_file}: continue with --resume"
         )
         return shell.exit_status(exc.__cause__ or stop)
-    report = _report(result, config)
+    report = _report(result, result.config)  # its precision: the one that ran
     export_stylizer(result.model, output, overwrite=FLAGS.overwrite, report=report)
     remove_file(checkpoint_file)
     if not FLAGS.quiet:

@@ -16,10 +16,13 @@ from tfstyle.ops.losses import (
     style_transfer_losses,
     temporal_loss,
 )
+from tfstyle.optimize.step import with_precision
 
 
 def feature_extractor_for(config):
-    """The (cached) extractor with every content and style layer of `config`."""
+    """The (cached) extractor with every content and style layer of `config` (precision "auto"
+    resolved as `stylize` resolves it, so a prebuilt extractor matches its run)."""
+    config = with_precision(config)
     return build_feature_extractor(
         layers=config.content_layers + config.style_layers,
         network=config.network,

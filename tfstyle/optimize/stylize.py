@@ -27,7 +27,7 @@ from tfstyle.optimize.objective import (
 from tfstyle.optimize.pyramid import check_sizes, scale_plan
 from tfstyle.optimize.run_state import Clock, RunState
 from tfstyle.optimize.runners import optimise
-from tfstyle.optimize.step import free_device_memory
+from tfstyle.optimize.step import free_device_memory, with_precision
 from tfstyle.settings.style import StyleConfig
 
 
@@ -38,7 +38,7 @@ class StyleResult:
     Attributes:
         image: float32 `[H, W, 3]` in [0, 1].
         history: `{loss name: float32 array}`, one entry per step over all scales.
-        config: the settings used.
+        config: the settings used (precision "auto" resolved to the policy that ran).
         evaluations: objective evaluations (equal to the steps, except for L-BFGS).
         elapsed_s: wall time of the whole call, compilation included.
     """
@@ -105,7 +105,9 @@ def stylize(
         Interrupted: a KeyboardInterrupt arrived; carries the current image and a `Checkpoint`.
     """
     start = time.perf_counter()
-    config = config or StyleConfig()
+    # precision="auto" is resolved here, once: everything below, the result's config and so
+    # the report see the policy that runs.
+    config = with_precision(config or StyleConfig())
     content = pp.as_float_image(content)
     styles = [pp.as_float_image(s) for s in (style if isinstance(style, list | tuple) else [style])]
     blend = config.blend_weights(len(styles))
