@@ -9,6 +9,7 @@ Modules, each importing only those before it:
   `.npz` checkpoints, whole directories), and reading checkpoints back.
 * `images` (with `modes`, every Pillow mode to RGB): decoding any common image file into
   float32 RGB in [0, 1], encoding PNG or JPEG (from and to files, or bytes).
+* `hardware`: the CPU's feature flags, read once from /proc/cpuinfo (for `precision="auto"`).
 * `filesystems`: the same through Apache Beam's `FileSystems` (local paths, `gs://`, `s3://`),
   for `tfstyle.beam`; imported on its own, as it needs the `beam` extra.
 
