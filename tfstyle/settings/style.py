@@ -47,7 +47,11 @@ STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
 LOSS_NAMES = ("content", "style", "tv", "total")
 
 # Style loss "mean_cov" (style_stats.py): Newton-Schulz iterations per matrix square root, and the
-# ridge added to both covariances, relative to the target's mean variance (tr(S) / C).
+# ridge added to both covariances, relative to the target's mean variance (tr(S) / C). Fewer
+# iterations would be cheaper but are not close enough (issue 25; real VGG16 features of chelsea
+# against The Starry Night at 256 px, the loss and its gradient with respect to the features,
+# against 22 iterations): 18 moved the loss by 0.2% and the gradient by 3%, 15 by 0.8% / 6%,
+# 12 by 2.6% / 12%, 10 by 5.2% / 18%. (40 iterations overflow to NaN in float32.)
 NEWTON_SCHULZ_ITERATIONS = 15
 COVARIANCE_RIDGE = 1e-4
 
