@@ -62,6 +62,7 @@ flags.DEFINE_integer("steps_per_call", None, "tfstyle steps per compiled call (d
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "tfstyle's XLA setting.")
 flags.DEFINE_boolean("remat", False, "tfstyle: recompute activations in the backward pass.")
 flags.DEFINE_string("output", None, "Also write all records to this JSON file.")
+flags.DEFINE_string("label", None, "Add this label to every record (scripts/gpu_check.sh).")
 flags.DEFINE_string("model", None, "stylizer impls: a trained stylizer (default: a fresh one).")
 flags.DEFINE_integer("width", 16, "stylizer impls: the fresh network's width.")
 flags.DEFINE_integer("batch_size", 4, "stylizer_train: crops per step.")
@@ -119,13 +120,16 @@ def measure(impl, size, *, backend, device):
             elapsed = min(elapsed, time.perf_counter() - start)
         memory.analysis = analyse
     steady_call_s = elapsed / calls
+    label = {"label": FLAGS.label} if FLAGS.label else {}
     return {
+        **label,
         "impl": impl,
         "backend": backend,
         "device": device,
         "network": FLAGS.network,
         "size": size,
         "precision": FLAGS.precision,
+        "remat": FLAGS.remat if impl == "tfstyle" else False,
         "steps_per_s": round(calls * steps_per_call / elapsed, 4),
         "s_per_step": round(elapsed / (calls * steps_per_call), 4),
         "compile_s": round(max(0.0, first_s - steady_call_s), 3),

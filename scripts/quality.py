@@ -7,7 +7,8 @@ Each `--run` is `LABEL: FIELD=VALUE ...` with `StyleConfig` fields (values as Py
 or plain strings); `--network`, `--weights` and `--max_size` apply to every run. Per run and
 pair it prints the content distance, the style distance on the loss's layers and on held-out
 layers, at full and at half size (`tfstyle.ops.metrics`, scored with the same network and
-weights) and the wall time of the `stylize` call; then the mean of each run over the pairs.
+weights), the precision that ran (in brackets: `precision="auto"` resolved) and the wall time
+of the `stylize` call; then the mean of each run over the pairs.
 The sheet has one row per pair: content | style | each run.
 """
 
@@ -91,16 +92,18 @@ def main(argv):
             )
             start = time.perf_counter()
             if FLAGS.rescore:
-                image, wall = load_image(saved), 0.0
+                image, wall, ran = load_image(saved), 0.0, "?"
             else:
-                image = stylize(content, style, config=config).image
+                result = stylize(content, style, config=config)
+                image, ran = result.image, result.config.precision  # "auto" resolved
                 wall = time.perf_counter() - start
             scores = metrics.distances(
                 scorer, image, content=content, style=style, style_scale=config.style_scale
             )
             table[label].append({**scores, "wall_s": wall})
             print(
-                _line(f"{label} {content_name[8:-4]}+{style_name[6:-4]}", scores, wall), flush=True
+                _line(f"{label} {content_name[8:-4]}+{style_name[6:-4]} [{ran}]", scores, wall),
+                flush=True,
             )
             row.append(image)
             if FLAGS.save_dir and not FLAGS.rescore:

@@ -61,6 +61,20 @@ def tiny_config(fixed_random_weights):
     return StyleConfig(weights=fixed_random_weights, max_size=56, iterations=6, steps_per_call=3)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def float32_for_auto():
+    """precision="auto" (the default) runs float32 in every in-process test, on every machine:
+    tests assert numbers, and whether "auto" means bfloat16 depends on the CPU or GPU under
+    them. Tests of "auto" itself set `native_bfloat16` as they need it. For the whole session,
+    so that module-scoped fixtures see it too, with its own MonkeyPatch, so that a test's
+    `monkeypatch.undo()` leaves it in place."""
+    from tfstyle.optimize import step
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(step, "native_bfloat16", lambda: False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def real_weights():
     path = os.environ.get(WEIGHTS_ENV)

@@ -23,6 +23,9 @@ from tfstyle.io import load_image, load_npz
 ITERATIONS = 300
 # Shallow layers and Adam with an EMA: quick steps, and optimizer state that must come back.
 RUN = (
+    # Subprocess and in-process runs are compared, and conftest's float32 for precision="auto"
+    # reaches only this process: on a CPU with AVX-512 BF16 the subprocesses would run bfloat16.
+    "--precision=float32",
     "--network=vgg16",
     "--max_size=32",
     f"--iterations={ITERATIONS}",

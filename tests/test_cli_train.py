@@ -27,6 +27,10 @@ STYLE = os.path.join(
 )
 # Random VGG16 weights, shallow loss layers, a 4-channel network on 32 px crops.
 TINY = (
+    # Subprocess and in-process trainings are compared, and conftest's float32 for
+    # precision="auto" reaches only this process: on a CPU with AVX-512 BF16 the subprocesses
+    # would train in bfloat16.
+    "--precision=float32",
     "--network=vgg16",
     "--weights=none",
     "--size=32",

@@ -139,3 +139,125 @@ def test_float16_loop_steps_on_the_loss_scaled_gradient(
     scaled = updates["mixed_float16", True]
     assert np.count_nonzero(moved & (scaled == 0)) == 0
     assert error(scaled) < 0.15
+
+
+# --- precision="auto": bfloat16 where the hardware computes it natively -----------------------
+
+
+def test_auto_resolves_by_native_bfloat16_and_leaves_other_values():
+    from tfstyle.settings.style import resolve_precision
+
+    assert resolve_precision("auto", bfloat16_native=True) == "mixed_bfloat16"
+    assert resolve_precision("auto", bfloat16_native=False) == "float32"
+    for explicit in ("float32", "mixed_bfloat16", "mixed_float16"):
+        for native in (True, False):
+            assert resolve_precision(explicit, bfloat16_native=native) == explicit
+
+
+def test_auto_is_the_default_and_validates():
+    from tfstyle.errors import ConfigError
+    from tfstyle.settings.train import TrainConfig
+
+    assert StyleConfig().precision == "auto" and TrainConfig().precision == "auto"
+    assert StyleConfig(precision="auto").to_dict()["precision"] == "auto"
+    with pytest.raises(ConfigError, match="one of auto, float32, "):
+        StyleConfig(precision="bfloat16")
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse avx2 avx512f avx512_bf16 avx512_fp16", True),  # Zen 4, Sapphire Rapids
+        ("fpu sse avx2 avx512f amx_bf16 amx_tile", True),  # AMX alone
+        ("fpu sse avx2 avx512f avx512_vnni", False),  # Skylake/Cascade Lake: emulated
+        ("fpu sse avx2", False),
+    ],
+)
+def test_cpu_flags_read_from_cpuinfo_decide_bfloat16(tmp_path, flags, native):
+    from tfstyle.io.hardware import cpu_flags
+    from tfstyle.settings.style import cpu_computes_bfloat16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    core = f"processor\t: {{}}\nmodel name\t: Fake CPU\nflags\t\t: {flags}\n\n"
+    cpuinfo.write_text(core.format(0) + core.format(1))
+    read = cpu_flags(str(cpuinfo))
+    assert "fpu" in read and "model" not in read
+    assert cpu_computes_bfloat16(read) is native
+
+
+def test_cpu_flags_of_a_machine_without_cpuinfo_are_empty(tmp_path):
+    from tfstyle.io.hardware import cpu_flags
+    from tfstyle.settings.style import cpu_computes_bfloat16
+
+    assert cpu_flags(str(tmp_path / "absent")) == frozenset()
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert cpu_flags(str(tmp_path / "arm")) == frozenset()
+    assert cpu_computes_bfloat16(frozenset()) is False
+
+
+def test_native_bfloat16_on_a_tensorflow_cpu_follows_flags_and_onednn(monkeypatch):
+    import keras
+
+    from tfstyle.optimize import step
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the CPU-flag rule is TensorFlow's (JAX's CPU stays float32)")
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU decides by its compute capability")
+    detect = step.detect_native_bfloat16  # uncached (conftest replaces native_bfloat16)
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.setattr(step, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert detect() is True
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert detect() is False
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    monkeypatch.setattr(step, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert detect() is False
+
+
+def test_compute_capability_threshold_is_ampere():
+    from tfstyle.optimize.step import _capability
+
+    assert _capability("9.0") and _capability("8.0") and _capability((8, 6))
+    assert not _capability("7.5") and not _capability((7, 0))
+    assert not _capability(None) and not _capability("gfx90a")
+
+
+@pytest.mark.parametrize(("native", "ran"), [(True, "mixed_bfloat16"), (False, "float32")])
+def test_auto_run_reports_the_precision_that_ran(
+    monkeypatch, tmp_path, content_image, style_image, tiny_config, native, ran
+):
+    from tfstyle.io import outputs
+    from tfstyle.optimize import step
+
+    monkeypatch.setattr(step, "native_bfloat16", lambda: native)
+    config = tiny_config.replace(iterations=2, precision="auto", **LAYERS)
+    result = stylize(content_image, style_image, config=config)
+    assert result.config.precision == ran
+    report = outputs.report(result, output=str(tmp_path / "out.png"))
+    assert report["settings"]["precision"] == ran
+    dtype = "bfloat16" if native else "float32"
+    features = feature_extractor_for(config)(content_image[None])
+    assert {standardize_dtype(v.dtype) for v in features.values()} == {dtype}
+
+
+def test_resume_with_auto_matches_the_resolved_checkpoint(tiny_config):
+    from tfstyle.errors import CheckpointError
+    from tfstyle.optimize.checkpoint import Checkpoint
+
+    made = tiny_config.replace(precision="mixed_bfloat16")
+    checkpoint = Checkpoint(
+        config=made,
+        inputs="x",
+        step=1,
+        scale=0,
+        image=np.zeros((4, 4, 3), np.float32),
+        runner_state={},
+        history={},
+        evaluations=1,
+    )
+    checkpoint.check_settings(tiny_config.replace(precision="auto"))  # decided by stylize()
+    with pytest.raises(CheckpointError, match="precision mixed_bfloat16 there, float32 now"):
+        checkpoint.check_settings(tiny_config.replace(precision="float32"))

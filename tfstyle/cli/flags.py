@@ -185,7 +185,14 @@ flags.DEFINE_string(
 flags.DEFINE_float("init_noise_ratio", _D.init_noise_ratio, "Noise mixed into the initial image.")
 flags.DEFINE_enum("average", _D.average, config_lib.AVERAGING, "Output averaging.")
 flags.DEFINE_integer("seed", _D.seed, "Random seed.")
-flags.DEFINE_enum("precision", _D.precision, config_lib.PRECISIONS, "Network dtype policy.")
+flags.DEFINE_enum(
+    "precision",
+    _D.precision,
+    config_lib.PRECISIONS,
+    "Network dtype policy; auto: mixed_bfloat16 where the hardware computes bfloat16 natively "
+    "(CPUs with AVX-512 BF16 or AMX on TensorFlow, TPUs, NVIDIA GPUs from Ampere on), else "
+    "float32. The report names the one that ran.",
+)
 flags.DEFINE_boolean(
     "remat", _D.remat, "Recompute activations in the backward pass: less memory, slower steps."
 )

@@ -234,7 +234,7 @@ def _train(config, style, output, resume, source):
             f"{checkpoint_file}: continue with --resume"
         )
         return shell.exit_status(exc.__cause__ or stop)
-    report = _report(result, config)
+    report = _report(result, result.config)  # its precision: the one that ran
     # A signal while the model is written only sets a flag: raised from the handler, it landed
     # inside TensorFlow's saving code ("Exception ignored ... SignalInterrupt" and exit 0). The
     # write takes seconds and every step is done, so it finishes (a second signal stops it:

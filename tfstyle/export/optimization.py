@@ -96,7 +96,8 @@ def check_exportable(config):
             (config.average != "none", f"average={config.average} (use none)"),
             (config.preserve_colors != "none", f"preserve_colors={config.preserve_colors}"),
             (config.init not in ("content", "noise"), f"init={config.init}"),
-            (config.precision != "float32", f"precision={config.precision}"),
+            # "auto" exports float32: the graph runs on machines not known here.
+            (config.precision not in ("float32", "auto"), f"precision={config.precision}"),
             (config.style_loss != "gram", f"style_loss={config.style_loss} (use gram)"),
         )
         if failed
@@ -136,6 +137,7 @@ class OptimizationModule(tf.Module):
     def __init__(self, config):
         super().__init__(name="tfstyle_stylizer")
         check_exportable(config)
+        config = config.replace(precision="float32")  # "auto" included (see check_exportable)
         self._config = config
         extractor = feature_extractor_for(config)
         # The Keras model stays out of the object graph (a bound method is not tracked);

@@ -30,6 +30,7 @@ from tfstyle.fast import data
 from tfstyle.integrations.keras_losses import PerceptualLoss
 from tfstyle.models.transformer import build_stylizer
 from tfstyle.ops import preprocessing as pp
+from tfstyle.optimize.step import with_precision
 from tfstyle.settings.train import TRAIN_DEFAULTS
 
 FORMAT_VERSION = 1
@@ -151,6 +152,9 @@ def train_stylizer(
         ImageError: no usable training photo.
     """
     start = time.perf_counter()
+    # precision="auto" resolved once: the model, the checkpoints and the result see the policy
+    # that runs.
+    config = with_precision(config)
     source = data.training_source(photos)
     inputs = input_digests(style, source)
     if resume is not None:  # before the network is built: a refusal costs nothing

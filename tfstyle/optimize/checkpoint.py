@@ -102,10 +102,16 @@ class Checkpoint:
             CheckpointError: naming up to three settings that differ.
         """
         self.check_environment()
+        now = config.to_dict()
+        if now["precision"] == "auto":
+            # The checkpoint holds the precision its run resolved "auto" to; `stylize` resolves
+            # it here before calling `check_resumable`, so a run that would compute in another
+            # precision is refused there, not here (the CLI checks before TensorFlow loads).
+            now["precision"] = self.config.precision
         differences = [
-            f"{key} {_show(before)} there, {_show(config.to_dict()[key])} now"
+            f"{key} {_show(before)} there, {_show(now[key])} now"
             for key, before in self.config.to_dict().items()
-            if key not in RESULT_NEUTRAL_SETTINGS and before != config.to_dict()[key]
+            if key not in RESULT_NEUTRAL_SETTINGS and before != now[key]
         ]
         if differences:
             shown = "; ".join(differences[:3]) + ("; ..." if len(differences) > 3 else "")

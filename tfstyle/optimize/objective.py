@@ -17,10 +17,12 @@ from tfstyle.ops.losses import (
     temporal_loss,
 )
 from tfstyle.ops.tiles import layer_stride, tile_plan
+from tfstyle.optimize.step import with_precision
 
 
 def feature_extractor_for(config):
-    """The (cached) extractor with every content and style layer of `config`.
+    """The (cached) extractor with every content and style layer of `config` (precision "auto"
+    resolved as `stylize` resolves it, so a prebuilt extractor matches its run).
 
     Args:
         config: the run's `StyleConfig` (network, weights, pooling, precision, remat).
@@ -31,6 +33,7 @@ def feature_extractor_for(config):
     Raises:
         WeightsError: the weights cannot be loaded.
     """
+    config = with_precision(config)
     return build_feature_extractor(
         layers=config.content_layers + config.style_layers,
         network=config.network,

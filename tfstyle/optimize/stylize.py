@@ -34,7 +34,7 @@ from tfstyle.optimize.objective import (
 from tfstyle.optimize.pyramid import check_sizes, scale_plan
 from tfstyle.optimize.run_state import Clock, RunState
 from tfstyle.optimize.runners import optimise
-from tfstyle.optimize.step import free_device_memory
+from tfstyle.optimize.step import free_device_memory, with_precision
 from tfstyle.settings.style import TILE_GRID, StyleConfig
 
 
@@ -45,7 +45,7 @@ class StyleResult:
     Attributes:
         image: float32 `[H, W, 3]` in [0, 1].
         history: `{loss name: float32 array}`, one entry per step over all scales.
-        config: the settings used.
+        config: the settings used (precision "auto" resolved to the policy that ran).
         evaluations: objective evaluations (equal to the steps, except for L-BFGS).
         elapsed_s: wall time of the whole call, compilation included.
     """
@@ -113,7 +113,9 @@ def stylize(
         Interrupted: a KeyboardInterrupt arrived; carries the current image and a `Checkpoint`.
     """
     start = time.perf_counter()
-    config = config or StyleConfig()
+    # precision="auto" is resolved here, once: everything below, the result's config and so
+    # the report see the policy that runs.
+    config = with_precision(config or StyleConfig())
     content, styles, blend, init_image, inputs = _prepare_inputs(
         content,
         style,
@@ -133,9 +135,10 @@ def stylize(
     plan = scale_plan(config, content.shape)
     sizes = [size for size, _ in plan]
     check_sizes(config, sizes, content.shape, styles)
-    tiles_possible = _check_tiles(
-        config, masks=any(m is not None for m in given), temporal=temporal is not None
+    has_masks = any(
+        m is not None for m in (*(style_masks or ()), content_mask, *(style_image_masks or ()))
     )
+    tiles_possible = _check_tiles(config, masks=has_masks, temporal=temporal is not None)
     _check_memory(config, sizes, tiles_possible=tiles_possible)
     spatial = masks.prepare(
         config,

@@ -55,7 +55,8 @@ class TrainConfig(Settings):
         learning_rate: Adam's rate (1e-3 in Johnson et al.).
         seed: seeds the network's initial weights and every crop and flip: a run is
             repeatable, and a resumed run sees the same batches an uninterrupted one would.
-        precision: Keras dtype policy of the stylizer and the loss network.
+        precision: Keras dtype policy of the stylizer and the loss network ("auto": as for
+            `StyleConfig.precision`, resolved when training starts).
     Side outputs (callbacks of `train_stylizer`; 0 turns one off):
         checkpoint_every, preview_every: steps between checkpoints and between previews.
     """
@@ -76,7 +77,7 @@ class TrainConfig(Settings):
     steps: int = 2000
     learning_rate: float = 1e-3
     seed: int = 0
-    precision: str = "float32"
+    precision: str = "auto"
     checkpoint_every: int = 200
     preview_every: int = 200
 

@@ -52,10 +52,18 @@ skipped and the scale halved), and for `value_and_grad` by a scale that starts a
 The backend is read once, from `keras.backend.backend()`.
 """
 
+import functools
+
 import keras
 import numpy as np
 
-from tfstyle.settings.style import DEFAULTS
+from tfstyle.io.hardware import cpu_flags
+from tfstyle.settings.style import (
+    BFLOAT16_MIN_COMPUTE_CAPABILITY,
+    DEFAULTS,
+    cpu_computes_bfloat16,
+    resolve_precision,
+)
 
 # Initial loss scale of `value_and_grad` under float16 (LossScaleOptimizer's default too).
 STATIC_LOSS_SCALE = 2.0**15
@@ -217,6 +225,66 @@ def check_optimizer_state(state, shapes):
                 f"optimizer variable {name} has shape {np.shape(state[f'optimizer/{name}'])}, "
                 f"not {tuple(shape)}"
             )
+
+
+def with_precision(config):
+    """`config` (a `StyleConfig` or `TrainConfig`) with precision "auto" replaced by the policy
+    that runs here (`resolve_precision` with `native_bfloat16()`); other values unchanged."""
+    if config.precision != "auto":
+        return config
+    return config.replace(
+        precision=resolve_precision(config.precision, bfloat16_native=native_bfloat16())
+    )
+
+
+@functools.cache
+def native_bfloat16():
+    """Whether the device the active backend computes on does bfloat16 arithmetic natively,
+    decided once per process by `detect_native_bfloat16`."""
+    return detect_native_bfloat16()
+
+
+def detect_native_bfloat16():
+    """Whether the active backend's device does bfloat16 arithmetic natively: a TPU; an
+    NVIDIA GPU of compute capability 8.0 or more; on TensorFlow, a CPU with AVX-512 BF16 or
+    AMX (`BFLOAT16_CPU_FLAGS`) and oneDNN on. Not a JAX CPU (XLA:CPU measured no faster in
+    bfloat16), nor an older GPU (emulated: slower)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform == "tpu":
+            return True
+        if device.platform == "gpu":
+            return _capability(getattr(device, "compute_capability", None))
+        return False
+    if backend == "tensorflow":
+        import os
+
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return _capability(details.get("compute_capability"))
+        # TF_ENABLE_ONEDNN_OPTS=0 turns oneDNN off; Eigen then emulates bfloat16.
+        if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+            return False
+        return cpu_computes_bfloat16(cpu_flags())
+    return False
+
+
+def _capability(value):
+    """Whether a CUDA compute capability ("8.6" from JAX, (8, 6) from TensorFlow; None when
+    unknown, e.g. a ROCm GPU) reaches `BFLOAT16_MIN_COMPUTE_CAPABILITY`."""
+    if value is None:
+        return False
+    try:
+        parts = tuple(int(p) for p in (value.split(".") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        return False
+    return parts >= BFLOAT16_MIN_COMPUTE_CAPABILITY
 
 
 def free_device_memory():
