@@ -325,6 +325,7 @@ def test_other_commands_refuse_training_flags_and_tflite_size(tmp_path, photos, 
     assert_clean_failure(result, output=output, match="--tflite_size is for tfstyle export")
 
 
+@TRAINS
 def test_resume_with_another_style_or_photos_is_one_line(tmp_path, photos, capfd, monkeypatch):
     """The checkpoint records digests of the style image and the photos: the same flags naming
     other files are refused, before any work, with the checkpoint kept."""
