@@ -228,11 +228,31 @@ def test_blend_weights_select_styles(content_image, style_image, tiny_config):
         stylize(content_image, style_image, config=config.replace(style_blend_weights=(1, 2)))
 
 
-def test_style_scale_changes_result(content_image, style_image, tiny_config):
+def test_style_scale_changes_result(content_image, style_image, tiny_config, monkeypatch):
+    """The style targets come from the painting resized to `style_scale` times the output's
+    longest side at every scale (its aspect kept), and so the picture changes."""
+    from tfstyle.ops import preprocessing
+
+    seen = []  # (content's longest side at this scale, the style's shape fed to VGG)
+    real = preprocessing.scale_style
+
+    def spy(style, content_shape, style_scale=1.0):
+        scaled = real(style, content_shape, style_scale)
+        seen.append((max(content_shape[:2]), scaled.shape))
+        return scaled
+
+    monkeypatch.setattr(preprocessing, "scale_style", spy)
     config = tiny_config.replace(iterations=3, init="noise")
     base = stylize(content_image, style_image, config=config).image
+    unscaled, seen[:] = list(seen), []
     scaled = stylize(content_image, style_image, config=config.replace(style_scale=2.0)).image
-    assert np.abs(base - scaled).mean() > 1e-4
+    assert seen and len(seen) == len(unscaled)
+    aspect = style_image.shape[1] / style_image.shape[0]
+    for (longest, shape), (_, plain) in zip(seen, unscaled, strict=True):
+        assert max(shape[:2]) == max(16, round(2.0 * longest))
+        assert max(plain[:2]) == max(16, longest)
+        assert shape[1] / shape[0] == pytest.approx(aspect, rel=0.1)
+    assert np.abs(base - scaled).mean() > 1e-4  # 3 steps from noise: small, not zero
 
 
 def test_luminance_preservation_keeps_content_chroma(content_image, style_image, tiny_config):
