@@ -205,11 +205,8 @@ def report(result, *, output, content=None, styles=(), masks=None):
 
 
 def _tiles(config, size):
-    tile = getattr(config, "tile_size", None)
-    if tile is None or max(size) <= tile:  # the step is untiled up to one tile's size
-        return 1
-    layers = config.content_layers + config.style_layers
-    return len(tiles.tile_plan(*size, tile_size=tile, network=config.network, layers=layers))
+    plan = tiles.run_plan(config, size)
+    return 1 if plan is None else len(plan)
 
 
 def _peak_memory_mb():

@@ -93,6 +93,25 @@ def tile_plan(height, width, *, tile_size, network, layers):
     ]
 
 
+def run_plan(config, size):
+    """The tiles of a run's step for an image of `size` (height, width), or None when the step
+    is untiled: `config.tile_size` is None, or the image fits in one tile (an untiled step is
+    then the same).
+
+    Args:
+        config: the run's `StyleConfig` (tile_size, network and layers).
+        size: `(height, width)` of the image at this scale.
+
+    Returns:
+        `tile_plan`'s list of `Tile`s, or None.
+    """
+    tile = config.tile_size
+    if tile is None or max(size) <= tile:
+        return None
+    layers = config.content_layers + config.style_layers
+    return tile_plan(*size, tile_size=tile, network=config.network, layers=layers)
+
+
 def largest_tile(height, width, *, tile_size, network, layers):
     """(height, width) of the largest tile of the plan: what one tile's step must fit."""
     tiles = tile_plan(height, width, tile_size=tile_size, network=network, layers=layers)

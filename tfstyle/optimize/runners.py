@@ -6,7 +6,7 @@ import collections
 import numpy as np
 
 from tfstyle.errors import ConfigError, NonFiniteLossError
-from tfstyle.ops.tiles import tile_plan
+from tfstyle.ops.tiles import run_plan
 from tfstyle.optimize.lbfgs import minimize_lbfgs
 from tfstyle.optimize.memory import compiled_refusal
 from tfstyle.optimize.objective import make_loss_fn
@@ -127,12 +127,11 @@ def new_runner(config, extractor, image, *, total_steps):
 def tiling(config, size):
     """`make_runner`'s tile arguments for an image of `size` (height, width): none when
     `config.tile_size` is None or the image is one tile (an untiled step is then the same)."""
-    tile = config.tile_size
-    if tile is None or max(size) <= tile:
+    plan = run_plan(config, size)
+    if plan is None:
         return {}
-    layers = config.content_layers + config.style_layers
     return {
-        "tiles": tile_plan(*size, tile_size=tile, network=config.network, layers=layers),
+        "tiles": plan,
         "tile_weights": {
             "style_layers": config.style_layers,
             "style_layer_weights": config.style_layer_weight_map(),

@@ -109,41 +109,30 @@ def make_runner(
         NotImplementedError: another Keras backend.
     """
     backend = keras.backend.backend()
+    common = {
+        "extractor": extractor,
+        "loss_fn": loss_fn,
+        "optimizer": optimizer,
+        "image": image,
+        "average": average,
+        "ema_decay": ema_decay,
+        "jit_compile": jit_compile,
+        "loss_scale": loss_scale,
+        "chunk": chunk,
+    }
     if tiles is not None:
         if backend != "tensorflow":
             raise NotImplementedError(f"tiled steps run on the tensorflow backend, not {backend}")
         from tfstyle.optimize.step.tiled import TiledRunner
 
-        return TiledRunner(
-            tiles=tiles,
-            weights=tile_weights,
-            extractor=extractor,
-            loss_fn=loss_fn,
-            optimizer=optimizer,
-            image=image,
-            average=average,
-            ema_decay=ema_decay,
-            jit_compile=jit_compile,
-            loss_scale=loss_scale,
-            chunk=chunk,
-        )
+        return TiledRunner(tiles=tiles, weights=tile_weights, **common)
     if backend == "tensorflow":
         from tfstyle.optimize.step.tensorflow import TensorFlowRunner as runner_class
     elif backend == "jax":
         from tfstyle.optimize.step.jax import JaxRunner as runner_class
     else:
         raise NotImplementedError(f"tfstyle runs on the tensorflow and jax backends, not {backend}")
-    return runner_class(
-        extractor=extractor,
-        loss_fn=loss_fn,
-        optimizer=optimizer,
-        image=image,
-        average=average,
-        ema_decay=ema_decay,
-        jit_compile=jit_compile,
-        loss_scale=loss_scale,
-        chunk=chunk,
-    )
+    return runner_class(**common)
 
 
 def chunk_counts(steps, chunk):
