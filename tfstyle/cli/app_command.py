@@ -14,7 +14,7 @@ from absl import flags
 
 import tfstyle
 from tfstyle.cli import video
-from tfstyle.cli.flags import FLAGS, INIT_KEYWORDS, config_from_flags, refuse_flags
+from tfstyle.cli.flags import FLAGS, INIT_KEYWORDS, MASK_FLAGS, config_from_flags, refuse_flags
 from tfstyle.errors import TfstyleError
 from tfstyle.io import native_logs
 from tfstyle.settings import app as app_settings
@@ -35,10 +35,7 @@ APP_FLAGS = ("host", "port", "share", "models_dir")
 NOT_FOR_APP = (
     "content",
     "style",
-    "style_masks",
-    "style_image_masks",
-    "content_mask",
-    "mask_content_weight",
+    *MASK_FLAGS,
     "output",
     "output_dir",
     "runner",

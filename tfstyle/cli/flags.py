@@ -231,10 +231,7 @@ MASK_FLAGS = ("style_masks", "style_image_masks", "content_mask", "mask_content_
 NOT_FOR_EXPORT = (
     "content",
     "style",
-    "style_masks",
-    "style_image_masks",
-    "content_mask",
-    "mask_content_weight",
+    *MASK_FLAGS,
     "output_dir",
     "style_blend_weights",
     "save_every",
