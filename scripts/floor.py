@@ -30,9 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfstyle.optimize.pyramid import scale_plan  # noqa: E402
-from tfstyle.settings.layers import layer_names  # noqa: E402
-from tfstyle.settings.style import StyleConfig  # noqa: E402
+from tfstyle.optimize.pyramid import scale_plan
+from tfstyle.settings.layers import layer_names
+from tfstyle.settings.style import StyleConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("network", "vgg19", "vgg16 or vgg19.")
