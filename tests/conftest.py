@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The CLI on JAX keeps compiled steps in ~/.cache/tfstyle/jax; the tests leave the home folder
+# alone (JAX's empty setting: no cache; test_shell checks the cache in a folder of its own).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "")
 
 import numpy as np
 import pytest

@@ -76,6 +76,7 @@ def main(argv):
         # Library INFO/WARNING logs (TensorFlow's retracing notes...) are not for a CLI user.
         absl_logging.set_verbosity(absl_logging.ERROR)
     shell.quiet_library_loggers()
+    shell.keep_compiled_steps()
     if FLAGS.version:
         print(f"{shell.PREFIX} {__version__}")
         return 0

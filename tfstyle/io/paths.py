@@ -300,6 +300,20 @@ def _path_limit(directory: str, name: str, default: int) -> int:
         return default
 
 
+def user_cache_dir(name: str) -> str:
+    """Where tfstyle keeps a cache named `name` between runs: `$XDG_CACHE_HOME/tfstyle/NAME`,
+    or `~/.cache/tfstyle/NAME` (the XDG base directory convention). Not created here.
+
+    Args:
+        name: the cache's folder, such as "jax".
+
+    Returns:
+        An absolute path.
+    """
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.abspath(os.path.join(root, "tfstyle", name))
+
+
 def make_directories(path: str | os.PathLike) -> str:
     """Create a directory and its missing parents (nothing if it exists), like `mkdir -p`.
 
