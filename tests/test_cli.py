@@ -292,6 +292,21 @@ def test_help_exits_with_status_0(capfd, arg):
     assert "--helpfull" in result.stdout and "Traceback" not in result.stderr
 
 
+def test_a_fresh_process_prints_no_native_start_up_lines():
+    # In a fresh process the first import of TensorFlow writes C++ lines to stderr that only
+    # the CLI's filter removes; anything that imports Keras before the commands' filter (the
+    # JAX cache check did) brings them back. --version runs main() and nothing else.
+    result = subprocess.run(
+        [sys.executable, "-m", "tfstyle", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=subprocess_env(),
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
 def test_version_prints_the_package_version(capfd):
     result = run_inprocess(["--version"], capfd)
     assert result.code == 0, result

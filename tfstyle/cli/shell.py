@@ -19,6 +19,7 @@ import signal
 import sys
 import warnings
 
+from tfstyle.io import native_logs
 from tfstyle.io.paths import user_cache_dir
 
 PREFIX = "tfstyle"
@@ -150,7 +151,11 @@ def keep_compiled_steps():
     instead of 12.4. TensorFlow's backend has no such cache. JAX writes each entry atomically,
     so runs side by side may share the folder.
     """
-    import keras  # here, not at import time: the CLI's start-up stays as it was
+    # Keras knows the backend (KERAS_BACKEND, or ~/.keras/keras.json). Importing it here, not at
+    # import time, keeps `--help` fast; its first import loads TensorFlow, whose C++ start-up
+    # lines are filtered as in every command.
+    with native_logs.quiet_native_logs():
+        import keras
 
     if keras.backend.backend() != "jax" or COMPILATION_CACHE_VARIABLE in os.environ:
         return None
