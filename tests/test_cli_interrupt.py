@@ -96,6 +96,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capfd, monkeyp
         assert np.abs(saved - checkpoint.image).max() <= 0.5 / 255 + 1e-6
         assert not (tmp_path / f"{name}.json").exists()  # the report is for finished runs
     assert temporary_files(tmp_path) == []
+    # The SIGTERM run resumes in a fresh process, where `--resume` is what first imports
+    # TensorFlow: its C++ start-up lines must be filtered there as on any other run.
+    term_resumed = start(command("term.png", "--resume"), cwd=tmp_path)
 
     # Without --resume the checkpoint is not silently discarded; with other settings it is
     # refused before any work.
@@ -122,4 +125,11 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capfd, monkeyp
     assert report["steps"] == ITERATIONS
     reference_report = json.loads((tmp_path / "reference.json").read_text())
     assert report["final_losses"] == pytest.approx(reference_report["final_losses"], rel=1e-5)
+
+    term_resumed = finish(term_resumed)
+    assert term_resumed.code == 0 and term_resumed.stderr == "", term_resumed
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "term.png")),
+        np.asarray(Image.open(tmp_path / "reference.png")),
+    )
     assert temporary_files(tmp_path) == []

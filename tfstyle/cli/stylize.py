@@ -87,8 +87,6 @@ def _checkpoint_to_resume(output, config):
     settings checked against the flags now, before any work), or None, and whether --output
     holds that interrupted run's image; without --resume, an existing checkpoint is refused
     rather than silently made stale."""
-    from tfstyle.optimize.checkpoint import Checkpoint
-
     path = outputs.checkpoint_path(output)
     if not FLAGS.resume:
         if os.path.exists(path):
@@ -97,12 +95,17 @@ def _checkpoint_to_resume(output, config):
                 "delete it to start again"
             )
         return None, False
+    from tfstyle.optimize.checkpoint import Checkpoint
+
     try:
         arrays = load_npz(path)
         if "format" not in arrays:  # an .npz, but not one of ours
             raise CheckpointError(f"'{path}' is not a tfstyle checkpoint (no 'format' entry)")
         checkpoint = Checkpoint.from_arrays(arrays)
-        checkpoint.check_settings(config)
+        # Checking the environment imports Keras, and so TensorFlow, for the first time in a
+        # --resume run: inside the filter, or TensorFlow's C++ start-up lines reach stderr.
+        with native_logs.quiet_native_logs():
+            checkpoint.check_settings(config)
     except CheckpointError as exc:
         raise _cannot_resume(exc, path) from exc
     return checkpoint, bool(arrays.get(OUTPUT_IS_INTERRUPTED, True))
