@@ -112,3 +112,32 @@ def test_every_room_exists(room):
     assert os.path.exists(os.path.join(PACKAGE, room)) or os.path.exists(
         os.path.join(PACKAGE, f"{room}.py")
     )
+
+
+# Where TensorFlow and Keras keep what they do not promise to keep: a module of these may move
+# or vanish in any release (issue 22: `tensorflow.python...convert_to_constants`).
+PRIVATE_PACKAGES = ("tensorflow.python", "tensorflow.compiler", "tensorflow.core", "keras.src")
+
+
+def _private_imports(path):
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            if any(name == p or name.startswith(p + ".") for p in PRIVATE_PACKAGES):
+                yield node.lineno, name
+
+
+def test_the_library_imports_no_private_tensorflow_or_keras_module():
+    found = [
+        f"{relative}:{line} imports {name}"
+        for relative, path in _modules()
+        for line, name in _private_imports(path)
+    ]
+    assert found == []
