@@ -244,3 +244,33 @@ def test_ctrl_c_while_a_batch_output_is_written_keeps_it_and_stops(tmp_path, cap
     assert sorted(p.name for p in folder.iterdir()) == [
         "c__s.json", "c__s.png", "d__s.json", "d__s.png"
     ]  # fmt: skip
+
+
+def test_ctrl_c_while_a_model_output_is_written_keeps_it_and_stops(tmp_path, capfd, monkeypatch):
+    """`--model --output_dir`: Ctrl-C while the first of two photos is written. It was raised
+    inside the write or the network's call, and the command said "nothing was saved" over the
+    outputs it had written. Now that output is written whole and the command stops before the
+    next; with one photo left to write, it finishes and says so."""
+    import tfstyle.io
+    from tfstyle.models.transformer import build_stylizer
+
+    _two_images(tmp_path)
+    build_stylizer(width=4, residual_blocks=1).save(tmp_path / "tiny.keras")
+    real = tfstyle.io.save_image
+    monkeypatch.setattr(tfstyle.io, "save_image", _ctrl_c_then(real))
+    folder = tmp_path / "out"
+    contents = f"{tmp_path / 'c.png'},{tmp_path / 'd.png'}"
+    command = ["--model", tmp_path / "tiny.keras", "--content", contents, "--output_dir", folder]
+    result = run_inprocess([*command, "--quiet"], capfd)
+    assert result.code == 130, result.stderr
+    assert result.lines == [
+        "tfstyle: interrupted after c__tiny.png; the 1 finished outputs are kept: rerun the "
+        "same command to continue"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["c__tiny.png"]
+    again = run_inprocess([*command, "--quiet"], capfd)  # only d.png is left: written whole
+    assert again.code == 0, again.stderr
+    assert again.lines == [
+        f"tfstyle: interrupted while writing {folder / 'd__tiny.png'}: it was written whole"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["c__tiny.png", "d__tiny.png"]

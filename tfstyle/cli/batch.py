@@ -177,7 +177,8 @@ def _run(config, todo, run):
                     bar.end_line()
                 display.say(
                     f"{shell.PREFIX}: interrupted after {os.path.basename(output)}; the "
-                    f"{index + 1} finished outputs are kept: rerun the same command to continue"
+                    f"{index + 1 - failed} finished outputs are kept: rerun the same command "
+                    "to continue"
                 )
                 return shell.SignalInterrupt(request.signum)
     if request.is_set():  # while the last output was written: it was written whole
