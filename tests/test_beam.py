@@ -198,6 +198,9 @@ def test_beam_worker_start_up_lines_are_dropped_and_the_rest_kept(capfd):
         "WARNING:__main__:No semi_persistent_directory found:  User registered objects\n"
         "WARNING:apache_beam.options.pipeline_options:Discarding unparseable args: "
         "['--pipeline_type_check', '--direct_runner_use_stacked_bundle']\n"
+        # The same two flags in the other order (Beam lists a set: both orders were seen).
+        "WARNING:apache_beam.options.pipeline_options:Discarding unparseable args: "
+        "['--direct_runner_use_stacked_bundle', '--pipeline_type_check']\n"
     )
     keep = (
         "tfstyle: error: kept\n"

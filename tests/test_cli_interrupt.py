@@ -96,6 +96,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capfd, monkeyp
         assert np.abs(saved - checkpoint.image).max() <= 0.5 / 255 + 1e-6
         assert not (tmp_path / f"{name}.json").exists()  # the report is for finished runs
     assert temporary_files(tmp_path) == []
+    # The SIGTERM run resumes in a fresh process, where `--resume` is what first imports
+    # TensorFlow: its C++ start-up lines must be filtered there as on any other run.
+    term_resumed = start(command("term.png", "--resume"), cwd=tmp_path)
 
     # Without --resume the checkpoint is not silently discarded; with other settings it is
     # refused before any work.
@@ -122,4 +125,152 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capfd, monkeyp
     assert report["steps"] == ITERATIONS
     reference_report = json.loads((tmp_path / "reference.json").read_text())
     assert report["final_losses"] == pytest.approx(reference_report["final_losses"], rel=1e-5)
+
+    term_resumed = finish(term_resumed)
+    assert term_resumed.code == 0 and term_resumed.stderr == "", term_resumed
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "term.png")),
+        np.asarray(Image.open(tmp_path / "reference.png")),
+    )
     assert temporary_files(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A signal at a known point, in this process: the handler only sets a flag, and the command
+# stops where it is safe (Ctrl-C raised from a handler lands wherever Python is, inside
+# TensorFlow's or the writer's code too).
+
+
+def _two_images(tmp_path):
+    rng = np.random.default_rng(1)
+    for name in ("c", "d", "s"):
+        Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(
+            tmp_path / f"{name}.png"
+        )
+
+
+def _ctrl_c_then(real):
+    """`real`, called after a SIGINT to this process has been handled (the handler runs at
+    the next bytecode, here inside the sleep)."""
+
+    def wrapper(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
+def test_ctrl_c_while_the_result_is_written_lets_it_finish(tmp_path, capfd, monkeypatch):
+    """Ctrl-C after the last step, while the image and report are written: it was raised
+    inside the write, the finished run was lost ("interrupted; nothing was saved", no image,
+    no checkpoint). Now both are written whole, and one line says so, with status 0."""
+    from tfstyle.io import outputs
+
+    _two_images(tmp_path)
+    monkeypatch.setattr(outputs, "save", _ctrl_c_then(outputs.save))
+    output = tmp_path / "out.png"
+    args = ["--content", tmp_path / "c.png", "--style", tmp_path / "s.png", "--output", output]
+    result = run_inprocess(
+        [*args, "--weights=none", "--max_size=32", "--iterations=3", "--quiet"], capfd
+    )
+    assert result.code == 0, result.stderr
+    assert result.lines == [f"tfstyle: interrupted while writing {output}: it was written whole"]
+    assert load_image(output).shape == (26, 32, 3)  # 32x40 at --max_size 32
+    assert json.loads((tmp_path / "out.json").read_text())["steps"] == 3
+    assert not (tmp_path / "out.ckpt.npz").exists()
+    assert temporary_files(tmp_path) == []
+
+
+def test_ctrl_c_during_a_step_stops_at_the_end_of_its_compiled_call(tmp_path, capfd, monkeypatch):
+    """Ctrl-C while step 3's callbacks run (two steps a compiled call): the run goes on to the
+    end of that call (step 4, its snapshot written: raised at once, the interrupt skipped the
+    rest of the call's callbacks) and stops there, with the image and a checkpoint of step 4."""
+    from tfstyle.io import outputs
+
+    real = outputs.Snapshots.__call__
+
+    def snapshots(self, progress):
+        if progress.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+        return real(self, progress)
+
+    monkeypatch.setattr(outputs.Snapshots, "__call__", snapshots)
+    _two_images(tmp_path)
+    output = tmp_path / "out.png"
+    args = ["--content", tmp_path / "c.png", "--style", tmp_path / "s.png", "--output", output]
+    # --save_every 2: compiled calls of two steps, ending on the snapshots.
+    settings = ["--weights=none", "--max_size=32", "--iterations=8", "--save_every=2"]
+    result = run_inprocess([*args, *settings, "--quiet"], capfd)
+    assert result.code == 130, result.stderr
+    checkpoint = Checkpoint.from_arrays(load_npz(tmp_path / "out.ckpt.npz"))
+    assert checkpoint.step == 4
+    assert result.lines == [
+        f"tfstyle: interrupted after step 4 of 8; saved the current image to {output} and a "
+        f"checkpoint to {tmp_path / 'out.ckpt.npz'}; continue with the same command and --resume"
+    ]
+    assert sorted(p.name for p in tmp_path.glob("out_step*.png")) == [
+        "out_step00002.png",
+        "out_step00004.png",
+    ]
+    saved = load_image(output)
+    assert np.abs(saved - checkpoint.image).max() <= 0.5 / 255 + 1e-6
+
+
+def test_ctrl_c_while_a_batch_output_is_written_keeps_it_and_stops(tmp_path, capfd, monkeypatch):
+    """Ctrl-C while the first of two outputs is written: it was raised inside the write (the
+    finished output lost, "nothing was saved"). Now that output and its report are written
+    whole, the batch stops before the next one, and the same command goes on from there."""
+    from tfstyle.io import outputs
+
+    _two_images(tmp_path)
+    real = outputs.save
+    monkeypatch.setattr(outputs, "save", _ctrl_c_then(real))
+    folder = tmp_path / "out"
+    contents = f"{tmp_path / 'c.png'},{tmp_path / 'd.png'}"
+    args = ["--content", contents, "--style", tmp_path / "s.png"]
+    command = [*args, "--output_dir", folder, "--weights=none", "--max_size=32", "--iterations=2"]
+    result = run_inprocess([*command, "--quiet"], capfd)
+    assert result.code == 130, result.stderr
+    assert result.lines == [
+        "tfstyle: interrupted after c__s.png; the 1 finished outputs are kept: rerun the same "
+        "command to continue"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["c__s.json", "c__s.png"]
+    monkeypatch.setattr(outputs, "save", real)
+    again = run_inprocess([*command, "--quiet"], capfd)
+    assert again.code == 0, again.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "c__s.json", "c__s.png", "d__s.json", "d__s.png"
+    ]  # fmt: skip
+
+
+def test_ctrl_c_while_a_model_output_is_written_keeps_it_and_stops(tmp_path, capfd, monkeypatch):
+    """`--model --output_dir`: Ctrl-C while the first of two photos is written. It was raised
+    inside the write or the network's call, and the command said "nothing was saved" over the
+    outputs it had written. Now that output is written whole and the command stops before the
+    next; with one photo left to write, it finishes and says so."""
+    import tfstyle.io
+    from tfstyle.models.transformer import build_stylizer
+
+    _two_images(tmp_path)
+    build_stylizer(width=4, residual_blocks=1).save(tmp_path / "tiny.keras")
+    real = tfstyle.io.save_image
+    monkeypatch.setattr(tfstyle.io, "save_image", _ctrl_c_then(real))
+    folder = tmp_path / "out"
+    contents = f"{tmp_path / 'c.png'},{tmp_path / 'd.png'}"
+    command = ["--model", tmp_path / "tiny.keras", "--content", contents, "--output_dir", folder]
+    result = run_inprocess([*command, "--quiet"], capfd)
+    assert result.code == 130, result.stderr
+    assert result.lines == [
+        "tfstyle: interrupted after c__tiny.png; the 1 finished outputs are kept: rerun the "
+        "same command to continue"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["c__tiny.png"]
+    again = run_inprocess([*command, "--quiet"], capfd)  # only d.png is left: written whole
+    assert again.code == 0, again.stderr
+    assert again.lines == [
+        f"tfstyle: interrupted while writing {folder / 'd__tiny.png'}: it was written whole"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["c__tiny.png", "d__tiny.png"]

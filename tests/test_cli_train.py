@@ -347,4 +347,10 @@ def test_resume_with_another_style_or_photos_is_one_line(tmp_path, photos, capfd
     image_io.save_image(np.zeros((40, 48, 3), np.float32), photos / "p3.png")
     output, result = _train(tmp_path, photos, capfd, "--steps=2", "--resume")
     assert_clean_failure(result, output=output, match="trained on other training photos; resume")
+    # A photo that broke after the checkpoint (a copy cut short) is skipped: other photos too.
+    (photos / "p3.png").unlink()
+    good = (photos / "p1.png").read_bytes()
+    (photos / "p1.png").write_bytes(good[: len(good) // 2])
+    output, result = _train(tmp_path, photos, capfd, "--steps=2", "--resume")
+    assert_clean_failure(result, output=output, match="trained on other training photos; resume")
     assert os.path.exists(f"{output}.ckpt.npz")

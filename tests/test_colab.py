@@ -39,17 +39,28 @@ def test_live_preview_updates_one_image_every_k_steps(
     shown, content_image, style_image, tiny_config
 ):
     config = tiny_config.replace(iterations=7, steps_per_call=2)
+    images = {}  # the image each step handed to callbacks
+
+    def record(progress):
+        if progress.image is not None:
+            images[progress.step] = np.array(progress.image)
+
     result = stylize(
         content_image,
         style_image,
         config=config,
-        callbacks=[colab.LivePreview(every=2)],
+        callbacks=[record, colab.LivePreview(every=2)],
     )
     # Images at steps 2, 4, 6 and the last, 7: one display, then updates of the same output.
     assert [kind for kind, _ in shown] == ["display", "update", "update", "update"]
     assert all(isinstance(obj, Image.Image) and obj.size == (56, 40) for _, obj in shown)
-    final = np.asarray(shown[-1][1], np.float32) / 255
-    np.testing.assert_allclose(final, result.image, atol=0.5 / 255 + 1e-6)
+    # Each preview is that step's image, as 8 bits (not a stale or blank picture), and the
+    # picture changes as the run goes on.
+    previews = [np.asarray(obj, np.float32) / 255 for _, obj in shown]
+    for preview, step in zip(previews, (2, 4, 6, 7), strict=True):
+        np.testing.assert_allclose(preview, images[step], atol=0.5 / 255 + 1e-6)
+    assert np.abs(previews[0] - previews[-1]).max() > 2 / 255
+    np.testing.assert_allclose(previews[-1], result.image, atol=0.5 / 255 + 1e-6)
 
 
 def test_live_preview_interval(shown, content_image, style_image, tiny_config):
@@ -58,12 +69,25 @@ def test_live_preview_interval(shown, content_image, style_image, tiny_config):
     assert [kind for kind, _ in shown] == ["display", "update"]  # steps 6 and 7
 
 
+def _solid(colour, height=40, width=56):
+    return np.broadcast_to(np.float32(colour), (height, width, 3)).copy()
+
+
 def test_show_side_by_side(shown, content_image, style_image):
-    png = colab.show(content_image, style_image, content_image[::-1])
+    # Three solid pictures: each third of the figure must show its own colour, in order.
+    colours = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]
+    png = colab.show(*(_solid(c) for c in colours))
     [(kind, obj)] = shown
     assert kind == "plain" and obj.data == png
     with Image.open(io.BytesIO(png)) as im:
         assert im.size == (1200, 440)
+        pixels = np.asarray(im.convert("RGB"))
+    for third, colour in zip(np.split(pixels, 3, axis=1), colours, strict=True):
+        # The picture fills a good share of its panel (the rest is white margin and title).
+        exact = np.all(third == np.uint8(colour) * 255, axis=-1)
+        assert exact.mean() > 0.3, (colour, exact.mean())
+        others = [c for c in colours if c != colour]
+        assert not any(np.all(third == np.uint8(c) * 255, axis=-1).any() for c in others)
 
 
 def test_save_downloads_in_colab(tmp_path, monkeypatch, content_image):
@@ -72,14 +96,22 @@ def test_save_downloads_in_colab(tmp_path, monkeypatch, content_image):
     monkeypatch.setitem(sys.modules, "google.colab", types.SimpleNamespace(files=files))
     path = colab.save(content_image, tmp_path / "out.png")
     assert downloaded == [path] and path == str(tmp_path / "out.png")
-    with Image.open(path) as im:
-        assert im.size == (56, 40)
+    # A round trip: the file holds the image, rounded to 8 bits.
+    saved = np.asarray(Image.open(path), np.float32) / 255
+    assert saved.shape == (40, 56, 3)
+    np.testing.assert_allclose(saved, content_image, atol=0.5 / 255 + 1e-6)
 
 
 def test_save_outside_colab_just_saves(tmp_path, monkeypatch, content_image):
     monkeypatch.setitem(sys.modules, "google.colab", None)  # import fails as outside Colab
     path = colab.save(content_image, tmp_path / "out.jpg")
-    assert path.endswith("out.jpg") and (tmp_path / "out.jpg").stat().st_size > 0
+    assert path == str(tmp_path / "out.jpg")
+    # JPEG is lossy: the same picture on average (noise costs a few levels), not bit for bit.
+    with Image.open(path) as im:
+        assert im.format == "JPEG"
+        saved = np.asarray(im, np.float32) / 255
+    assert saved.shape == (40, 56, 3)
+    assert np.abs(saved - content_image).mean() < 0.03
 
 
 def test_preview_pixels_are_the_saved_files(tmp_path, content_image):

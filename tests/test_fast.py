@@ -226,6 +226,38 @@ def test_photo_digests_follow_names_and_sizes_not_folders(tmp_path):
     assert digest(data.training_source(tmp_path / "b")) != digest(one)
 
 
+def test_resume_with_a_corrupt_photo_in_the_folder(tmp_path):
+    """A folder with a truncated JPEG and a note beside the photos: both are skipped before
+    training, so a resumed run sees the uninterrupted run's batches (a photo dropped inside
+    tf.data would shift every later batch); a photo that breaks after the checkpoint changes
+    the photos, and resuming is refused."""
+    for i, photo in enumerate(_photos()):
+        image_io.save_image(photo, tmp_path / f"p{i}.png")
+    noise = (np.random.default_rng(1).random((48, 48, 3)) * 255).astype("uint8")
+    image_io.save_image(noise, tmp_path / "whole.jpg")
+    whole_jpeg = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "whole.jpg").unlink()
+    (tmp_path / "a_cut.jpg").write_bytes(whole_jpeg[: len(whole_jpeg) // 2])  # sorts first
+    (tmp_path / "notes.txt").write_text("where the photos came from")
+    config = TrainConfig(**{**TINY, "checkpoint_every": 2}, steps=4)
+    saved = []
+    whole = train_stylizer(_style(), str(tmp_path), config=config, on_checkpoint=saved.append)
+    assert [os.path.basename(p) for p, _ in whole.skipped] == ["notes.txt", "a_cut.jpg"]
+    resumed = train_stylizer(_style(), str(tmp_path), config=config, resume=saved[0])
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
+
+    # p1.png cut short after the checkpoint (a failed copy): another size, and unreadable.
+    good = (tmp_path / "p1.png").read_bytes()
+    (tmp_path / "p1.png").write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="trained on other training photos; resume"):
+        train_stylizer(_style(), str(tmp_path), config=config, resume=saved[0])
+    # Overwritten in place with as many bytes (the digest reads names and sizes, not bytes):
+    # now skipped as unreadable, so the photos differ all the same.
+    (tmp_path / "p1.png").write_bytes(bytes(len(good)))
+    with pytest.raises(CheckpointError, match="trained on other training photos; resume"):
+        train_stylizer(_style(), str(tmp_path), config=config, resume=saved[0])
+
+
 def test_a_checkpoint_from_before_training_time_was_kept_still_loads(whole_run):
     import json
 

@@ -16,7 +16,8 @@ LAYERS = (
     ("errors",),
     ("settings",),
     ("ops",),
-    ("models", "io"),
+    ("io",),
+    ("models",),
     ("optimize",),
     ("integrations",),
     ("fast", "video"),
@@ -112,3 +113,50 @@ def test_every_room_exists(room):
     assert os.path.exists(os.path.join(PACKAGE, room)) or os.path.exists(
         os.path.join(PACKAGE, f"{room}.py")
     )
+
+
+# Where TensorFlow and Keras keep what they do not promise to keep: a module of these may move
+# or vanish in any release (issue 22: `tensorflow.python...convert_to_constants`).
+PRIVATE_PACKAGES = ("tensorflow.python", "tensorflow.compiler", "tensorflow.core", "keras.src")
+
+
+def _imports(path):
+    """(line, module) of every absolute import in the file, those inside functions too."""
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            yield node.lineno, name
+
+
+def _private_imports(path):
+    for line, name in _imports(path):
+        if any(name == p or name.startswith(p + ".") for p in PRIVATE_PACKAGES):
+            yield line, name
+
+
+def test_the_library_imports_no_private_tensorflow_or_keras_module():
+    found = [
+        f"{relative}:{line} imports {name}"
+        for relative, path in _modules()
+        for line, name in _private_imports(path)
+    ]
+    assert found == []
+
+
+def test_weights_files_are_read_only_in_the_io_room():
+    # File access lives in tfstyle/io: models/vgg.py peeked into weights files with h5py.
+    found = [
+        f"{relative}:{line}"
+        for relative, path in _modules()
+        if _room(relative) != "io"
+        for line, name in _imports(path)
+        if name == "h5py" or name.startswith("h5py.")
+    ]
+    assert found == []

@@ -9,6 +9,7 @@ from video_helpers import shifting_frames
 from tfstyle import StyleConfig, stylize
 from tfstyle.errors import ConfigError
 from tfstyle.ops import losses
+from tfstyle.ops import preprocessing as pp
 from tfstyle.optimize.runners import RunnerCache
 from tfstyle.settings.video import VideoConfig
 from tfstyle.video.stylize import frame_size, mean_warping_error, stylize_video
@@ -111,23 +112,48 @@ def test_later_frames_share_one_compiled_step(frames, style_image, config, monke
 
 
 def test_resumed_run_continues_exactly(frames, style_image, config):
+    """Ctrl-C after frame 2, then `--resume` from frame 3, against the uninterrupted run."""
     whole, delivered = run(frames, style_image, config)
-    resumed = []
-    stylize_video(
-        frames,
-        style_image,
-        config=config,
-        video=VideoConfig(frame_iterations=4),
-        start=2,
-        previous_output=delivered[1].image,
-        on_frame=resumed.append,
-    )
-    assert [r.index for r in resumed] == [2, 3]
-    for a, b in zip(resumed, delivered[2:], strict=True):
-        assert np.abs(a.image - b.image).max() <= 1.5 / 255
+    # The interrupted run made (and the video command wrote) frames 1 and 2 only.
+    _, written = run(frames[:2], style_image, config)
+
+    def resume(previous):
+        resumed = []
+        stylize_video(
+            frames,
+            style_image,
+            config=config,
+            video=VideoConfig(frame_iterations=4),
+            start=2,
+            previous_output=previous,  # as the video command reads it: the 8-bit file
+            on_frame=resumed.append,
+        )
+        return resumed
+
+    resumed = resume(pp.to_uint8(written[1].image))
+
+    # Exact, by construction: the frame sequence and each frame's step count, and the frames
+    # written before the interrupt hold 8-bit values (each output is rounded before it is
+    # warped into the next), so the file hands the resumed run the very numbers the
+    # uninterrupted run warped. The same steps on the same inputs in one process made those
+    # frames, so they are byte-identical to the uninterrupted run's.
+    assert [(r.index, r.steps) for r in resumed] == [(2, 4), (3, 4)]
+    for before, reference in zip(written, delivered[:2], strict=True):
+        np.testing.assert_array_equal(pp.to_uint8(before.image) / np.float32(255), before.image)
+        np.testing.assert_array_equal(pp.to_uint8(before.image), pp.to_uint8(reference.image))
+    # The continued frames are made again by a step compiled afresh in another run: promised
+    # within one level of 255 (never bit equality between two runs), though here they agree.
+    for after, reference in zip(resumed, delivered[2:], strict=True):
+        levels = np.abs(pp.to_uint8(after.image).astype(int) - pp.to_uint8(reference.image))
+        assert levels.max() <= 1
+        assert after.losses == pytest.approx(reference.losses, rel=1e-4, abs=1e-7)
     assert mean_warping_error(resumed) == pytest.approx(
         mean_warping_error(whole.frames[2:]), abs=1e-5
     )
+    # One level is a test that can fail: handed the wrong frame (frame 1), the continuation
+    # is many levels away.
+    wrong = resume(pp.to_uint8(written[0].image))
+    assert np.abs(wrong[0].image - delivered[2].image).max() > 10 / 255
 
 
 def test_fast_mode_blending_lowers_the_warping_error(frames):
@@ -144,10 +170,36 @@ def test_fast_mode_blending_lowers_the_warping_error(frames):
 
 def test_fast_mode_with_a_real_stylizer_network(frames):
     from tfstyle import FastStylizer, build_stylizer
+    from tfstyle.ops.flow import frame_motion
 
+    keras.utils.set_random_seed(0)
     stylizer = FastStylizer(build_stylizer(width=4, residual_blocks=1))
-    result = stylize_video(frames, None, stylizer=stylizer, video=VideoConfig(flow_blend=0.5))
+    delivered = []
+    result = stylize_video(
+        frames,
+        None,
+        stylizer=stylizer,
+        video=VideoConfig(flow_blend=0.5),
+        on_frame=delivered.append,
+    )
     assert [r.index for r in result.frames] == list(range(FRAMES))
+    assert all(r.steps == 0 and r.losses == {} for r in result.frames)
+
+    def levels(a, b):
+        return np.abs(pp.to_uint8(a).astype(int) - pp.to_uint8(b).astype(int)).max()
+
+    # Every frame is the network's painting of that frame (FastStylizer on it alone), with
+    # half of the previous output moved along the flow where the flow is trusted, by hand:
+    painted = [stylizer(frame) for frame in frames]
+    assert levels(delivered[0].image, painted[0]) <= 1  # frame 1: the network's output alone
+    for i in range(1, FRAMES):
+        motion = frame_motion(frames[i - 1], frames[i])
+        assert 0.5 < motion.reliable_fraction < 1.0  # both terms matter
+        weight = 0.5 * motion.mask[..., None]
+        expected = weight * motion.warp(delivered[i - 1].image) + (1 - weight) * painted[i]
+        assert levels(delivered[i].image, expected) <= 1
+        # Not the network's output alone, nor the previous frame: the blend is visible.
+        assert levels(delivered[i].image, painted[i]) > 1
     assert result.mean_warping_error is not None
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from tfstyle.cli import shell
+from tfstyle.cli import display, shell
 from tfstyle.cli.flags import (
     FLAGS,
     MASK_FLAGS,
@@ -97,24 +97,40 @@ def _paint(stylizer, jobs):
 
     load = loader()
     failed = 0
-    for content_path, output in jobs:
-        start = time.perf_counter()
-        try:
-            content = load(content_path)
-            if FLAGS["max_size"].present:  # else the photo's own size: one pass costs little
-                content = pp.fit_to_max_size(content, FLAGS.max_size)
-            painted = stylizer(content)  # refuses a photo too small for the network
-        except TfstyleError as exc:  # one bad photo of many: say so, paint the others
-            if len(jobs) == 1:
-                raise
-            print(shell.error_line(exc), file=sys.stderr)
-            failed += 1
-            continue
-        image = pp.keep_content_colors(painted, content, mode=FLAGS.preserve_colors)
-        make_directories(os.path.dirname(output))
-        save_image(image, output)
-        if not FLAGS.quiet:
-            print(f"saved {output} ({time.perf_counter() - start:.2f} s)", file=sys.stderr)
+    # Ctrl-C and SIGTERM only set a flag (a second one raises at once): the photo in hand is
+    # painted and written whole, then the command stops. Raised from the handler, the
+    # interrupt landed inside the network's call or the write, and the command said "nothing
+    # was saved" over the outputs it had written.
+    with shell.stop_after_step() as request:
+        for index, (content_path, output) in enumerate(jobs):
+            start = time.perf_counter()
+            try:
+                content = load(content_path)
+                if FLAGS["max_size"].present:  # else the photo's own size: one pass costs little
+                    content = pp.fit_to_max_size(content, FLAGS.max_size)
+                painted = stylizer(content)  # refuses a photo too small for the network
+            except TfstyleError as exc:  # one bad photo of many: say so, paint the others
+                if len(jobs) == 1:
+                    raise
+                print(shell.error_line(exc), file=sys.stderr)
+                failed += 1
+                continue
+            image = pp.keep_content_colors(painted, content, mode=FLAGS.preserve_colors)
+            make_directories(os.path.dirname(output))
+            save_image(image, output)
+            if request.is_set():
+                if index + 1 < len(jobs):
+                    display.say(
+                        f"{shell.PREFIX}: interrupted after {os.path.basename(output)}; the "
+                        f"{index + 1 - failed} finished outputs are kept: rerun the same "
+                        "command to continue"
+                    )
+                    return shell.exit_status(shell.SignalInterrupt(request.signum))
+                display.say(
+                    f"{shell.PREFIX}: interrupted while writing {output}: it was written whole"
+                )
+            elif not FLAGS.quiet:
+                print(f"saved {output} ({time.perf_counter() - start:.2f} s)", file=sys.stderr)
     if failed:
         raise TfstyleError(f"{failed} of {len(jobs)} photos could not be read or painted")
     return 0

@@ -46,7 +46,7 @@ def command():
             file=sys.stderr,
         )
     failed = _run(config, todo, run)
-    if isinstance(failed, Interrupted):
+    if isinstance(failed, KeyboardInterrupt):
         return shell.exit_status(failed.__cause__ or failed)
     if failed:
         raise TfstyleError(f"{failed} of {len(todo)} outputs failed; rerun to retry them")
@@ -114,7 +114,8 @@ def _load_masks(run):
 
 
 def _run(config, todo, run):
-    """Stylize every job; returns how many failed, or the Interrupted that stopped the batch."""
+    """Stylize every job; returns how many failed, or the KeyboardInterrupt (`Interrupted`, or
+    the signal's `SignalInterrupt`) that stopped the batch."""
     styles, init_path = run.styles, run.init_path
     masks = _load_masks(run)
     with native_logs.quiet_native_logs():
@@ -126,45 +127,62 @@ def _run(config, todo, run):
     bar = None if FLAGS.quiet else display.ProgressBar()
     runners = RunnerCache()  # one compiled step per image size for the whole batch
     failed = 0
-    for index, (content, style, output) in enumerate(todo):
-        callbacks = [] if bar is None else [_BatchStep(bar, index, len(todo))]
-        try:
-            side_outputs = _side_outputs(output)
-            callbacks += side_outputs
-            if FLAGS.save_every:
-                callbacks.append(outputs.Snapshots(output, FLAGS.save_every))
-            result = stylize(
-                inputs(content),
-                [inputs(style)],
-                config=config,
-                callbacks=callbacks,
-                init_image=init_image,
-                runners=runners,
-                style_masks=[masks[0][style]] if masks[0] else None,
-                content_mask=masks[1],
-                style_image_masks=[masks[2][style]] if masks[2] else None,
-            )
-            outputs.save(
-                result,
-                output=output,
-                content=content,
-                styles=[style],
-                side_outputs=side_outputs,
-                masks=run.mask_report(style),
-            )
-        except Interrupted as exc:
-            if bar is not None:
-                bar.end_line()  # the process ends here: leave the bar where it stopped
-            display.say(
-                f"{shell.PREFIX}: interrupted during {os.path.basename(output)}; the {index} "
-                "finished outputs are kept: rerun the same command to continue"
-            )
-            return exc
-        except TfstyleError as exc:
-            failed += 1
-            message = inputs.first_report(exc) if isinstance(exc, _Inputs.Failed) else exc
-            if message:
-                display.say(f"tfstyle: error: {os.path.basename(output)}: {message}", bar)
+    # Ctrl-C and SIGTERM only set a flag (a second one raises at once): the current output
+    # stops at the end of its compiled call, or, once its steps are done, is written whole
+    # and the batch stops before the next. Raised from the handler, the interrupt landed
+    # inside TensorFlow or inside the write of a finished output, which was then lost.
+    with shell.stop_after_step() as request:
+        for index, (content, style, output) in enumerate(todo):
+            callbacks = [] if bar is None else [_BatchStep(bar, index, len(todo))]
+            try:
+                side_outputs = _side_outputs(output)
+                callbacks += side_outputs
+                if FLAGS.save_every:
+                    callbacks.append(outputs.Snapshots(output, FLAGS.save_every))
+                callbacks.append(shell.StopAtCallEnd(request))  # last: after the snapshots
+                result = stylize(
+                    inputs(content),
+                    [inputs(style)],
+                    config=config,
+                    callbacks=callbacks,
+                    init_image=init_image,
+                    runners=runners,
+                    style_masks=[masks[0][style]] if masks[0] else None,
+                    content_mask=masks[1],
+                    style_image_masks=[masks[2][style]] if masks[2] else None,
+                )
+                outputs.save(
+                    result,
+                    output=output,
+                    content=content,
+                    styles=[style],
+                    side_outputs=side_outputs,
+                    masks=run.mask_report(style),
+                )
+            except Interrupted as exc:
+                if bar is not None:
+                    bar.end_line()  # the process ends here: leave the bar where it stopped
+                display.say(
+                    f"{shell.PREFIX}: interrupted during {os.path.basename(output)}; the "
+                    f"{index} finished outputs are kept: rerun the same command to continue"
+                )
+                return exc
+            except TfstyleError as exc:
+                failed += 1
+                message = inputs.first_report(exc) if isinstance(exc, _Inputs.Failed) else exc
+                if message:
+                    display.say(f"tfstyle: error: {os.path.basename(output)}: {message}", bar)
+            if request.is_set() and index + 1 < len(todo):
+                if bar is not None:
+                    bar.end_line()
+                display.say(
+                    f"{shell.PREFIX}: interrupted after {os.path.basename(output)}; the "
+                    f"{index + 1 - failed} finished outputs are kept: rerun the same command "
+                    "to continue"
+                )
+                return shell.SignalInterrupt(request.signum)
+    if request.is_set():  # while the last output was written: it was written whole
+        display.say(f"{shell.PREFIX}: interrupted while writing {output}: it was written whole")
     return failed
 
 

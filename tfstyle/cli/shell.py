@@ -3,6 +3,8 @@
 * `one_line_warnings()`: show Python warnings as `tfstyle: warning: ...`, one line each.
 * `error_line(exc)`: the one line a user's mistake is reported with.
 * `keep_compiled_steps()`: on JAX, JAX's persistent compilation cache in tfstyle's cache folder.
+* `stop_after_step()` and `StopAtCallEnd`: a signal only sets a flag, and the work stops at
+  its next step boundary, or once a finished result is written whole.
 * `stop_on_signals()`: turn SIGTERM (and SIGINT) into `SignalInterrupt`, a `KeyboardInterrupt`
   that remembers its signal, so a run stopped by a service manager or `kill` saves its work like
   one stopped by Ctrl-C; `exit_status(exc)` is the shell convention 128 + signal number.
@@ -126,6 +128,21 @@ def stop_after_step():
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+class StopAtCallEnd:
+    """A `stylize` callback that, once `request` (a `StopRequest`) is set, raises
+    `SignalInterrupt` at the end of the current compiled call: from Python, between two calls,
+    after that call's other callbacks (snapshots, the progress bar) have run, and never inside
+    TensorFlow's code. Not on the run's last step: the finished result is then saved whole.
+    `stylize` turns the exception into `Interrupted`, carrying the image and a checkpoint."""
+
+    def __init__(self, request):
+        self.request = request
+
+    def __call__(self, progress):
+        if self.request.is_set() and progress.image is not None and not progress.is_last:
+            raise SignalInterrupt(self.request.signum)
 
 
 @contextlib.contextmanager

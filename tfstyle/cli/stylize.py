@@ -87,8 +87,6 @@ def _checkpoint_to_resume(output, config):
     settings checked against the flags now, before any work), or None, and whether --output
     holds that interrupted run's image; without --resume, an existing checkpoint is refused
     rather than silently made stale."""
-    from tfstyle.optimize.checkpoint import Checkpoint
-
     path = outputs.checkpoint_path(output)
     if not FLAGS.resume:
         if os.path.exists(path):
@@ -97,12 +95,17 @@ def _checkpoint_to_resume(output, config):
                 "delete it to start again"
             )
         return None, False
+    from tfstyle.optimize.checkpoint import Checkpoint
+
     try:
         arrays = load_npz(path)
         if "format" not in arrays:  # an .npz, but not one of ours
             raise CheckpointError(f"'{path}' is not a tfstyle checkpoint (no 'format' entry)")
         checkpoint = Checkpoint.from_arrays(arrays)
-        checkpoint.check_settings(config)
+        # Checking the environment imports Keras, and so TensorFlow, for the first time in a
+        # --resume run: inside the filter, or TensorFlow's C++ start-up lines reach stderr.
+        with native_logs.quiet_native_logs():
+            checkpoint.check_settings(config)
     except CheckpointError as exc:
         raise _cannot_resume(exc, path) from exc
     return checkpoint, bool(arrays.get(OUTPUT_IS_INTERRUPTED, True))
@@ -133,37 +136,47 @@ def _run(config, images, output, resume, *, sources, keep):
         previous=None if resume is None else resume.history,
     )
     callbacks += side_outputs
-    try:
-        result = stylize(
-            content,
-            styles,
-            config=config,
-            callbacks=callbacks,
-            init_image=init_image,
-            resume=resume,
-            **masks,
+    # Ctrl-C and SIGTERM only set a flag (a second one raises at once): the run stops at the
+    # end of its compiled call, and a finished result is written whole. Raised from the
+    # handler, the interrupt landed wherever Python was: inside TensorFlow, or inside the
+    # write of a finished image, which was then lost ("nothing was saved").
+    with shell.stop_after_step() as request:
+        callbacks.append(shell.StopAtCallEnd(request))
+        try:
+            result = stylize(
+                content,
+                styles,
+                config=config,
+                callbacks=callbacks,
+                init_image=init_image,
+                resume=resume,
+                **masks,
+            )
+        except NonFiniteLossError as exc:
+            if exc.image is None:
+                raise
+            outputs.save_file(save_image, exc.image, output)
+            which = f"after step {exc.step}" if exc.step else "the starting image"
+            raise TfstyleError(
+                f"{exc}; the last finite image ({which}) was saved to {output}"
+            ) from exc
+        except CheckpointError as exc:  # the images differ from the checkpoint's
+            raise _cannot_resume(exc, outputs.checkpoint_path(output)) from exc
+        except Interrupted as exc:
+            return _save_interrupted(exc, output, bar, keep=keep)
+        content_path, style_paths, run = sources
+        outputs.save(
+            result,
+            output=output,
+            content=content_path,
+            styles=style_paths,
+            side_outputs=side_outputs,
+            remove_checkpoint=True,
+            masks=run.mask_report(),
         )
-    except NonFiniteLossError as exc:
-        if exc.image is None:
-            raise
-        outputs.save_file(save_image, exc.image, output)
-        which = f"after step {exc.step}" if exc.step else "the starting image"
-        raise TfstyleError(f"{exc}; the last finite image ({which}) was saved to {output}") from exc
-    except CheckpointError as exc:  # the images differ from the checkpoint's
-        raise _cannot_resume(exc, outputs.checkpoint_path(output)) from exc
-    except Interrupted as exc:
-        return _save_interrupted(exc, output, bar, keep=keep)
-    content_path, style_paths, run = sources
-    outputs.save(
-        result,
-        output=output,
-        content=content_path,
-        styles=style_paths,
-        side_outputs=side_outputs,
-        remove_checkpoint=True,
-        masks=run.mask_report(),
-    )
-    if not FLAGS.quiet:
+    if request.is_set():  # after the last step: the result was written whole all the same
+        display.say(f"{shell.PREFIX}: interrupted while writing {output}: it was written whole")
+    elif not FLAGS.quiet:
         print(f"saved {output} ({result.elapsed_s:.1f} s)", file=sys.stderr)
     return 0
 

@@ -10,9 +10,11 @@ TensorFlow's `tf.lite.Interpreter`.
 Why a fixed size: with height and width unknown, TensorFlow 2.21's converter keeps the
 network's convolutions as TensorFlow ops ("Flex" ops, which need a TensorFlow runtime on the
 device), because instance normalisation's reshapes leave even the channel count unknown. Why
-the variables are frozen into constants first: converted as they are, the file held resource
-variables without their values (73 KB instead of 1.75 MB for the shipped network) and every
-output pixel was NaN.
+through a SavedModel (`keras.export.ExportArchive`, then `TFLiteConverter.from_saved_model`,
+both public): that path freezes the variables into constants. `from_concrete_functions` on the
+traced function kept resource variables without their values (73 KB instead of 1.75 MB for
+the shipped network, every output pixel NaN), and freezing the function first needs
+TensorFlow's private `convert_to_constants` module.
 """
 
 import os
@@ -20,6 +22,7 @@ import os
 from tfstyle import io as image_io
 from tfstyle.errors import ConfigError, OutputError
 from tfstyle.export.stylizer import check_backend
+from tfstyle.io.atomic import scratch_directory
 from tfstyle.settings.checks import check_int
 
 TFLITE_EXTENSION = ".tflite"
@@ -74,9 +77,6 @@ def tflite_bytes(model, *, height, width):
         The `.tflite` file's bytes (variables frozen into constants).
     """
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
 
     spec = tf.TensorSpec([height, width, 3], tf.uint8, name="image")
 
@@ -85,7 +85,16 @@ def tflite_bytes(model, *, height, width):
         out = tf.cast(model(floats, training=False), tf.float32)[0]
         return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 1.0) * 255.0), tf.uint8)
 
-    frozen = convert_variables_to_constants_v2(tf.function(paint).get_concrete_function(spec))
-    # trackable_obj only keeps variables alive; a frozen function has none left.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], trackable_obj=model)
-    return converter.convert()
+    import keras
+
+    # Through a SavedModel written by Keras's public exporter, in a scratch folder: the
+    # converter's from_saved_model freezes its variables into constants. (A plain tf.Module
+    # does not track a Keras 3 model's variables, and the function that freezes a concrete
+    # function is private to TensorFlow; see the module docstring.)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", paint, input_signature=[spec])
+    with scratch_directory(prefix="tfstyle-tflite-") as folder:
+        saved = os.path.join(folder, "model")
+        archive.write_out(saved, verbose=False)
+        return tf.lite.TFLiteConverter.from_saved_model(saved).convert()

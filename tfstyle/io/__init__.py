@@ -11,6 +11,8 @@ Modules, each importing only those before it:
   float32 RGB in [0, 1], encoding PNG or JPEG (from and to files, or bytes).
 * `host`: the host's available memory (Linux's MemAvailable, a memory cgroup's room), which
   the CPU memory check of `stylize` compares a step's estimate with.
+* `weights`: a network weights file looked at before Keras loads it (is it there, how many
+  convolution kernels it holds), for `tfstyle.models.vgg`.
 * `hardware`: the CPU's feature flags, read once from /proc/cpuinfo (for `precision="auto"`).
 * `filesystems`: the same through Apache Beam's `FileSystems` (local paths, `gs://`, `s3://`),
   for `tfstyle.beam`; imported on its own, as it needs the `beam` extra.

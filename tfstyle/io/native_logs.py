@@ -39,8 +39,11 @@ BEAM_WORKER_NOISE = tuple(
         r"^WARNING:root:apitools not found, and bigquery client libraries are not available",
         r"^INFO:__main__:Logging handler created\.$",
         r"^WARNING:__main__:No semi_persistent_directory found",
+        # Beam lists these two from a set: in either order (both seen on one machine).
         r"^WARNING:apache_beam\.options\.pipeline_options:Discarding unparseable args: "
         r"\['--pipeline_type_check', '--direct_runner_use_stacked_bundle'\]$",
+        r"^WARNING:apache_beam\.options\.pipeline_options:Discarding unparseable args: "
+        r"\['--direct_runner_use_stacked_bundle', '--pipeline_type_check'\]$",
     )
 )
 

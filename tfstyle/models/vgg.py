@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from tfstyle.errors import ConfigError, WeightsError
+from tfstyle.io import weights as weights_file
 from tfstyle.settings.style import DEFAULTS, check_layers, layer_names, min_input_size
 
 # Caffe-trained VGG expects BGR pixels in 0..255 minus this per-channel mean (BGR order).
@@ -202,8 +203,7 @@ def _normalise_weights(weights):
 def _load_base(network, weights):
     factory = getattr(keras.applications, _APPLICATIONS[network])
     if weights is not None and weights != "imagenet":
-        if not os.path.isfile(weights):
-            raise WeightsError(f"weights file not found: {weights}")
+        weights_file.check_weights_file(weights)
         _check_network_of_file(network, weights)
     try:
         base = factory(include_top=False, weights=weights, input_shape=(None, None, 3))
@@ -221,25 +221,12 @@ def _check_network_of_file(network, path):
     an error cut off at a colon. The number of 4-D arrays (convolution kernels) tells the two
     apart, whatever the file's layer names: 13 in VGG16, 16 in VGG19. A file h5py cannot read
     is left to Keras, whose failure is reported as before. (This only peeks at the file Keras
-    is about to read.)"""
-    try:
-        import h5py
-
-        kernels = []
-        with h5py.File(path, "r") as file:
-            file.visititems(
-                lambda name, item: (
-                    kernels.append(name)
-                    if isinstance(item, h5py.Dataset) and item.ndim == 4
-                    else None
-                )
-            )
-    except (ImportError, OSError):
-        return
-    found = {len(layer_names(net)): net for net in _APPLICATIONS}.get(len(kernels))
+    is about to read, through `tfstyle.io.weights`.)"""
+    count = weights_file.count_kernels(path)
+    found = {len(layer_names(net)): net for net in _APPLICATIONS}.get(count)
     if found is not None and found != network:
         raise WeightsError(
-            f"{path} looks like a {found} weights file ({len(kernels)} convolutions; {network} "
+            f"{path} looks like a {found} weights file ({count} convolutions; {network} "
             f"has {len(layer_names(network))}): pass --network {found} (network={found!r} in "
             "Python)"
         )
