@@ -160,6 +160,27 @@ def test_sqrtm_newton_schulz_matches_scipy():
     np.testing.assert_allclose(_np(style_stats.sqrtm_newton_schulz(np.zeros((3, 3)))), 0.0)
 
 
+def test_trace_sqrt_value_and_closed_form_gradient_match_scipy():
+    """`trace_sqrt` gives tr(A^1/2) and, without backpropagating through the iteration, its
+    gradient A^-1/2 / 2 (the inverse root from the same Newton-Schulz iteration)."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(6)
+    b = rng.standard_normal((6, 6))
+    spd = (b @ b.T + 0.5 * np.eye(6)).astype(np.float32)
+    root = scipy.linalg.sqrtm(spd.astype(np.float64)).real
+    value = float(style_stats.trace_sqrt(spd))
+    assert value == pytest.approx(np.trace(root), rel=1e-5)
+    grad = _gradient(style_stats.trace_sqrt, _variable(spd))
+    np.testing.assert_allclose(grad, 0.5 * np.linalg.inv(root), atol=1e-4)
+
+
+def _variable(value):
+    import keras
+
+    return keras.Variable(value)
+
+
 def test_mean_covariance_hand_computed():
     mean, cov = style_stats.mean_covariance(_positions([1.0, 3.0], [2.0, 2.0]))
     np.testing.assert_allclose(_np(mean), [[2.0, 2.0]])
