@@ -233,6 +233,28 @@ def test_sliced_wasserstein_one_channel_hand_computed():
         assert loss == pytest.approx(7.0 / 39.0, rel=1e-6)
 
 
+def test_sliced_wasserstein_draws_a_quarter_as_many_directions_as_channels():
+    """The loss of 8 channels projects on round(8 * SLICED_DIRECTIONS_PER_CHANNEL) = 2 random
+    directions of its seed (not 8, as Heitz et al.): the same value as the distance along
+    exactly those two."""
+    from tfstyle.settings.style import SLICED_DIRECTIONS_PER_CHANNEL
+
+    assert SLICED_DIRECTIONS_PER_CHANNEL == 0.25
+    rng = np.random.default_rng(8)
+    features = rng.standard_normal((1, 5, 6, 8)).astype(np.float32)
+    target = losses.style_statistics(
+        rng.standard_normal((1, 6, 5, 8)).astype(np.float32), kind="sliced_wasserstein"
+    )
+    loss = float(losses.style_loss(features, target, kind="sliced_wasserstein", seed=3))
+    two = style_stats.random_directions(3, channels=8, count=2)
+    expected = float(style_stats.sliced_wasserstein_loss(features, target, directions=two))
+    assert loss == pytest.approx(expected, rel=1e-6)
+    eight = style_stats.random_directions(3, channels=8, count=8)
+    assert loss != pytest.approx(
+        float(style_stats.sliced_wasserstein_loss(features, target, directions=eight)), rel=1e-3
+    )
+
+
 def test_sliced_wasserstein_resamples_target_quantiles():
     # Target samples 0, 2 sit at levels 1/4, 3/4; the image's 4 levels 1/8, 3/8, 5/8, 7/8 read
     # 0 (clamped), 0.5, 1.5, 2 (clamped) from the line between them.

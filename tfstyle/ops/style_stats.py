@@ -14,8 +14,9 @@ Both are relative errors, as every loss in `losses.py` (which chooses between th
   term is its closed form `A^-1/2 / 2` from the same iteration's inverse root (`trace_sqrt`;
   crowsonkb solves a Lyapunov equation for the backward pass instead); crowsonkb averages over
   channels where we divide by the target's second moment.
-* "sliced_wasserstein": Heitz et al. (CVPR 2021): the features are projected onto C random unit
-  directions (C = channels, as Heitz et al.), the projections sorted over positions, and the
+* "sliced_wasserstein": Heitz et al. (CVPR 2021): the features are projected onto random unit
+  directions (a quarter as many as channels, `SLICED_DIRECTIONS_PER_CHANNEL`, where Heitz et al.
+  draw as many as channels), the projections sorted over positions, and the
   mean squared difference to the target's sorted projections taken. The target's quantiles are
   linearly interpolated at the image's `(k + 0.5) / N` levels when the style has another number
   of positions (the identity when they are equal); a blend of styles is the mixture
