@@ -66,6 +66,14 @@ COVARIANCE_RIDGE = 1e-4
 # picture and scores (held-out style 0.042, 0.035, 0.035; content 0.496, 0.492, 0.494).
 SLICED_DIRECTIONS_PER_CHANNEL = 0.25
 
+# The style weight of each style loss when `style_weight` is None. Every loss is a relative
+# error, about 1 for a blank image, but they fall at different rates as the image approaches the
+# painting: sliced_wasserstein at gram's weight of 10 left the photo under a faint texture at
+# 384 px (issue 25). Astronaut + The Shipwreck, VGG16, 256 px, default pyramid, looked at:
+# at 30 the face is kept (eyes, mouth) and painted in Turner's palette, content 0.344, held-out
+# style 0.043 (gram at 10: 0.390, 0.066); at 100 the face is painted away (0.494, 0.035).
+DEFAULT_STYLE_WEIGHTS = {"gram": 10.0, "mean_cov": 10.0, "sliced_wasserstein": 30.0}
+
 # Input images with more pixels are refused from their header, before decoding (decompression
 # bombs); the CLI raises it with --max_pixels.
 MAX_INPUT_PIXELS = 128_000_000
@@ -135,7 +143,8 @@ class StyleConfig(Settings):
             them more, as crowsonkb's style-transfer-pytorch does) or one weight per style
             layer.
     Loss weights (see `losses.py` for the normalisation that makes them size-independent):
-        content_weight, style_weight, tv_weight.
+        content_weight, style_weight, tv_weight. `style_weight` None: the style loss's own
+            default (`DEFAULT_STYLE_WEIGHTS`); `effective_style_weight` is the one in force.
         mask_content_weight: with a content mask (`stylize(..., content_mask=...)`), the
             content loss where the mask is white is multiplied by this (see `tfstyle.ops.masks`).
         style_loss: what the style term matches: "gram" (Gram matrices, Gatys et al.),
@@ -199,7 +208,7 @@ class StyleConfig(Settings):
     )
     style_layer_weights: str | tuple[float, ...] = "equal"
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float | None = None
     tv_weight: float = 1.0
     mask_content_weight: float = MASK_CONTENT_WEIGHT
     style_loss: str = "gram"
@@ -245,8 +254,9 @@ class StyleConfig(Settings):
             raise ConfigError("at least one content or style layer is needed")
         check_layers(self.network, self.content_layers + self.style_layers)
         for name in ("content_weight", "style_weight", "tv_weight", "mask_content_weight"):
-            _check_number(name, getattr(self, name), low=0.0)
-        if self.content_weight == 0 and self.style_weight == 0:
+            if getattr(self, name) is not None or name != "style_weight":  # None: the default
+                _check_number(name, getattr(self, name), low=0.0)
+        if self.content_weight == 0 and self.effective_style_weight == 0:
             raise ConfigError("content_weight and style_weight are both 0: nothing to optimise")
         for name in ("remat", "memory_check"):
             if not isinstance(getattr(self, name), bool):
@@ -391,6 +401,15 @@ class StyleConfig(Settings):
                 "give one weight per style image"
             )
         return [w / sum(weights) for w in weights]
+
+    @property
+    def effective_style_weight(self):
+        """The style weight in force: `style_weight`, or the style loss's default
+        (`DEFAULT_STYLE_WEIGHTS`). Kept apart from the field so that `replace(style_loss=...)`
+        of a default config takes the new loss's default."""
+        if self.style_weight is not None:
+            return self.style_weight
+        return DEFAULT_STYLE_WEIGHTS[self.style_loss]
 
     @property
     def lr(self):
