@@ -105,7 +105,7 @@ def test_manifest_settings_reach_their_row_only(tmp_path, files, config):
     first = json.loads((out / "a__s1.json").read_text())
     second = json.loads((out / "b__s2.json").read_text())
     assert first["settings"]["iterations"] == 3 and first["steps"] == 3
-    assert first["settings"]["style_weight"] == config.style_weight
+    assert first["settings"]["style_weight"] == config.effective_style_weight
     assert second["settings"]["style_weight"] == 0.5 and second["steps"] == 2
     jsonl = tmp_path / "jobs.jsonl"
     row = {"content": "contents/a.png", "style": "styles/s1.png", "tv_weight": 2}

@@ -15,6 +15,7 @@ from PIL import Image
 
 import tfstyle
 from tfstyle import cli
+from tfstyle.settings import style as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--weights", "none", "--max_size", "32", "--iterations", "2", "--quiet"]
@@ -330,7 +331,10 @@ def test_style_loss_flag(images, tmp_path, capsys, kind):
     args = ["--content", content, "--style", style, "--output", str(output), *FAST]
     status, err = run_cli([*args, "--style_loss", kind], capsys)
     assert status == 0, err
-    assert json.loads((tmp_path / "out.json").read_text())["settings"]["style_loss"] == kind
+    settings = json.loads((tmp_path / "out.json").read_text())["settings"]
+    # The report names the loss's own default weight, the one that ran.
+    assert settings["style_loss"] == kind
+    assert settings["style_weight"] == config_lib.DEFAULT_STYLE_WEIGHTS[kind]
     flags.FLAGS.unparse_flags()
     with pytest.raises(flags.IllegalFlagValueError):
         flags.FLAGS(["tfstyle", *args, "--style_loss", "gatys"])

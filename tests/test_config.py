@@ -103,6 +103,20 @@ def test_config_and_cli_import_without_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
 
 
+def test_style_weight_defaults_to_the_style_loss_own():
+    from tfstyle.settings.style import DEFAULT_STYLE_WEIGHTS
+
+    assert StyleConfig().style_weight is None
+    for kind, weight in DEFAULT_STYLE_WEIGHTS.items():
+        assert StyleConfig(style_loss=kind).effective_style_weight == weight
+        # replace() of a default config takes the new loss's default, not the old loss's.
+        assert StyleConfig().replace(style_loss=kind).effective_style_weight == weight
+        assert StyleConfig(style_loss=kind, style_weight=2.5).effective_style_weight == 2.5
+    assert DEFAULT_STYLE_WEIGHTS["sliced_wasserstein"] != DEFAULT_STYLE_WEIGHTS["gram"]
+    with pytest.raises(ConfigError, match="nothing to optimise"):
+        StyleConfig(content_weight=0.0, style_weight=0.0)
+
+
 def test_style_loss_defaults_to_gram_and_round_trips():
     assert StyleConfig().style_loss == "gram"
     for kind in ("gram", "mean_cov", "sliced_wasserstein"):

@@ -160,6 +160,27 @@ def test_sqrtm_newton_schulz_matches_scipy():
     np.testing.assert_allclose(_np(style_stats.sqrtm_newton_schulz(np.zeros((3, 3)))), 0.0)
 
 
+def test_trace_sqrt_value_and_closed_form_gradient_match_scipy():
+    """`trace_sqrt` gives tr(A^1/2) and, without backpropagating through the iteration, its
+    gradient A^-1/2 / 2 (the inverse root from the same Newton-Schulz iteration)."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(6)
+    b = rng.standard_normal((6, 6))
+    spd = (b @ b.T + 0.5 * np.eye(6)).astype(np.float32)
+    root = scipy.linalg.sqrtm(spd.astype(np.float64)).real
+    value = float(style_stats.trace_sqrt(spd))
+    assert value == pytest.approx(np.trace(root), rel=1e-5)
+    grad = _gradient(style_stats.trace_sqrt, _variable(spd))
+    np.testing.assert_allclose(grad, 0.5 * np.linalg.inv(root), atol=1e-4)
+
+
+def _variable(value):
+    import keras
+
+    return keras.Variable(value)
+
+
 def test_mean_covariance_hand_computed():
     mean, cov = style_stats.mean_covariance(_positions([1.0, 3.0], [2.0, 2.0]))
     np.testing.assert_allclose(_np(mean), [[2.0, 2.0]])
@@ -210,6 +231,28 @@ def test_sliced_wasserstein_one_channel_hand_computed():
     for seed in (0, 7):
         loss = float(losses.style_loss(image, target, kind="sliced_wasserstein", seed=seed))
         assert loss == pytest.approx(7.0 / 39.0, rel=1e-6)
+
+
+def test_sliced_wasserstein_draws_a_quarter_as_many_directions_as_channels():
+    """The loss of 8 channels projects on round(8 * SLICED_DIRECTIONS_PER_CHANNEL) = 2 random
+    directions of its seed (not 8, as Heitz et al.): the same value as the distance along
+    exactly those two."""
+    from tfstyle.settings.style import SLICED_DIRECTIONS_PER_CHANNEL
+
+    assert SLICED_DIRECTIONS_PER_CHANNEL == 0.25
+    rng = np.random.default_rng(8)
+    features = rng.standard_normal((1, 5, 6, 8)).astype(np.float32)
+    target = losses.style_statistics(
+        rng.standard_normal((1, 6, 5, 8)).astype(np.float32), kind="sliced_wasserstein"
+    )
+    loss = float(losses.style_loss(features, target, kind="sliced_wasserstein", seed=3))
+    two = style_stats.random_directions(3, channels=8, count=2)
+    expected = float(style_stats.sliced_wasserstein_loss(features, target, directions=two))
+    assert loss == pytest.approx(expected, rel=1e-6)
+    eight = style_stats.random_directions(3, channels=8, count=8)
+    assert loss != pytest.approx(
+        float(style_stats.sliced_wasserstein_loss(features, target, directions=eight)), rel=1e-3
+    )
 
 
 def test_sliced_wasserstein_resamples_target_quantiles():
@@ -341,8 +384,9 @@ def test_style_loss_gradients_match_finite_differences(kind):
     import keras
 
     rng = np.random.default_rng(21)
-    target = losses.style_statistics(rng.uniform(size=(1, 6, 6, 4)).astype(np.float32), kind=kind)
-    start = rng.uniform(size=(1, 5, 7, 4)).astype(np.float32)
+    # 16 channels: "sliced_wasserstein" projects on a quarter as many directions, 4.
+    target = losses.style_statistics(rng.uniform(size=(1, 6, 6, 16)).astype(np.float32), kind=kind)
+    start = rng.uniform(size=(1, 5, 7, 16)).astype(np.float32)
 
     def loss(features):
         return losses.style_loss(features, target, kind=kind, seed=2)

@@ -217,7 +217,9 @@ def build(
                             elem_id="size",
                         )
                         strength = gr.Number(
-                            base.style_weight, label="Style strength (style weight)", minimum=0
+                            base.effective_style_weight,
+                            label="Style strength (style weight)",
+                            minimum=0,
                         )
                         content_weight = gr.Number(
                             base.content_weight, label="Content weight", minimum=0

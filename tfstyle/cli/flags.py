@@ -150,7 +150,13 @@ flags.DEFINE_enum(
     "example).",
 )
 flags.DEFINE_float("content_weight", _D.content_weight, "Weight of the content loss.")
-flags.DEFINE_float("style_weight", _D.style_weight, "Weight of the style loss.")
+flags.DEFINE_float(
+    "style_weight",
+    None,
+    "Weight of the style loss (default: "
+    + ", ".join(f"{w:g} for {k}" for k, w in config_lib.DEFAULT_STYLE_WEIGHTS.items())
+    + ").",
+)
 flags.DEFINE_float("tv_weight", _D.tv_weight, "Weight of the total-variation loss.")
 flags.DEFINE_list("content_layers", list(_D.content_layers), "Content layer names.")
 flags.DEFINE_list("style_layers", list(_D.style_layers), "Style layer names.")

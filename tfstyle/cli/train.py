@@ -127,10 +127,11 @@ def command():
 
 def config_from_flags():
     """`TrainConfig` from the parsed flags (raises ConfigError for bad values); layers and the
-    learning rate keep the training defaults unless given."""
+    learning rate keep the training defaults unless given, and so does the style weight (the
+    flag's default, None, is the optimisation's per-loss default; training's loss is gram's)."""
     given = {
         name: getattr(FLAGS, name)
-        for name in ("content_layers", "style_layers", "learning_rate")
+        for name in ("content_layers", "style_layers", "learning_rate", "style_weight")
         if FLAGS[name].present
     }
     weights = FLAGS.weights
@@ -141,7 +142,6 @@ def config_from_flags():
         weights=None if weights.lower() == "none" else weights,
         pooling=FLAGS.pooling,
         content_weight=FLAGS.content_weight,
-        style_weight=FLAGS.style_weight,
         tv_weight=FLAGS.tv_weight,
         style_size=FLAGS.style_size,
         size=FLAGS.size,

@@ -270,7 +270,7 @@ class PerceptualLoss(_FeatureLoss):
         if c.content_layers:
             total = total + c.content_weight * self._content_term(pred, true)
         if c.style_layers:
-            total = total + c.style_weight * self._style_term(pred, true)
+            total = total + c.effective_style_weight * self._style_term(pred, true)
         return total
 
     def get_config(self):
@@ -282,7 +282,7 @@ class PerceptualLoss(_FeatureLoss):
             "style_layers": list(c.style_layers),
             "style_layer_weights": _layer_weights_config(c.style_layer_weights),
             "content_weight": c.content_weight,
-            "style_weight": c.style_weight,
+            "style_weight": c.effective_style_weight,
             "tv_weight": c.tv_weight,
             "style_image": self._style_image_config(),
         }

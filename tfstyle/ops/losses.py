@@ -51,7 +51,7 @@ from tfstyle.ops.style_stats import (
     random_directions,
     sliced_wasserstein_loss,
 )
-from tfstyle.settings.style import DEFAULTS, STYLE_LOSSES
+from tfstyle.settings.style import DEFAULTS, SLICED_DIRECTIONS_PER_CHANNEL, STYLE_LOSSES
 
 
 def gram_matrix(features):
@@ -238,7 +238,8 @@ def style_loss(features, target, *, kind=DEFAULTS.style_loss, seed=0):
     if kind == "mean_cov":
         return mean_cov_loss(features, target)
     channels = features.shape[-1]
-    directions = random_directions(seed, channels=channels, count=channels)
+    count = max(1, round(channels * SLICED_DIRECTIONS_PER_CHANNEL))
+    directions = random_directions(seed, channels=channels, count=count)
     return sliced_wasserstein_loss(features, target, directions=directions)
 
 

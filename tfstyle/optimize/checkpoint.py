@@ -102,7 +102,7 @@ class Checkpoint:
             CheckpointError: naming up to three settings that differ.
         """
         self.check_environment()
-        now = config.to_dict()
+        now = _compared(config)
         if now["precision"] == "auto":
             # The checkpoint holds the precision its run resolved "auto" to; `stylize` resolves
             # it here before calling `check_resumable`, so a run that would compute in another
@@ -110,7 +110,7 @@ class Checkpoint:
             now["precision"] = self.config.precision
         differences = [
             f"{key} {_show(before)} there, {_show(now[key])} now"
-            for key, before in self.config.to_dict().items()
+            for key, before in _compared(self.config).items()
             if key not in RESULT_NEUTRAL_SETTINGS and before != now[key]
         ]
         if differences:
@@ -255,3 +255,9 @@ def _section(arrays, prefix):
 
 def _show(value):
     return "none" if value is None else json.dumps(value) if isinstance(value, list) else value
+
+
+def _compared(config):
+    """`config.to_dict()` with the style weight in force: a default (None) and the same weight
+    given explicitly compute the same result."""
+    return {**config.to_dict(), "style_weight": config.effective_style_weight}

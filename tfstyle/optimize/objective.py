@@ -223,7 +223,7 @@ def make_loss_fn(config):
         content_layer_weights={k: 1.0 for k in config.content_layers},
         style_layer_weights=config.style_layer_weight_map(),
         content_weight=config.content_weight,
-        style_weight=config.style_weight,
+        style_weight=config.effective_style_weight,
         tv_weight=config.tv_weight,
         style_kind=config.style_loss,
         # New sliced-Wasserstein directions every step, except for L-BFGS (one objective).

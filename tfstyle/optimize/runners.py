@@ -136,7 +136,7 @@ def tiling(config, size):
             "style_layers": config.style_layers,
             "style_layer_weights": config.style_layer_weight_map(),
             "content_weight": config.content_weight,
-            "style_weight": config.style_weight,
+            "style_weight": config.effective_style_weight,
             "tv_weight": config.tv_weight,
         },
     }
@@ -251,8 +251,8 @@ def non_finite_error(config, *, step, image, image_step):
         A `NonFiniteLossError` (not raised here).
     """
     weights = (
-        f"content_weight {config.content_weight:g}, style_weight {config.style_weight:g}, "
-        f"tv_weight {config.tv_weight:g}"
+        f"content_weight {config.content_weight:g}, "
+        f"style_weight {config.effective_style_weight:g}, tv_weight {config.tv_weight:g}"
     )
     if step == 1:
         message = (

@@ -113,9 +113,10 @@ def stylize(
         Interrupted: a KeyboardInterrupt arrived; carries the current image and a `Checkpoint`.
     """
     start = time.perf_counter()
-    # precision="auto" is resolved here, once: everything below, the result's config and so
-    # the report see the policy that runs.
+    # precision="auto" and the style loss's default weight are resolved here, once: everything
+    # below, the result's config and so the report and checkpoints see what runs.
     config = with_precision(config or StyleConfig())
+    config = config.replace(style_weight=config.effective_style_weight)
     content, styles, blend, init_image, inputs = _prepare_inputs(
         content,
         style,

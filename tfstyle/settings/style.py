@@ -47,13 +47,32 @@ STYLE_LOSSES = ("gram", "mean_cov", "sliced_wasserstein")
 LOSS_NAMES = ("content", "style", "tv", "total")
 
 # Style loss "mean_cov" (style_stats.py): Newton-Schulz iterations per matrix square root, and the
-# ridge added to both covariances, relative to the target's mean variance (tr(S) / C). Fewer
-# iterations would be cheaper but are not close enough (issue 25; real VGG16 features of chelsea
-# against The Starry Night at 256 px, the loss and its gradient with respect to the features,
-# against 22 iterations): 18 moved the loss by 0.2% and the gradient by 3%, 15 by 0.8% / 6%,
-# 12 by 2.6% / 12%, 10 by 5.2% / 18%. (40 iterations overflow to NaN in float32.)
-NEWTON_SCHULZ_ITERATIONS = 15
+# ridge added to both covariances, relative to the target's mean variance (tr(S) / C). The
+# gradient of tr(root) is taken in closed form from the iteration's inverse root (`trace_sqrt`),
+# so an iteration costs 3 matmuls forward and none backward, and 18 are cheaper than the 15
+# backpropagated before (the step at 192 px: 2.9x gram's instead of 5.6x, issue 25). Measured on
+# real VGG16 features of chelsea against The Starry Night at 256 px (block1-3_conv1), against the
+# exact gradient (float64 eigendecomposition): closed form at 18 iterations 1.2-2.7% off (loss
+# 0.03-0.15%), at 20 0.7-1.4%, at 15 3.4-7.7%; autodiff through 15 (before) 3.2-6.1%, through
+# 22 0.3-0.8%. (40 iterations overflow to NaN in float32.)
+NEWTON_SCHULZ_ITERATIONS = 18
 COVARIANCE_RIDGE = 1e-4
+
+# Style loss "sliced_wasserstein": random directions per layer, as a fraction of its channels
+# (Heitz et al. use as many as channels). The directions are drawn anew every step, so fewer
+# per step still cover all of them over a run; the step's cost is about linear in their number
+# (issue 25; VGG16, 192 px, one script: 7.2x gram's step at 1, 3.5x at 1/2, 1.7x at 1/4).
+# Astronaut + The Shipwreck at 256 px, style weight 100, looked at: 1, 1/2 and 1/4 give the same
+# picture and scores (held-out style 0.042, 0.035, 0.035; content 0.496, 0.492, 0.494).
+SLICED_DIRECTIONS_PER_CHANNEL = 0.25
+
+# The style weight of each style loss when `style_weight` is None. Every loss is a relative
+# error, about 1 for a blank image, but they fall at different rates as the image approaches the
+# painting: sliced_wasserstein at gram's weight of 10 left the photo under a faint texture at
+# 384 px (issue 25). Astronaut + The Shipwreck, VGG16, 256 px, default pyramid, looked at:
+# at 30 the face is kept (eyes, mouth) and painted in Turner's palette, content 0.344, held-out
+# style 0.043 (gram at 10: 0.390, 0.066); at 100 the face is painted away (0.494, 0.035).
+DEFAULT_STYLE_WEIGHTS = {"gram": 10.0, "mean_cov": 10.0, "sliced_wasserstein": 30.0}
 
 # Input images with more pixels are refused from their header, before decoding (decompression
 # bombs); the CLI raises it with --max_pixels.
@@ -124,7 +143,8 @@ class StyleConfig(Settings):
             them more, as crowsonkb's style-transfer-pytorch does) or one weight per style
             layer.
     Loss weights (see `losses.py` for the normalisation that makes them size-independent):
-        content_weight, style_weight, tv_weight.
+        content_weight, style_weight, tv_weight. `style_weight` None: the style loss's own
+            default (`DEFAULT_STYLE_WEIGHTS`); `effective_style_weight` is the one in force.
         mask_content_weight: with a content mask (`stylize(..., content_mask=...)`), the
             content loss where the mask is white is multiplied by this (see `tfstyle.ops.masks`).
         style_loss: what the style term matches: "gram" (Gram matrices, Gatys et al.),
@@ -188,7 +208,7 @@ class StyleConfig(Settings):
     )
     style_layer_weights: str | tuple[float, ...] = "equal"
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float | None = None
     tv_weight: float = 1.0
     mask_content_weight: float = MASK_CONTENT_WEIGHT
     style_loss: str = "gram"
@@ -234,8 +254,9 @@ class StyleConfig(Settings):
             raise ConfigError("at least one content or style layer is needed")
         check_layers(self.network, self.content_layers + self.style_layers)
         for name in ("content_weight", "style_weight", "tv_weight", "mask_content_weight"):
-            _check_number(name, getattr(self, name), low=0.0)
-        if self.content_weight == 0 and self.style_weight == 0:
+            if getattr(self, name) is not None or name != "style_weight":  # None: the default
+                _check_number(name, getattr(self, name), low=0.0)
+        if self.content_weight == 0 and self.effective_style_weight == 0:
             raise ConfigError("content_weight and style_weight are both 0: nothing to optimise")
         for name in ("remat", "memory_check"):
             if not isinstance(getattr(self, name), bool):
@@ -380,6 +401,15 @@ class StyleConfig(Settings):
                 "give one weight per style image"
             )
         return [w / sum(weights) for w in weights]
+
+    @property
+    def effective_style_weight(self):
+        """The style weight in force: `style_weight`, or the style loss's default
+        (`DEFAULT_STYLE_WEIGHTS`). Kept apart from the field so that `replace(style_loss=...)`
+        of a default config takes the new loss's default."""
+        if self.style_weight is not None:
+            return self.style_weight
+        return DEFAULT_STYLE_WEIGHTS[self.style_loss]
 
     @property
     def lr(self):
