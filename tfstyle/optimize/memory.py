@@ -164,6 +164,43 @@ def largest_fitting_tile(*, height, width, available_bytes, grid, **settings):
     return candidates[low - 1] if low else 0
 
 
+def automatic_tile_size(
+    *,
+    copies=CPU_ACTIVATION_COPIES,
+    size,
+    available,
+    network,
+    layers,
+    precision,
+    remat,
+    content_layers,
+    grid,
+):
+    """The `tile_size` a run left untiled (`tile_size=None`) takes on a CPU so as not to die
+    of memory: None when the untiled step of an image of `size` (height, width) fits
+    `available` bytes with `HEADROOM`, else the largest tile that does (`largest_fitting_tile`:
+    the fewest tiles, so the least halo overlap and the fastest tiled step), or None when not
+    even a `grid`-sized tile fits (the caller's refusal then says what would).
+
+    A tiled step computes the same loss and gradient as the untiled one (`tfstyle.ops.tiles`),
+    so choosing it changes the run's time and memory, not its result."""
+    settings = {
+        "network": network,
+        "layers": layers,
+        "precision": precision,
+        "content_layers": content_layers,
+        "copies": copies,
+        "remat": remat,
+    }
+    height, width = size
+    if estimate_step_bytes(height=height, width=width, **settings) * HEADROOM <= available:
+        return None
+    tile = largest_fitting_tile(
+        height=height, width=width, available_bytes=available, grid=grid, **settings
+    )
+    return tile or None
+
+
 def host_refusal(
     *,
     copies=CPU_ACTIVATION_COPIES,
