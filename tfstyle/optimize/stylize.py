@@ -358,6 +358,11 @@ def _check_memory(config, sizes, *, tiles_possible):
     # TensorFlow's own CPU kernels keep fewer copies of each activation than XLA (JAX) does.
     tensorflow = keras.backend.backend() == "tensorflow"
     copies = CPU_ACTIVATION_COPIES if tensorflow else ACTIVATION_COPIES
+    if tensorflow and config.precision == "mixed_bfloat16":
+        # TensorFlow's CPU step in mixed_bfloat16 holds as much as in float32: measured 7082 MiB
+        # at 2048x1536 untiled against 6713 MiB in float32 (docs/recipes.md), where a 2-byte
+        # model said 4034 MiB and a 4096 px run it let through untiled would have run out.
+        settings["precision"] = "float32"
     largest = max(sizes, key=lambda s: s[0] * s[1])
     if config.tile_size is None and tiles_possible:
         untiled = {key: value for key, value in settings.items() if key != "tile_size"}
