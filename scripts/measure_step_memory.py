@@ -2,6 +2,7 @@
 
 python scripts/measure_step_memory.py 1536 2048          # untiled
 python scripts/measure_step_memory.py 1536 2048 512      # --tile_size 512
+python scripts/measure_step_memory.py 1536 2048 0 mixed_bfloat16   # untiled, bfloat16
 
 One measurement per process (memory a process has freed is not always returned to the system,
 so a second measurement in the same process would start from a higher level): VGG19 with the
@@ -27,13 +28,15 @@ def _rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def main(height, width, tile=None):
+def main(height, width, tile=None, precision="float32"):
     from tfstyle.optimize.memory import CPU_ACTIVATION_COPIES, estimate_step_bytes
     from tfstyle.optimize.objective import compute_targets, feature_extractor_for
     from tfstyle.optimize.runners import new_runner
     from tfstyle.settings.style import StyleConfig
 
-    config = StyleConfig(weights=None, max_size=max(height, width), tile_size=tile)
+    config = StyleConfig(
+        weights=None, max_size=max(height, width), tile_size=tile, precision=precision
+    )
     rng = np.random.default_rng(0)
     content, style = (rng.uniform(size=(height, width, 3)).astype(np.float32) for _ in "cs")
     start = peak = _rss_bytes()
@@ -62,12 +65,14 @@ def main(height, width, tile=None):
         width=width,
         content_layers=config.content_layers,
         tile_size=tile,
+        precision=precision,
         copies=CPU_ACTIVATION_COPIES,
     )
     record = {
         "height": height,
         "width": width,
         "tile_size": tile,
+        "precision": precision,
         "peak_mb": round((peak - start) / 2**20),
         "estimate_mb": round(estimate / 2**20),
         "first_step_s": round(first - began, 1),
@@ -77,5 +82,9 @@ def main(height, width, tile=None):
 
 
 if __name__ == "__main__":
-    sizes = [int(a) for a in sys.argv[1:]]
-    main(*sizes[:2], tile=sizes[2] if len(sizes) > 2 and sizes[2] else None)
+    sizes = [int(a) for a in sys.argv[1:4]]
+    main(
+        *sizes[:2],
+        tile=sizes[2] if len(sizes) > 2 and sizes[2] else None,
+        precision=sys.argv[4] if len(sys.argv) > 4 else "float32",
+    )

@@ -159,6 +159,26 @@ def test_auto_scales_plan_a_pyramid_from_about_128_px():
     assert config.most_steps() == 263
 
 
+def test_every_scale_runs_at_least_a_twentieth_of_the_first_scales_steps():
+    # Print sizes: the ratio alone gave the finest scales 4, 1 and 1 steps (the enlarged coarser
+    # result); the floor is ceil(200 * 0.05) = 10.
+    config = StyleConfig(weights=None, max_size=4096)
+    assert scale_plan(config, (3072, 4096)) == [
+        ((96, 128), 200),
+        ((192, 256), 50),
+        ((384, 512), 13),
+        ((768, 1024), 10),
+        ((1536, 2048), 10),
+        ((3072, 4096), 10),
+    ]
+    assert config.replace(max_size=8192).most_steps() == 200 + 50 + 13 + 4 * 10
+    # It scales with iterations (ceil(400 * 0.05) = 20), and leaves small runs alone:
+    assert config.replace(iterations=400).scale_iterations(5) == [400, 100, 25, 20, 20]
+    assert config.replace(iterations=2).scale_iterations(3) == [2, 1, 1]
+    assert config.replace(iterations=21).scale_iterations(4) == [21, 6, 2, 2]
+    assert config.replace(max_size=512).most_steps() == 263  # 13 at 512 px is above the floor
+
+
 def test_second_scale_starts_from_the_upsampled_first_result(
     content_image, style_image, tiny_config
 ):

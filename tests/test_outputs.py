@@ -26,6 +26,7 @@ REPORT_KEYS = [
     "elapsed_s",
     "final_losses",
     "tiles",
+    "tiling",
     "peak_memory_mb",
 ]
 
@@ -51,7 +52,7 @@ def run(tmp_path_factory):
 def test_report_has_the_documented_keys_and_values(run):
     folder, output, result, report = run
     assert list(report) == REPORT_KEYS
-    assert report["tiles"] == 1  # untiled
+    assert report["tiles"] == 1 and report["tiling"] == "none"  # untiled
     # This process's peak: at least its TensorFlow and VGG, well under the machine.
     assert 100 < report["peak_memory_mb"] < 64 * 1024
     assert report["version"] == tfstyle.__version__

@@ -185,30 +185,89 @@ def test_largest_fitting_tile_fits_and_the_next_does_not():
     assert needed(None) > 10 * available  # untiled, the 4096 px step is far bigger
 
 
-def test_a_size_that_does_not_fit_the_host_is_refused_before_any_work(monkeypatch):
+def test_automatic_tile_size_is_none_when_untiled_fits_else_the_largest_tile_that_fits():
+    settings = {
+        "network": "vgg19",
+        "layers": StyleConfig().content_layers + StyleConfig().style_layers,
+        "content_layers": StyleConfig().content_layers,
+        "precision": "float32",
+        "remat": False,
+        "grid": 16,
+    }
+    size = (3072, 4096)
+    # Untiled, the 4096x3072 float32 step is about 29.8 GiB (37.2 GiB with headroom).
+    untiled = estimate_step_bytes(
+        height=3072,
+        width=4096,
+        copies=CPU_ACTIVATION_COPIES,
+        **{k: v for k, v in settings.items() if k != "grid"},
+    )
+    assert 29.7 * 2**30 < untiled < 29.8 * 2**30
+    assert memory.automatic_tile_size(size=size, available=38 * 2**30, **settings) is None
+    # Otherwise the largest tile that fits half of the memory (AUTOMATIC_TILE_SHARE): at 22 GiB
+    # 1632 px (2560 would fit all of it), at 8 GiB 624 px.
+    assert memory.AUTOMATIC_TILE_SHARE == 0.5
+    assert memory.automatic_tile_size(size=size, available=22 * 2**30, **settings) == 1632
+    assert (
+        largest_fitting_tile(
+            height=3072,
+            width=4096,
+            available_bytes=11 * 2**30,
+            **{k: v for k, v in settings.items() if k != "precision"},
+            precision="float32",
+            copies=CPU_ACTIVATION_COPIES,
+        )
+        == 1632
+    )
+    assert memory.automatic_tile_size(size=size, available=8 * 2**30, **settings) == 624
+    # Not even one 16 px tile: the whole-image buffers alone are too many.
+    assert memory.automatic_tile_size(size=size, available=2**30, **settings) is None
+
+
+def test_a_size_that_does_not_fit_the_host_is_tiled_or_refused_before_any_work(monkeypatch):
     # Shallow layers (halo 16) keep the tiled run below small: the estimate at 192x256 is about
     # 104 MiB, and 50 MiB leaves room for about 153 px untiled or 96 px tiles, without the
     # tiled step's constant (256 MiB, which only pays off for pictures of 1000 px and more).
     monkeypatch.setattr(memory, "_TILED_OVERHEAD", 0)
-    monkeypatch.setattr(host, "available_memory", lambda: 50 * 2**20)
-    seen = []
+    monkeypatch.setattr(host, "available_memory", lambda: 100 * 2**20)
     image = np.zeros((192, 256, 3), np.float32)
     settings = {"weights": None, "iterations": 1, "scales": 1, **SHALLOW}
+    # Untiled, it does not fit 100 MiB: the run is tiled by itself, with the largest tile that
+    # fits half of it.
+    seen = []
+    result = stylize(
+        image, image, config=StyleConfig(max_size=256, **settings), callbacks=[seen.append]
+    )
+    assert result.automatic_tiles and result.config.tile_size == 96
+    assert result.image.shape == (192, 256, 3)
+    assert [record.tiles for record in seen] == [6]  # 2 x 3 cores of 96 px
+    # In mixed_bfloat16 a 2-byte model says 60 MiB untiled (75 with headroom: it would fit), but
+    # TensorFlow's CPU step holds as much as in float32, and the check counts it so.
+    config = StyleConfig(max_size=256, precision="mixed_bfloat16", **settings)
+    result = stylize(image, image, config=config)
+    assert result.automatic_tiles and result.config.tile_size == 96
+    monkeypatch.setattr(host, "available_memory", lambda: 50 * 2**20)
+    # Settings that cannot run tiled are refused, in one line naming a max_size that fits.
+    seen = []
+    config = StyleConfig(max_size=256, style_loss="mean_cov", **settings)
     with pytest.raises(ConfigError) as caught:
-        stylize(image, image, config=StyleConfig(max_size=256, **settings), callbacks=[seen.append])
+        stylize(image, image, config=config, callbacks=[seen.append])
     message = str(caught.value)
     assert "a 256x192 image needs about" in message and "50 MiB is available" in message
-    assert "max_size=" in message and "tile_size=" in message
+    assert "max_size=" in message and "tile_size=" not in message
     assert "\n" not in message and seen == []
-    # The size it names fits: a run at that size passes the check.
-    longest = int(message.split("max_size=")[1].split()[0])
-    assert 16 < longest < 256
+    longest = int(message.split("max_size=")[1].split()[0].rstrip(","))
+    assert longest == 153
     small = np.zeros((longest * 3 // 4, longest, 3), np.float32)
-    stylize(small, small, config=StyleConfig(max_size=longest, **settings))
-    # The tile size it names fits too, for the full size.
-    tile = int(message.split("tile_size=")[1].split()[0])
+    stylize(small, small, config=config.replace(max_size=longest))
+    # A tile_size asked for that does not fit is refused, naming one that does.
+    with pytest.raises(ConfigError) as caught:
+        stylize(image, image, config=StyleConfig(max_size=256, tile_size=160, **settings))
+    tile = int(str(caught.value).split("tile_size=")[-1].split()[0])
+    assert tile == 96
     tiled = StyleConfig(max_size=256, tile_size=tile, **settings)
-    assert stylize(image, image, config=tiled).image.shape == (192, 256, 3)
+    result = stylize(image, image, config=tiled)
+    assert result.image.shape == (192, 256, 3) and not result.automatic_tiles
     # memory_check=False runs anyway.
     monkeypatch.setattr(host, "available_memory", lambda: 1)
     unchecked = StyleConfig(max_size=64, memory_check=False, **settings)
@@ -228,6 +287,45 @@ def test_cli_refuses_a_size_that_does_not_fit_in_one_line(tmp_path, capfd, monke
     assert_clean_failure(result, output=output, match="a 400x300 image needs about")
     result = run_inprocess([*args, "--max_size", "400", "--tile_size", "40"], capfd)
     assert_clean_failure(result, output=output, match="tile_size must be a multiple of 16")
+
+
+def test_cli_tiles_a_size_that_does_not_fit_by_itself_and_says_so(tmp_path, capfd, monkeypatch):
+    import json
+
+    from cli_runner import TINY, run_inprocess
+    from PIL import Image
+
+    monkeypatch.setattr(memory, "_TILED_OVERHEAD", 0)
+    layers = SHALLOW["content_layers"] + SHALLOW["style_layers"]
+    settings = {
+        "network": "vgg19",
+        "layers": layers,
+        "content_layers": SHALLOW["content_layers"],
+        "precision": "float32",
+        "remat": False,
+    }
+    # Room for a tiled step of 96 px tiles in half of it, not for the untiled 256x192 one.
+    tiled = estimate_step_bytes(
+        height=192, width=256, tile_size=96, copies=CPU_ACTIVATION_COPIES, **settings
+    )
+    available = int(2 * HEADROOM * tiled)
+    monkeypatch.setattr(host, "available_memory", lambda: available)
+    expected = memory.automatic_tile_size(size=(192, 256), available=available, grid=16, **settings)
+    assert expected is not None and 96 <= expected < 256
+    rng = np.random.default_rng(0)
+    content, style, output = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
+    Image.fromarray(rng.integers(0, 255, (192, 256, 3), dtype=np.uint8)).save(content)
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(style)
+    args = ["--content", content, "--style", style, "--output", output, *TINY]
+    args += ["--max_size", "256", "--scales", "1", "--precision", "float32"]
+    args += ["--content_layers", "block3_conv2", "--style_layers", "block1_conv1,block2_conv1"]
+    result = run_inprocess(args, capfd)
+    assert result.code == 0, result.stderr
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["tiling"] == "automatic" and report["settings"]["tile_size"] == expected
+    count = len(tile_plan(192, 256, tile_size=expected, network="vgg19", layers=layers))
+    assert count > 1 and report["tiles"] == count
+    assert f"{count} tiles" in result.stderr  # the progress line says so
 
 
 def test_cli_tile_size_reaches_the_step(tmp_path, capfd, monkeypatch):
@@ -256,6 +354,7 @@ def test_cli_tile_size_reaches_the_step(tmp_path, capfd, monkeypatch):
     assert settings["tile_size"] == 32
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["tiles"] == 4 and report["peak_memory_mb"] > 0  # 2 x 2 cores of 32 px
+    assert report["tiling"] == "asked"
     largest = [kw for kw in built if kw["image"].shape[:2] == (48, 64)]
     assert largest and all(len(kw["tiles"]) == 4 for kw in largest)
     assert tfstyle.StyleConfig().tile_size is None

@@ -51,6 +51,9 @@ class ProgressBar:
 
     def __call__(self, progress):
         losses = self.describe(progress.losses)
+        tiles = getattr(progress, "tiles", 1)  # training's `Step` records have none
+        if tiles > 1:
+            losses = f"{losses}, {tiles} tiles"
         if not self.tty:
             self._log_line(progress, losses)
             return

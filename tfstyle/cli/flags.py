@@ -130,7 +130,8 @@ flags.DEFINE_integer(
     "iterations",
     _D.iterations,
     "Optimisation steps at the first scale; each finer scale runs "
-    f"{config_lib.SCALE_ITERATION_RATIO:g} as many.",
+    f"{config_lib.SCALE_ITERATION_RATIO:g} as many, but at least "
+    f"{config_lib.SCALE_ITERATION_FLOOR:g} times --iterations (10 of 200).",
 )
 flags.DEFINE_enum("optimizer", _D.optimizer, config_lib.OPTIMIZERS, "Optimizer.")
 flags.DEFINE_float(

@@ -172,7 +172,9 @@ def report(result, *, output, content=None, styles=(), masks=None):
     Returns:
         `version`, `backend`, `content`, `style`, `output`, `size` ([height, width]),
         `settings` (`StyleConfig.to_dict()`), `steps`, `evaluations`, `elapsed_s`,
-        `final_losses`, `tiles` (the tiles of the finest scale's step: 1 untiled),
+        `final_losses`, `tiles` (the tiles of the finest scale's step: 1 untiled), `tiling`
+        ("none", "asked": tile_size given, or "automatic": chosen because the untiled step
+        would not fit the host's memory; `settings.tile_size` is the size that ran),
         `peak_memory_mb` (the process's peak resident memory so far, which includes anything
         it ran before this run); then `masks` (the same, files made absolute) if the run had
         masks.
@@ -192,6 +194,7 @@ def report(result, *, output, content=None, styles=(), masks=None):
         "elapsed_s": round(result.elapsed_s, 3),
         "final_losses": result.final_losses(),
         "tiles": _tiles(result.config, result.image.shape[:2]),
+        "tiling": _tiling(result),
         "peak_memory_mb": _peak_memory_mb(),
     }
     if masks:
@@ -202,6 +205,12 @@ def report(result, *, output, content=None, styles=(), masks=None):
             for key, value in masks.items()
         }
     return data
+
+
+def _tiling(result):
+    if getattr(result, "automatic_tiles", False):
+        return "automatic"
+    return "none" if result.config.tile_size is None else "asked"
 
 
 def _tiles(config, size):

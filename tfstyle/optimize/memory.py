@@ -41,6 +41,11 @@ from tfstyle.ops.tiles import largest_tile
 
 # The estimate times this must fit: convolution workspaces and fragmentation come on top.
 HEADROOM = 1.25
+# A tile chosen by `automatic_tile_size` fits this share of the available memory (with
+# `HEADROOM`), not all of it: the user did not ask for the memory, the machine may be shared,
+# and a smaller tile costs little (more halo overlap: at 4096x3072 with VGG16, 6 tiles instead
+# of 4).
+AUTOMATIC_TILE_SHARE = 0.5
 # Arrays kept per activation for the backward pass (measured with XLA on the CPU).
 ACTIVATION_COPIES = 2
 # The same for TensorFlow's own (not XLA's) CPU step, fitted to peak resident memory measured
@@ -162,6 +167,48 @@ def largest_fitting_tile(*, height, width, available_bytes, grid, **settings):
         middle = (low + high) // 2
         low, high = (middle + 1, high) if fits(candidates[middle]) else (low, middle)
     return candidates[low - 1] if low else 0
+
+
+def automatic_tile_size(
+    *,
+    copies=CPU_ACTIVATION_COPIES,
+    size,
+    available,
+    network,
+    layers,
+    precision,
+    remat,
+    content_layers,
+    grid,
+):
+    """The `tile_size` a run left untiled (`tile_size=None`) takes on a CPU so as not to die
+    of memory: None when the untiled step of an image of `size` (height, width) fits
+    `available` bytes with `HEADROOM`, else the largest tile whose step fits
+    `AUTOMATIC_TILE_SHARE` of them (`largest_fitting_tile`: the fewest tiles that leave the
+    rest of the machine room), or None when not even a `grid`-sized tile fits there (the
+    caller then refuses or runs untiled as the check says).
+
+    A tiled step computes the same loss and gradient as the untiled one (`tfstyle.ops.tiles`),
+    so choosing it changes the run's time and memory, not its result."""
+    settings = {
+        "network": network,
+        "layers": layers,
+        "precision": precision,
+        "content_layers": content_layers,
+        "copies": copies,
+        "remat": remat,
+    }
+    height, width = size
+    if estimate_step_bytes(height=height, width=width, **settings) * HEADROOM <= available:
+        return None
+    tile = largest_fitting_tile(
+        height=height,
+        width=width,
+        available_bytes=available * AUTOMATIC_TILE_SHARE,
+        grid=grid,
+        **settings,
+    )
+    return tile or None
 
 
 def host_refusal(

@@ -18,6 +18,7 @@ class Progress:
         elapsed_s: seconds since `stylize` started, compilation included.
         image: the current image, float32 `[H, W, 3]` in [0, 1], or None. Present on the last
             step of each compiled call (every `steps_per_call` steps) and on the final step.
+        tiles: the tiles this scale's step runs VGG on (1: untiled; see `tfstyle.ops.tiles`).
     """
 
     step: int
@@ -27,6 +28,7 @@ class Progress:
     losses: dict[str, float]
     elapsed_s: float
     image: np.ndarray | None = None
+    tiles: int = 1
 
     @property
     def is_last(self):

@@ -160,10 +160,12 @@ class Clock:
         start: `time.perf_counter()` at the start of the run.
         total_steps: the run's steps in all scales.
         callbacks: callables, each given every `Progress` record.
+        tiles: `size -> the number of tiles of that scale's step`, or None (untiled).
     """
 
-    def __init__(self, start, *, total_steps, callbacks):
+    def __init__(self, start, *, total_steps, callbacks, tiles=None):
         self.start = start
+        self.tiles = tiles
         self.total_steps = total_steps
         self.callbacks = tuple(callbacks)
         self.step = 0
@@ -188,6 +190,7 @@ class Clock:
                 losses={name: float(chunk[name][i]) for name in LOSS_NAMES},
                 elapsed_s=time.perf_counter() - self.start,
                 image=image if i == steps - 1 else None,
+                tiles=self.tiles(size) if self.tiles else 1,
             )
             for callback in self.callbacks:
                 callback(record)

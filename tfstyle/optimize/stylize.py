@@ -17,10 +17,12 @@ from tfstyle.errors import ConfigError, Interrupted, NonFiniteLossError
 from tfstyle.io import host
 from tfstyle.ops import masks
 from tfstyle.ops import preprocessing as pp
+from tfstyle.ops.tiles import run_plan
 from tfstyle.optimize.checkpoint import digest_images
 from tfstyle.optimize.memory import (
     ACTIVATION_COPIES,
     CPU_ACTIVATION_COPIES,
+    automatic_tile_size,
     estimate_warning,
     host_refusal,
 )
@@ -48,6 +50,8 @@ class StyleResult:
         config: the settings used (precision "auto" resolved to the policy that ran).
         evaluations: objective evaluations (equal to the steps, except for L-BFGS).
         elapsed_s: wall time of the whole call, compilation included.
+        automatic_tiles: True when `config.tile_size` was chosen by the memory check (the
+            untiled step would not fit the host's memory), not asked for.
     """
 
     image: np.ndarray
@@ -55,6 +59,7 @@ class StyleResult:
     config: StyleConfig
     evaluations: int
     elapsed_s: float
+    automatic_tiles: bool = False
 
     def final_losses(self):
         """`{loss name: float}` of the last step (NaN for a run of no steps)."""
@@ -140,7 +145,9 @@ def stylize(
         m is not None for m in (*(style_masks or ()), content_mask, *(style_image_masks or ()))
     )
     tiles_possible = _check_tiles(config, masks=has_masks, temporal=temporal is not None)
-    _check_memory(config, sizes, tiles_possible=tiles_possible)
+    checked = _check_memory(config, sizes, tiles_possible=tiles_possible)
+    automatic_tiles = checked.tile_size != config.tile_size
+    config = checked
     spatial = masks.prepare(
         config,
         style_masks=style_masks,
@@ -151,7 +158,12 @@ def stylize(
     )
     extractor = extractor or feature_extractor_for(config)
     source = luminance_only(content, reference=content) if _luminance(config) else content
-    clock = Clock(start, total_steps=sum(n for _, n in plan), callbacks=callbacks)
+    clock = Clock(
+        start,
+        total_steps=sum(n for _, n in plan),
+        callbacks=callbacks,
+        tiles=functools.partial(_tile_count, config),
+    )
     run = RunState(config, clock, inputs, resume, [n for _, n in plan])
     finish = functools.partial(_finish, config, content=content)
     targets_for = functools.partial(
@@ -181,7 +193,12 @@ def stylize(
     except KeyboardInterrupt as exc:
         raise _interrupted(run, finish) from exc
     return StyleResult(
-        finish(run.image), run.full_history(), config, run.evaluations, time.perf_counter() - start
+        finish(run.image),
+        run.full_history(),
+        config,
+        run.evaluations,
+        time.perf_counter() - start,
+        automatic_tiles,
     )
 
 
@@ -288,6 +305,11 @@ def _luminance(config):
     return config.preserve_colors == "luminance"
 
 
+def _tile_count(config, size):
+    plan = run_plan(config, size)
+    return 1 if plan is None else len(plan)
+
+
 def _check_tiles(config, *, masks, temporal):
     """Refuse `config.tile_size` where the tiled step cannot honour it (see
     `tfstyle.optimize.step.tiled`); return whether these settings and inputs could run tiled
@@ -309,12 +331,14 @@ def _check_tiles(config, *, masks, temporal):
 
 
 def _check_memory(config, sizes, *, tiles_possible):
-    """Before any work: on a CPU, refuse the first scale (largest first) whose estimated step
-    exceeds the host's available memory, naming what would fit; on an accelerator, warn for the
+    """Before any work: on a CPU, an untiled run whose largest scale's step would not fit the
+    host's available memory is tiled (`automatic_tile_size`: the largest tile that fits) when
+    these settings can be; then refuse the first scale (largest first) whose estimated step
+    still exceeds the available memory, naming what would fit. On an accelerator, warn for the
     largest (a warning: the estimate has not been measured on a GPU). See
-    `tfstyle.optimize.memory`."""
+    `tfstyle.optimize.memory`. Returns `config`, with the chosen `tile_size` if one was."""
     if not config.memory_check:
-        return
+        return config
     settings = {
         "network": config.network,
         "layers": config.content_layers + config.style_layers,
@@ -328,13 +352,27 @@ def _check_memory(config, sizes, *, tiles_possible):
         message = estimate_warning(size=sizes[-1], free=free, **settings)
         if message:
             warnings.warn(message, stacklevel=3)
-        return
+        return config
     available = host.available_memory()
     if available is None:  # not Linux: nothing to compare with
-        return
+        return config
     # TensorFlow's own CPU kernels keep fewer copies of each activation than XLA (JAX) does.
     tensorflow = keras.backend.backend() == "tensorflow"
     copies = CPU_ACTIVATION_COPIES if tensorflow else ACTIVATION_COPIES
+    if tensorflow and config.precision == "mixed_bfloat16":
+        # TensorFlow's CPU step in mixed_bfloat16 holds as much as in float32: measured 7082 MiB
+        # at 2048x1536 untiled against 6713 MiB in float32 (docs/recipes.md), where a 2-byte
+        # model said 4034 MiB and a 4096 px run it let through untiled would have run out.
+        settings["precision"] = "float32"
+    largest = max(sizes, key=lambda s: s[0] * s[1])
+    if config.tile_size is None and tiles_possible:
+        untiled = {key: value for key, value in settings.items() if key != "tile_size"}
+        tile = automatic_tile_size(
+            size=largest, available=available, copies=copies, grid=TILE_GRID, **untiled
+        )
+        if tile is not None:
+            config = config.replace(tile_size=tile)
+            settings["tile_size"] = tile
     for size in sorted(sizes, key=lambda s: s[0] * s[1], reverse=True):
         message = host_refusal(
             size=size,
@@ -346,3 +384,4 @@ def _check_memory(config, sizes, *, tiles_possible):
         )
         if message:
             raise ConfigError(message)
+    return config
