@@ -35,12 +35,17 @@ from tfstyle.settings.layers import layer_names
 from tfstyle.settings.style import StyleConfig
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("network", "vgg19", "vgg16 or vgg19.")
-flags.DEFINE_integer("height", 512, "The output's height.")
-flags.DEFINE_integer("width", 512, "The output's width.")
-flags.DEFINE_string("scales", "auto", "As the CLI's --scales.")
-flags.DEFINE_integer("iterations", None, "As the CLI's --iterations (default: StyleConfig's).")
-flags.DEFINE_float("peak_gflops", 420.0, "The machine's measured peak, GFLOP/s.")
+
+
+def _define_flags():
+    # Defined when run as a script only: the tests import step_flops into a process whose
+    # absl FLAGS already hold the CLI's --network.
+    flags.DEFINE_string("network", "vgg19", "vgg16 or vgg19.")
+    flags.DEFINE_integer("height", 512, "The output's height.")
+    flags.DEFINE_integer("width", 512, "The output's width.")
+    flags.DEFINE_string("scales", "auto", "As the CLI's --scales.")
+    flags.DEFINE_integer("iterations", None, "As the CLI's --iterations (default: StyleConfig's).")
+    flags.DEFINE_float("peak_gflops", 420.0, "The machine's measured peak, GFLOP/s.")
 
 
 def step_flops(network, layers, style_layers, height, width):
@@ -83,4 +88,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "floor.py")
 
 
-@functools.cache  # the script defines absl flags: load it once
+@functools.cache
 def _floor():
     spec = importlib.util.spec_from_file_location("floor", SCRIPT)
     module = importlib.util.module_from_spec(spec)
