@@ -128,10 +128,13 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capfd, monkeyp
 
     term_resumed = finish(term_resumed)
     assert term_resumed.code == 0 and term_resumed.stderr == "", term_resumed
-    np.testing.assert_array_equal(
-        np.asarray(Image.open(tmp_path / "term.png")),
-        np.asarray(Image.open(tmp_path / "reference.png")),
+    # Another process compiled the resumed steps than the reference's: one level of 255, not
+    # bit equality (two runs of the same path are not promised the same bits).
+    levels = np.abs(
+        np.asarray(Image.open(tmp_path / "term.png")).astype(int)
+        - np.asarray(Image.open(tmp_path / "reference.png"))
     )
+    assert levels.max() <= 1, levels.max()
     assert temporary_files(tmp_path) == []
 
 
