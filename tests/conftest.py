@@ -78,6 +78,22 @@ def float32_for_auto():
         yield
 
 
+@pytest.fixture
+def built_runners(monkeypatch):
+    """The keyword arguments of every runner a run builds (`runners.make_runner` calls), in
+    order; the runners are built as usual."""
+    from tfstyle.optimize import runners
+
+    build, built = runners.make_runner, []
+
+    def spy(**kwargs):
+        built.append(kwargs)
+        return build(**kwargs)
+
+    monkeypatch.setattr(runners, "make_runner", spy)
+    return built
+
+
 @pytest.fixture(scope="session")
 def real_weights():
     path = os.environ.get(WEIGHTS_ENV)

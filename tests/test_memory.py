@@ -277,7 +277,7 @@ def _functions(graph):
     return [f.graph for f in getattr(graph, "_functions", {}).values() if hasattr(f, "graph")]
 
 
-def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, monkeypatch):
+def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, built_runners):
     """The flags reach the step that runs, not only the JSON: the network the CLI optimises
     through computes in the policy's dtype, recomputes its blocks under --remat (half as many
     forward convolutions again in its gradient program), and float16 takes the loss-scaling
@@ -288,15 +288,6 @@ def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, monkeypatch):
     from keras.backend import standardize_dtype
     from PIL import Image
 
-    from tfstyle.optimize import runners
-
-    built = []
-
-    def spy(**kwargs):
-        built.append(kwargs)
-        return make_runner(**kwargs)
-
-    monkeypatch.setattr(runners, "make_runner", spy)
     rng = np.random.default_rng(0)
     content, style, output = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
     Image.fromarray(rng.integers(0, 255, (32, 40, 3), dtype=np.uint8)).save(content)
@@ -308,7 +299,7 @@ def test_cli_remat_and_precision_flags_change_what_runs(tmp_path, monkeypatch):
     assert Image.open(output).size == (32, 26)
     assert run_cli(*args, "--precision", "mixed_float16", "--overwrite") == 0
     runs = {}
-    for kwargs in built:  # one runner per scale
+    for kwargs in built_runners:  # one runner per scale
         features = kwargs["extractor"](np.zeros((1, 16, 16, 3), np.float32))
         dtypes = {standardize_dtype(v.dtype) for v in features.values()}
         runs.setdefault((*sorted(dtypes), kwargs["loss_scale"]), set()).add(kwargs["extractor"])

@@ -328,21 +328,12 @@ def test_cli_tiles_a_size_that_does_not_fit_by_itself_and_says_so(tmp_path, capf
     assert f"{count} tiles" in result.stderr  # the progress line says so
 
 
-def test_cli_tile_size_reaches_the_step(tmp_path, capfd, monkeypatch):
+def test_cli_tile_size_reaches_the_step(tmp_path, capfd, built_runners):
     import json
 
     from cli_runner import TINY, run_inprocess
     from PIL import Image
 
-    from tfstyle.optimize import runners
-
-    built = []
-
-    def spy(**kwargs):
-        built.append(kwargs)
-        return make_runner(**kwargs)
-
-    monkeypatch.setattr(runners, "make_runner", spy)
     rng = np.random.default_rng(0)
     content, style, output = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
     Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(content)
@@ -355,7 +346,7 @@ def test_cli_tile_size_reaches_the_step(tmp_path, capfd, monkeypatch):
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["tiles"] == 4 and report["peak_memory_mb"] > 0  # 2 x 2 cores of 32 px
     assert report["tiling"] == "asked"
-    largest = [kw for kw in built if kw["image"].shape[:2] == (48, 64)]
+    largest = [kw for kw in built_runners if kw["image"].shape[:2] == (48, 64)]
     assert largest and all(len(kw["tiles"]) == 4 for kw in largest)
     assert tfstyle.StyleConfig().tile_size is None
 
