@@ -21,7 +21,6 @@ import signal
 import sys
 import warnings
 
-from tfstyle.io import native_logs
 from tfstyle.io.paths import user_cache_dir
 
 PREFIX = "tfstyle"
@@ -161,23 +160,19 @@ def signals_ignored():
 def keep_compiled_steps():
     """On the JAX backend, keep compiled steps between runs in JAX's persistent compilation
     cache (`user_cache_dir("jax")`), unless JAX_COMPILATION_CACHE_DIR is set (a folder of the
-    user's, or empty: no cache). Returns the folder used, or None.
+    user's, or empty: no cache). Returns the folder chosen, or None.
 
     Why: a default run compiles one step per scale, about 10 s each on an H200, where the steps
     of a 512 px picture take under a second (BENCHMARKS.md, GPU); a cached compile took 0.4 s
     instead of 12.4. TensorFlow's backend has no such cache. JAX writes each entry atomically,
     so runs side by side may share the folder.
+
+    It sets the variable, which JAX reads when it is imported, rather than JAX's config: so
+    nothing is imported here (a command that stops before any work never loads Keras), and on
+    the TensorFlow backend, where JAX is never imported, the variable does nothing.
     """
-    # Keras knows the backend (KERAS_BACKEND, or ~/.keras/keras.json). Importing it here, not at
-    # import time, keeps `--help` fast; its first import loads TensorFlow, whose C++ start-up
-    # lines are filtered as in every command.
-    with native_logs.quiet_native_logs():
-        import keras
-
-    if keras.backend.backend() != "jax" or COMPILATION_CACHE_VARIABLE in os.environ:
+    if COMPILATION_CACHE_VARIABLE in os.environ:
         return None
-    import jax
-
     folder = user_cache_dir("jax")
-    jax.config.update("jax_compilation_cache_dir", folder)
+    os.environ[COMPILATION_CACHE_VARIABLE] = folder
     return folder
