@@ -274,6 +274,27 @@ def test_a_size_that_does_not_fit_the_host_is_tiled_or_refused_before_any_work(m
     stylize(image[:48, :64], image[:48, :64], config=unchecked)
 
 
+def test_automatic_tiles_cut_only_the_scales_whose_untiled_step_does_not_fit(
+    monkeypatch, built_runners
+):
+    # As above: 192x256 untiled needs about 104 MiB, more than 100; 96x128 about a quarter.
+    monkeypatch.setattr(memory, "_TILED_OVERHEAD", 0)
+    monkeypatch.setattr(host, "available_memory", lambda: 100 * 2**20)
+    image = np.zeros((192, 256, 3), np.float32)
+    config = StyleConfig(max_size=256, weights=None, iterations=2, scales=2, **SHALLOW)
+    seen = []
+    result = stylize(image, image, config=config, callbacks=[seen.append])
+    assert result.automatic_tiles and result.config.tile_size == 96
+    # The coarse scale runs untiled (one tile), the fine one in 2 x 3 tiles of 96 px.
+    sizes = [tuple(record.size) for record in seen]
+    assert sizes[0] == (96, 128) and sizes[-1] == (192, 256)
+    assert [(tuple(r.size), r.tiles) for r in (seen[0], seen[-1])] == [
+        ((96, 128), 1),
+        ((192, 256), 6),
+    ]
+    assert ["tiles" in kwargs for kwargs in built_runners] == [False, True]
+
+
 def test_cli_refuses_a_size_that_does_not_fit_in_one_line(tmp_path, capfd, monkeypatch):
     from cli_runner import TINY, assert_clean_failure, run_inprocess
     from PIL import Image

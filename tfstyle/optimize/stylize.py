@@ -50,8 +50,10 @@ class StyleResult:
         config: the settings used (precision "auto" resolved to the policy that ran).
         evaluations: objective evaluations (equal to the steps, except for L-BFGS).
         elapsed_s: wall time of the whole call, compilation included.
-        automatic_tiles: True when `config.tile_size` was chosen by the memory check (the
-            untiled step would not fit the host's memory), not asked for.
+        automatic_tiles: True when the memory check chose tiles (the untiled step of the
+            finest scale would not fit the host's memory), not asked for: `config.tile_size`
+            is then the finest scale's tile, and each coarser scale has its own (none where
+            its untiled step fits).
     """
 
     image: np.ndarray
@@ -145,9 +147,11 @@ def stylize(
         m is not None for m in (*(style_masks or ()), content_mask, *(style_image_masks or ()))
     )
     tiles_possible = _check_tiles(config, masks=has_masks, temporal=temporal is not None)
-    checked = _check_memory(config, sizes, tiles_possible=tiles_possible)
-    automatic_tiles = checked.tile_size != config.tile_size
-    config = checked
+    tiles = _check_memory(config, sizes, tiles_possible=tiles_possible)
+    automatic_tiles = tiles[sizes[-1]] != config.tile_size
+    config = config.replace(tile_size=tiles[sizes[-1]])
+    # Each scale's settings: the run's, with that scale's tile.
+    scale_configs = {size: config.replace(tile_size=tiles[size]) for size in sizes}
     spatial = masks.prepare(
         config,
         style_masks=style_masks,
@@ -162,7 +166,7 @@ def stylize(
         start,
         total_steps=sum(n for _, n in plan),
         callbacks=callbacks,
-        tiles=functools.partial(_tile_count, config),
+        tiles=lambda size: _tile_count(scale_configs[size], size),
     )
     run = RunState(config, clock, inputs, resume, [n for _, n in plan])
     finish = functools.partial(_finish, config, content=content)
@@ -179,7 +183,7 @@ def stylize(
     try:
         _run_scales(
             run,
-            sizes,
+            scale_configs,
             source=source,
             styles=styles,
             init_image=init_image,
@@ -265,12 +269,12 @@ def _scale_targets(
     return targets
 
 
-def _run_scales(run, sizes, *, source, styles, init_image, extractor, runners, targets_for):
+def _run_scales(run, configs, *, source, styles, init_image, extractor, runners, targets_for):
     """Optimise the scales `run` has still to do, coarse to fine: the first from the initial
     image (unless resumed), each later one from the previous scale's result, enlarged.
-    `targets_for(content, size)` gives a scale's targets."""
-    config = run.config
-    for size in sizes[run.scale :]:
+    `configs`: `{size: settings}` of every scale, coarse to fine; `targets_for(content, size)`
+    gives a scale's targets."""
+    for size, config in list(configs.items())[run.scale :]:
         content = pp.resize(source, *size)
         targets = targets_for(content, size)
         if run.image is None:
@@ -331,31 +335,38 @@ def _check_tiles(config, *, masks, temporal):
 
 
 def _check_memory(config, sizes, *, tiles_possible):
-    """Before any work: on a CPU, an untiled run whose largest scale's step would not fit the
-    host's available memory is tiled (`automatic_tile_size`: the largest tile that fits) when
-    these settings can be; then refuse the first scale (largest first) whose estimated step
-    still exceeds the available memory, naming what would fit. On an accelerator, warn for the
-    largest (a warning: the estimate has not been measured on a GPU). See
-    `tfstyle.optimize.memory`. Returns `config`, with the chosen `tile_size` if one was."""
+    """Before any work: on a CPU, each scale of an untiled run whose step would not fit the
+    host's available memory is tiled (`automatic_tile_size`: the largest tile that fits; the
+    scales that fit stay untiled) when these settings can be; then refuse the first scale
+    (largest first) whose estimated step still exceeds the available memory, naming what would
+    fit. On an accelerator, warn for the largest (a warning: the estimate has not been
+    measured on a GPU). See `tfstyle.optimize.memory`.
+
+    Returns:
+        `{size: tile_size}` for every scale: `config.tile_size`, or the tile the check chose
+        for that scale (None: untiled).
+    """
+    tiles = dict.fromkeys(sizes, config.tile_size)
     if not config.memory_check:
-        return config
+        return tiles
     settings = {
         "network": config.network,
         "layers": config.content_layers + config.style_layers,
         "precision": config.precision,
         "remat": config.remat,
         "content_layers": config.content_layers,
-        "tile_size": config.tile_size,
     }
     free = free_device_memory()
     if free is not None:
-        message = estimate_warning(size=sizes[-1], free=free, **settings)
+        message = estimate_warning(
+            size=sizes[-1], free=free, tile_size=config.tile_size, **settings
+        )
         if message:
             warnings.warn(message, stacklevel=3)
-        return config
+        return tiles
     available = host.available_memory()
     if available is None:  # not Linux: nothing to compare with
-        return config
+        return tiles
     # TensorFlow's own CPU kernels keep fewer copies of each activation than XLA (JAX) does.
     tensorflow = keras.backend.backend() == "tensorflow"
     copies = CPU_ACTIVATION_COPIES if tensorflow else ACTIVATION_COPIES
@@ -364,15 +375,13 @@ def _check_memory(config, sizes, *, tiles_possible):
         # at 2048x1536 untiled against 6713 MiB in float32 (docs/recipes.md), where a 2-byte
         # model said 4034 MiB and a 4096 px run it let through untiled would have run out.
         settings["precision"] = "float32"
-    largest = max(sizes, key=lambda s: s[0] * s[1])
     if config.tile_size is None and tiles_possible:
-        untiled = {key: value for key, value in settings.items() if key != "tile_size"}
-        tile = automatic_tile_size(
-            size=largest, available=available, copies=copies, grid=TILE_GRID, **untiled
-        )
-        if tile is not None:
-            config = config.replace(tile_size=tile)
-            settings["tile_size"] = tile
+        # Per scale: a tile chosen for the finest scale would also cut the coarser ones whose
+        # untiled step fits, and a tiled step costs about twice an untiled one.
+        for size in sizes:
+            tiles[size] = automatic_tile_size(
+                size=size, available=available, copies=copies, grid=TILE_GRID, **settings
+            )
     for size in sorted(sizes, key=lambda s: s[0] * s[1], reverse=True):
         message = host_refusal(
             size=size,
@@ -380,8 +389,9 @@ def _check_memory(config, sizes, *, tiles_possible):
             copies=copies,
             grid=TILE_GRID,
             tiles_possible=tiles_possible,
+            tile_size=tiles[size],
             **settings,
         )
         if message:
             raise ConfigError(message)
-    return config
+    return tiles
