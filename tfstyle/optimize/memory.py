@@ -54,9 +54,14 @@ CPU_ACTIVATION_COPIES = 1.5
 # Image-sized float32 [H, W, 3] buffers of a step: image, updated image, gradient, up to two
 # optimizer moments, averaged image.
 _IMAGE_BUFFERS = 6
-# A tiled step's own whole-image arrays: the gradient it assembles on the host and its copy as
-# a tensor.
-_TILED_IMAGE_BUFFERS = 2
+# A tiled run's further image-sized float32 arrays: the gradient it assembles on the host and
+# its copy as a tensor, the NumPy image the tiles are cut from, total variation's difference,
+# the optimizer update's temporaries, and the run's own (the photo, its resized copy, the
+# scale's starting image). Fitted to an 8192 x 6144 run with 880 px tiles (VGG16, 18044 MiB
+# peak, about 2100 MiB of it before the first scale: estimate / measured 0.98), where these
+# arrays are most of the step; a count of them would be 10-12. The same count overestimates
+# smaller tiled runs: 1.4x at 4096 x 3072, 1.9x at 2048 x 1536 (one step, 880 px tiles).
+_TILED_IMAGE_BUFFERS = 8
 # What a tiled step holds beyond that model, whatever the sizes (a compiled function per tile
 # shape for each pass, their kernels' caches): measured 207 and 250 MiB above it at 1024x768
 # with 256 px tiles and 2048x1536 with 512 px tiles (scripts/measure_step_memory.py).
@@ -185,8 +190,9 @@ def automatic_tile_size(
     of memory: None when the untiled step of an image of `size` (height, width) fits
     `available` bytes with `HEADROOM`, else the largest tile whose step fits
     `AUTOMATIC_TILE_SHARE` of them (`largest_fitting_tile`: the fewest tiles that leave the
-    rest of the machine room), or None when not even a `grid`-sized tile fits there (the
-    caller then refuses or runs untiled as the check says).
+    rest of the machine room); where the whole-image arrays alone take more than that share
+    (8192 px on 24 GiB), the largest tile that fits all of them with `HEADROOM`; None when not
+    even a `grid`-sized tile fits (the caller then refuses or runs untiled as the check says).
 
     A tiled step computes the same loss and gradient as the untiled one (`tfstyle.ops.tiles`),
     so choosing it changes the run's time and memory, not its result."""
@@ -201,14 +207,13 @@ def automatic_tile_size(
     height, width = size
     if estimate_step_bytes(height=height, width=width, **settings) * HEADROOM <= available:
         return None
-    tile = largest_fitting_tile(
-        height=height,
-        width=width,
-        available_bytes=available * AUTOMATIC_TILE_SHARE,
-        grid=grid,
-        **settings,
-    )
-    return tile or None
+    for share in (AUTOMATIC_TILE_SHARE, 1.0):
+        tile = largest_fitting_tile(
+            height=height, width=width, available_bytes=available * share, grid=grid, **settings
+        )
+        if tile:
+            return tile
+    return None
 
 
 def host_refusal(
