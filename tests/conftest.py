@@ -1,8 +1,15 @@
 """Shared fixtures: tiny random images and a cached random-weight extractor (offline)."""
 
 import os
+import signal
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The Ctrl-C tests press Ctrl-C as a user would. A suite started in the background of a script
+# (`cmd &`, nohup) inherits SIGINT ignored, and so would every command it starts (an ignored
+# signal stays ignored across exec): Python then installs no KeyboardInterrupt handler and those
+# tests fail though the commands are right. Give the suite, and so its commands, the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # The CLI on JAX keeps compiled steps in ~/.cache/tfstyle/jax; the tests leave the home folder
 # alone (JAX's empty setting: no cache; test_shell checks the cache in a folder of its own).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "")
