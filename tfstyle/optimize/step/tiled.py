@@ -219,8 +219,7 @@ def _total_variation_and_grad(image):
         squares = sum(
             float(np.dot(part, part))
             for part in (
-                flat[i : i + _SUM_CHUNK].astype(np.float64)
-                for i in range(0, flat.size, _SUM_CHUNK)
+                flat[i : i + _SUM_CHUNK].astype(np.float64) for i in range(0, flat.size, _SUM_CHUNK)
             )
         )
         total += squares / flat.size
