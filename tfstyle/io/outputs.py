@@ -193,7 +193,7 @@ def report(result, *, output, content=None, styles=(), masks=None):
         "evaluations": result.evaluations,
         "elapsed_s": round(result.elapsed_s, 3),
         "final_losses": result.final_losses(),
-        "tiles": _tiles(result.config, result.image.shape[:2]),
+        "tiles": tiles.tile_count(result.config, result.image.shape[:2]),
         "tiling": _tiling(result),
         "peak_memory_mb": _peak_memory_mb(),
     }
@@ -211,11 +211,6 @@ def _tiling(result):
     if getattr(result, "automatic_tiles", False):
         return "automatic"
     return "none" if result.config.tile_size is None else "asked"
-
-
-def _tiles(config, size):
-    plan = tiles.run_plan(config, size)
-    return 1 if plan is None else len(plan)
 
 
 def _peak_memory_mb():

@@ -112,6 +112,12 @@ def run_plan(config, size):
     return tile_plan(*size, tile_size=tile, network=config.network, layers=layers)
 
 
+def tile_count(config, size):
+    """How many tiles `run_plan(config, size)` runs VGG on: 1 for an untiled step."""
+    plan = run_plan(config, size)
+    return 1 if plan is None else len(plan)
+
+
 def largest_tile(height, width, *, tile_size, network, layers):
     """(height, width) of the largest tile of the plan: what one tile's step must fit."""
     tiles = tile_plan(height, width, tile_size=tile_size, network=network, layers=layers)

@@ -174,18 +174,7 @@ def largest_fitting_tile(*, height, width, available_bytes, grid, **settings):
     return candidates[low - 1] if low else 0
 
 
-def automatic_tile_size(
-    *,
-    copies=CPU_ACTIVATION_COPIES,
-    size,
-    available,
-    network,
-    layers,
-    precision,
-    remat,
-    content_layers,
-    grid,
-):
+def automatic_tile_size(*, size, available, grid, copies=CPU_ACTIVATION_COPIES, **settings):
     """The `tile_size` a run left untiled (`tile_size=None`) takes on a CPU so as not to die
     of memory: None when the untiled step of an image of `size` (height, width) fits
     `available` bytes with `HEADROOM`, else the largest tile whose step fits
@@ -195,15 +184,10 @@ def automatic_tile_size(
     even a `grid`-sized tile fits (the caller then refuses or runs untiled as the check says).
 
     A tiled step computes the same loss and gradient as the untiled one (`tfstyle.ops.tiles`),
-    so choosing it changes the run's time and memory, not its result."""
-    settings = {
-        "network": network,
-        "layers": layers,
-        "precision": precision,
-        "content_layers": content_layers,
-        "copies": copies,
-        "remat": remat,
-    }
+    so choosing it changes the run's time and memory, not its result. `settings`:
+    `estimate_step_bytes`'s other arguments (network, layers, precision, remat,
+    content_layers)."""
+    settings["copies"] = copies
     height, width = size
     if estimate_step_bytes(height=height, width=width, **settings) * HEADROOM <= available:
         return None

@@ -17,7 +17,7 @@ from tfstyle.errors import ConfigError, Interrupted, NonFiniteLossError
 from tfstyle.io import host
 from tfstyle.ops import masks
 from tfstyle.ops import preprocessing as pp
-from tfstyle.ops.tiles import run_plan
+from tfstyle.ops.tiles import tile_count
 from tfstyle.optimize.checkpoint import digest_images
 from tfstyle.optimize.memory import (
     ACTIVATION_COPIES,
@@ -152,6 +152,7 @@ def stylize(
     config = config.replace(tile_size=tiles[sizes[-1]])
     # Each scale's settings: the run's, with that scale's tile.
     scale_configs = {size: config.replace(tile_size=tiles[size]) for size in sizes}
+    tile_counts = {size: tile_count(scale_configs[size], size) for size in sizes}
     spatial = masks.prepare(
         config,
         style_masks=style_masks,
@@ -166,7 +167,7 @@ def stylize(
         start,
         total_steps=sum(n for _, n in plan),
         callbacks=callbacks,
-        tiles=lambda size: _tile_count(scale_configs[size], size),
+        tiles=tile_counts.__getitem__,
     )
     run = RunState(config, clock, inputs, resume, [n for _, n in plan])
     finish = functools.partial(_finish, config, content=content)
@@ -307,11 +308,6 @@ def _finish(config, image, *, content):
 
 def _luminance(config):
     return config.preserve_colors == "luminance"
-
-
-def _tile_count(config, size):
-    plan = run_plan(config, size)
-    return 1 if plan is None else len(plan)
 
 
 def _check_tiles(config, *, masks, temporal):

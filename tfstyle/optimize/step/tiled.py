@@ -165,7 +165,8 @@ class TiledRunner(TensorFlowRunner):
         history = {k: [] for k in ("content", "style", "tv", "total")}
         for _ in range(int(steps)):
             losses, grad = self._tiled_losses_and_grad(self._variable.numpy(), targets)
-            # The update runs on a tensor copy: the NumPy gradient goes first.
+            # The update runs on a tensor copy: the NumPy gradient goes first, and the copy
+            # before the next step (each is an image-sized array).
             grad = tf.constant(grad)
             self._apply_fn(grad, losses["total"])
             del grad
