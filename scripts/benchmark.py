@@ -9,7 +9,8 @@ fastest (other processes on a shared machine only ever slow a run down). Prints 
 per measurement, then the ratio of tfstyle's steps per second to the Keras example's per size.
 
 * tfstyle: the library's own path, `make_runner(...).run(targets, steps_per_call)` with the
-  default settings (VGG19 to block5_conv1, targets computed once, SGD).
+  default settings (VGG19 to block5_conv1, targets computed once, SGD); with `--tile_size`,
+  the tiled step (`tfstyle.optimize.step.tiled`), one step per Python loop turn.
 * keras_example: `keras_example_baseline.KerasExampleStep`, the Keras example's step
   (3 images through the whole VGG19 every step, the optimizer update outside the compiled
   function), on the same backend and device.
@@ -61,6 +62,9 @@ flags.DEFINE_list("impls", ["tfstyle", "keras_example"], "Implementations to tim
 flags.DEFINE_integer("steps_per_call", None, "tfstyle steps per compiled call (default: config).")
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "tfstyle's XLA setting.")
 flags.DEFINE_boolean("remat", False, "tfstyle: recompute activations in the backward pass.")
+flags.DEFINE_integer(
+    "tile_size", None, "tfstyle: the tiled step with tiles of this side (TensorFlow only)."
+)
 flags.DEFINE_string("output", None, "Also write all records to this JSON file.")
 flags.DEFINE_string("label", None, "Add this label to every record (scripts/gpu_check.sh).")
 flags.DEFINE_string("model", None, "stylizer impls: a trained stylizer (default: a fresh one).")
@@ -130,6 +134,7 @@ def measure(impl, size, *, backend, device):
         "size": size,
         "precision": FLAGS.precision,
         "remat": FLAGS.remat if impl == "tfstyle" else False,
+        "tile_size": FLAGS.tile_size if impl == "tfstyle" else None,
         "steps_per_s": round(calls * steps_per_call / elapsed, 4),
         "s_per_step": round(elapsed / (calls * steps_per_call), 4),
         "compile_s": round(max(0.0, first_s - steady_call_s), 3),
@@ -141,6 +146,7 @@ def _build_tfstyle(content, style):
     """(call, steps per call, memory analysis or None) for tfstyle's own runner."""
     from tfstyle.optimize.objective import compute_targets, feature_extractor_for, make_loss_fn
     from tfstyle.optimize.optimizers import make_optimizer
+    from tfstyle.optimize.runners import tiling
     from tfstyle.optimize.step import make_runner
     from tfstyle.settings.style import StyleConfig
 
@@ -150,6 +156,7 @@ def _build_tfstyle(content, style):
         weights=None,
         precision=FLAGS.precision,
         max_size=content.shape[0],
+        tile_size=FLAGS.tile_size,
         **settings,
     )
     if FLAGS.steps_per_call:
@@ -172,6 +179,7 @@ def _build_tfstyle(content, style):
         jit_compile=jit,
         loss_scale=config.precision == "mixed_float16",
         chunk=config.steps_per_call,
+        **tiling(config, content.shape[:2]),
     )
     k = config.steps_per_call
 
